@@ -1,0 +1,192 @@
+"""Cluster layer: the EKS control plane (pulumi_eks), the system node group, the EKS add-ons, the
+default StorageClass and the one Kubernetes provider every Kubernetes object of the program uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+import pulumi_kubernetes as k8s
+
+from components.aws import pod_identity_role
+from components.config import ClusterConfig
+from components.k8s import labels, meta
+
+CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+CONTROL_PLANE_LOGS = ["api", "audit", "authenticator"]
+SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}
+SYSTEM_NODE_LABEL = {"agentic.platform/node-role": "system"}
+# Worker node policies of the system node group; the CNI policy goes to the vpc-cni add-on's own
+# Pod Identity role instead of every node.
+NODE_POLICIES = (
+    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
+    "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+)
+CNI_POLICY = "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
+EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+STORAGE_CLASS = "gp3-encrypted"
+
+
+@dataclass
+class ClusterArgs:
+    config: ClusterConfig
+    cluster_name: str
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: list[pulumi.Input[str]]
+    protect_data: bool
+    tags: dict[str, str]
+
+
+class Cluster(pulumi.ComponentResource):
+    """EKS with access entries only (authentication mode API, no aws-auth ConfigMap), KMS envelope
+    encryption of Secrets, control-plane logs, no default node group, a system managed node group
+    tainted CriticalAddonsOnly, and the add-ons as explicit EKS add-ons."""
+
+    cluster_name: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+    provider: k8s.Provider
+
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("agentic:cluster:Cluster", name, None, opts)
+        cfg, tags = args.config, args.tags
+        child = pulumi.ResourceOptions(parent=self)
+        keep = pulumi.ResourceOptions(parent=self, protect=args.protect_data)
+
+        # Secrets envelope encryption. Losing this key makes every Secret unreadable: protected.
+        self.secrets_key = aws.kms.Key(f"{name}-secrets", description=f"EKS secrets encryption of {args.cluster_name}",
+                                       enable_key_rotation=True, deletion_window_in_days=30, tags=tags, opts=keep)
+        aws.kms.Alias(f"{name}-secrets", name=f"alias/{args.cluster_name}-eks-secrets",
+                      target_key_id=self.secrets_key.key_id, opts=child)
+        # EKS writes control-plane logs here; created first so it has a retention (EKS's own never expires).
+        log_group = aws.cloudwatch.LogGroup(f"{name}-control-plane", name=f"/aws/eks/{args.cluster_name}/cluster",
+                                            retention_in_days=cfg.log_retention_days, tags=tags, opts=child)
+
+        public = cfg.endpoint == "publicAndPrivate"
+        self.eks = eks.Cluster(
+            name,
+            name=args.cluster_name,
+            version=cfg.version,
+            vpc_id=args.vpc_id,
+            private_subnet_ids=args.private_subnet_ids,
+            endpoint_private_access=True,
+            endpoint_public_access=public,
+            public_access_cidrs=[str(c) for c in cfg.public_access_cidrs] if public else None,
+            authentication_mode=eks.AuthenticationMode.API,
+            access_entries={
+                a.name: eks.AccessEntryArgs(
+                    principal_arn=a.arn, type=eks.AccessEntryType.STANDARD,
+                    access_policies={"cluster-admin": eks.AccessPolicyAssociationArgs(
+                        policy_arn=CLUSTER_ADMIN_POLICY, access_scope={"type": "cluster"})})
+                for a in cfg.admins
+            },
+            encryption_config_key_arn=self.secrets_key.arn,
+            enabled_cluster_log_types=CONTROL_PLANE_LOGS,
+            skip_default_node_group=True,
+            skip_default_security_groups=True,  # nodes use the EKS-managed cluster security group
+            bootstrap_self_managed_addons=False,  # add-ons are the explicit EKS add-ons below
+            use_default_vpc_cni=True,
+            coredns_addon_options={"enabled": False},
+            kube_proxy_addon_options={"enabled": False},
+            create_oidc_provider=False,  # AWS access from pods is EKS Pod Identity
+            deletion_protection=cfg.deletion_protection,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
+        )
+        eks_cluster = self.eks.eks_cluster
+        self.cluster_name = eks_cluster.name
+        self.endpoint = eks_cluster.endpoint
+        self.cluster_security_group_id = eks_cluster.vpc_config.cluster_security_group_id
+        self.kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
+        # Karpenter finds the security group of its nodes by this tag.
+        aws.ec2.Tag(f"{name}-sg-discovery", resource_id=self.cluster_security_group_id,
+                    key="karpenter.sh/discovery", value=args.cluster_name, opts=child)
+
+        # --- add-ons that nodes need before they become Ready
+        def addon(addon_name: str, depends: list[pulumi.Resource], **kw) -> aws.eks.Addon:
+            version = aws.eks.get_addon_version_output(addon_name=addon_name, kubernetes_version=cfg.version,
+                                                       most_recent=False,  # the default for this version
+                                                       opts=pulumi.InvokeOutputOptions(parent=self))
+            return aws.eks.Addon(f"{name}-{addon_name}", cluster_name=self.cluster_name, addon_name=addon_name,
+                                 addon_version=version.version, resolve_conflicts_on_create="OVERWRITE",
+                                 resolve_conflicts_on_update="PRESERVE", tags=tags,
+                                 opts=pulumi.ResourceOptions(parent=self, depends_on=depends), **kw)
+
+        pod_identity_agent = addon("eks-pod-identity-agent", [])
+        cni = pod_identity_role(f"{name}-vpc-cni", cluster_name=self.cluster_name, namespace="kube-system",
+                                service_account="aws-node", managed_policy_arns=(CNI_POLICY,), tags=tags, opts=child)
+        vpc_cni = addon("vpc-cni", [], pod_identity_associations=[{"role_arn": cni.role.arn,
+                                                                    "service_account": "aws-node"}])
+        kube_proxy = addon("kube-proxy", [])
+
+        # --- system node group
+        node_role = aws.iam.Role(f"{name}-system-node", assume_role_policy=pulumi.Output.json_dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                           "Action": "sts:AssumeRole"}]}), tags=tags, opts=child)
+        attachments = [aws.iam.RolePolicyAttachment(f"{name}-system-node-{arn.rsplit('/', 1)[-1]}", role=node_role.name,
+                                                    policy_arn=arn, opts=pulumi.ResourceOptions(parent=node_role))
+                       for arn in NODE_POLICIES]
+        sn = cfg.system_nodes
+        launch_template = aws.ec2.LaunchTemplate(
+            f"{name}-system",
+            description="System nodes: IMDSv2 only, hop limit 1 (pods cannot reach the node's role), encrypted gp3",
+            metadata_options={"http_endpoint": "enabled", "http_tokens": "required",
+                              "http_put_response_hop_limit": 1, "instance_metadata_tags": "disabled"},
+            block_device_mappings=[{"device_name": "/dev/xvda",
+                                    "ebs": {"volume_size": sn.disk_size_gib, "volume_type": "gp3",
+                                            "encrypted": "true", "delete_on_termination": "true"}}],
+            tag_specifications=[{"resource_type": "instance", "tags": {**tags, "Name": f"{args.cluster_name}-system"}}],
+            tags=tags, opts=child)
+        self.system_nodes = aws.eks.NodeGroup(
+            f"{name}-system",
+            cluster_name=self.cluster_name,
+            node_group_name_prefix=f"{args.cluster_name}-system-",
+            node_role_arn=node_role.arn,
+            subnet_ids=args.private_subnet_ids,
+            ami_type="AL2023_x86_64_STANDARD",
+            capacity_type=sn.capacity_type,
+            instance_types=sn.instance_types,
+            scaling_config={"min_size": sn.min_size, "max_size": sn.max_size, "desired_size": sn.desired_size},
+            update_config={"max_unavailable": 1},
+            launch_template={"id": launch_template.id, "version": launch_template.latest_version.apply(str)},
+            taints=[SYSTEM_TAINT],
+            labels=SYSTEM_NODE_LABEL,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[vpc_cni, kube_proxy, *attachments],
+                                        ignore_changes=["scalingConfig.desiredSize"]),
+        )
+
+        # --- add-ons that need nodes to run on
+        self.coredns = addon("coredns", [self.system_nodes])
+        ebs = pod_identity_role(f"{name}-ebs-csi", cluster_name=self.cluster_name, namespace="kube-system",
+                                service_account="ebs-csi-controller-sa", managed_policy_arns=(EBS_CSI_POLICY,),
+                                tags=tags, opts=child)
+        self.ebs_csi = addon("aws-ebs-csi-driver", [self.system_nodes, pod_identity_agent],
+                             pod_identity_associations=[{"role_arn": ebs.role.arn,
+                                                         "service_account": "ebs-csi-controller-sa"}])
+
+        # --- the Kubernetes provider every Kubernetes object of the program uses
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
+                                     opts=pulumi.ResourceOptions(parent=self))
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        # Default StorageClass: encrypted gp3. With protectData, a deleted PVC keeps its volume.
+        self.storage_class = k8s.storage.v1.StorageClass(
+            f"{name}-{STORAGE_CLASS}",
+            metadata=meta(STORAGE_CLASS, labels=labels("storage", "storage-class"),
+                          annotations={"storageclass.kubernetes.io/is-default-class": "true"}),
+            provisioner="ebs.csi.aws.com",
+            parameters={"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4"},
+            reclaim_policy="Retain" if args.protect_data else "Delete",
+            volume_binding_mode="WaitForFirstConsumer",
+            allow_volume_expansion=True,
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[self.ebs_csi])),
+        )
+        self.storage_class_name = STORAGE_CLASS
+        self.node_security_group_id = self.cluster_security_group_id
+        self.system_node_label = SYSTEM_NODE_LABEL
+        self.register_outputs({"clusterName": self.cluster_name, "endpoint": self.endpoint,
+                               "kubeconfig": self.kubeconfig})

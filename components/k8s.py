@@ -1,0 +1,137 @@
+"""Helpers every layer uses for Kubernetes objects: labels, metadata, security contexts, Helm
+releases and custom resources. One place, so a convention changes once."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PLATFORM_DIR = ROOT / "platform"
+PART_OF = "agentic-platform"
+MANAGED_BY = "pulumi"
+
+# Seconds Helm waits for a release before failing (and, with atomic, rolling back).
+HELM_TIMEOUT_S = 900
+
+
+@cache
+def platform_data(file: str) -> Any:
+    """A YAML data file of `platform/` (chart pins, images, instance facts), read once."""
+    return yaml.safe_load((PLATFORM_DIR / file).read_text())
+
+
+def labels(name: str, component: str, *, instance: str | None = None, version: str | None = None,
+           extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The recommended `app.kubernetes.io/*` labels."""
+    out = {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/instance": instance or name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+    if version:
+        out["app.kubernetes.io/version"] = version[:63]
+    out.update(extra or {})
+    return out
+
+
+def selector(name: str, instance: str | None = None) -> dict[str, str]:
+    """The immutable subset of `labels` a workload selects its pods by."""
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": instance or name}
+
+
+def meta(name: str, namespace: str | None = None, *, labels: dict[str, str] | None = None,
+         annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """ObjectMeta with an explicit name: Pulumi's auto-naming would append a random suffix, which
+    other objects (Services, routes, policies) could not refer to."""
+    out: dict[str, Any] = {"name": name}
+    if namespace:
+        out["namespace"] = namespace
+    if labels:
+        out["labels"] = labels
+    if annotations:
+        out["annotations"] = annotations
+    return out
+
+
+def container_security_context(*, read_only_root: bool = True) -> dict[str, Any]:
+    """Pod Security `restricted`: no escalation, every capability dropped, RuntimeDefault seccomp."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": read_only_root,
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_security_context(uid: int = 1000, *, fs_group: int | None = None) -> dict[str, Any]:
+    """Pod-level half of Pod Security `restricted`."""
+    out: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid,
+                           "seccompProfile": {"type": "RuntimeDefault"}}
+    if fs_group is not None:
+        out["fsGroup"] = fs_group
+    return out
+
+
+def resources(cpu: str, memory: str, *, cpu_limit: str | None = None, memory_limit: str | None = None,
+              extra: dict[str, str] | None = None) -> dict[str, Any]:
+    """Requests and limits; memory limit equals the request unless told (no OOM surprises)."""
+    req = {"cpu": cpu, "memory": memory, **(extra or {})}
+    lim = {"cpu": cpu_limit or cpu, "memory": memory_limit or memory, **(extra or {})}
+    return {"requests": req, "limits": lim}
+
+
+def chart_pin(key: str) -> dict[str, str]:
+    """`platform/charts.yaml` entry: chart, version and (for classic repositories) repo."""
+    pins = platform_data("charts.yaml")
+    if key not in pins:
+        raise KeyError(f"chart '{key}' is not pinned in platform/charts.yaml")
+    return pins[key]
+
+
+def helm_release(resource_name: str, chart: str, *, namespace: str, values: pulumi.Input[dict[str, Any]],
+                 opts: pulumi.ResourceOptions, release_name: str | None = None, skip_crds: bool = False,
+                 timeout_s: int = HELM_TIMEOUT_S, create_namespace: bool = False) -> k8s.helm.v3.Release:
+    """A pinned chart installed as a real Helm release: hooks and `lookup` work, `atomic` rolls a
+    failed install back. `skip_crds` when a separate CRD release owns them (CRDs owned once)."""
+    pin = chart_pin(chart)
+    return k8s.helm.v3.Release(
+        resource_name,
+        name=release_name or chart,
+        chart=pin["chart"],
+        version=pin["version"],
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=pin["repo"]) if pin.get("repo") else None,
+        namespace=namespace,
+        create_namespace=create_namespace,
+        values=values,
+        atomic=True,
+        cleanup_on_fail=True,
+        timeout=timeout_s,
+        skip_crds=skip_crds,
+        opts=opts,
+    )
+
+
+def custom_object(resource_name: str, api_version: str, kind: str, name: str, *, spec: Any,
+                  opts: pulumi.ResourceOptions, namespace: str | None = None,
+                  labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None,
+                  **fields: Any) -> k8s.apiextensions.CustomResource:
+    """A CustomResource with an explicit name (see `meta`). Extra top-level fields (e.g. `data`)
+    go in `fields`."""
+    return k8s.apiextensions.CustomResource(
+        resource_name,
+        api_version=api_version,
+        kind=kind,
+        metadata=meta(name, namespace, labels=labels, annotations=annotations),
+        spec=spec,
+        opts=opts,
+        **fields,
+    )

@@ -1,0 +1,128 @@
+"""Network layer: VPC, private and public subnets over N AZs, NAT, S3 gateway endpoint, and the
+subnet tags the AWS Load Balancer Controller and Karpenter discover subnets by."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.config import NetworkConfig
+
+
+def plan_subnets(cidr: ipaddress.IPv4Network, azs: int, private_prefix: int,
+                 public_prefix: int) -> tuple[list[str], list[str]]:
+    """Carve one private and one public subnet per AZ out of the VPC CIDR, largest blocks first
+    so every block stays aligned. The config model has already checked that they fit."""
+    blocks = sorted([("private", i, private_prefix) for i in range(azs)] +
+                    [("public", i, public_prefix) for i in range(azs)], key=lambda b: b[2])
+    cursor = int(cidr.network_address)
+    out: dict[tuple[str, int], str] = {}
+    for kind, i, prefix in blocks:
+        size = 2 ** (32 - prefix)
+        cursor = -(-cursor // size) * size  # align up
+        net = ipaddress.IPv4Network((cursor, prefix))
+        if not net.subnet_of(cidr):
+            raise ValueError(f"{azs} AZs of /{private_prefix} + /{public_prefix} subnets do not fit {cidr}")
+        out[(kind, i)] = str(net)
+        cursor += size
+    return [out[("private", i)] for i in range(azs)], [out[("public", i)] for i in range(azs)]
+
+
+@dataclass
+class NetworkArgs:
+    config: NetworkConfig
+    cluster_name: str
+    tags: dict[str, str]
+
+
+class Network(pulumi.ComponentResource):
+    """VPC with private subnets (nodes, pods, internal load balancers) and public subnets (NAT,
+    internet-facing load balancers). The AZs are the region's first N zones by name."""
+
+    vpc_id: pulumi.Output[str]
+    private_subnet_ids: list[pulumi.Output[str]]
+    public_subnet_ids: list[pulumi.Output[str]]
+    availability_zones: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("agentic:network:Network", name, None, opts)
+        cfg, tags = args.config, args.tags
+        child = pulumi.ResourceOptions(parent=self)
+        azs = aws.get_availability_zones_output(state="available",
+                                                filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
+                                                opts=pulumi.InvokeOutputOptions(parent=self))
+        zone_names = azs.names.apply(lambda names: sorted(names)[: cfg.availability_zones])
+        self.availability_zones = zone_names
+        private_cidrs, public_cidrs = plan_subnets(cfg.cidr, cfg.availability_zones,
+                                                   cfg.private_subnet_prefix, cfg.public_subnet_prefix)
+
+        vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=str(cfg.cidr), enable_dns_hostnames=True,
+                          enable_dns_support=True, tags={**tags, "Name": f"{args.cluster_name}-vpc"}, opts=child)
+        # The default security group of a new VPC allows all traffic between its members: strip it.
+        aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, ingress=[], egress=[],
+                                     tags={**tags, "Name": f"{args.cluster_name}-default-deny"}, opts=child)
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id,
+                                      tags={**tags, "Name": f"{args.cluster_name}-igw"}, opts=child)
+
+        public_rt = aws.ec2.RouteTable(f"{name}-public-rt", vpc_id=vpc.id,
+                                       routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
+                                       tags={**tags, "Name": f"{args.cluster_name}-public"}, opts=child)
+        discovery = {"karpenter.sh/discovery": args.cluster_name,
+                     f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
+        public, private, nats = [], [], []
+        for i in range(cfg.availability_zones):
+            az = zone_names.apply(lambda z, i=i: z[i])
+            suffix = chr(ord("a") + i)
+            subnet = aws.ec2.Subnet(
+                f"{name}-public-{suffix}", vpc_id=vpc.id, cidr_block=public_cidrs[i], availability_zone=az,
+                map_public_ip_on_launch=False,
+                tags={**tags, "Name": f"{args.cluster_name}-public-{suffix}", "kubernetes.io/role/elb": "1",
+                      f"kubernetes.io/cluster/{args.cluster_name}": "shared"},
+                opts=child)
+            aws.ec2.RouteTableAssociation(f"{name}-public-{suffix}", subnet_id=subnet.id,
+                                          route_table_id=public_rt.id, opts=pulumi.ResourceOptions(parent=subnet))
+            public.append(subnet)
+            if cfg.nat_gateways == "perAz" or i == 0:
+                eip = aws.ec2.Eip(f"{name}-nat-{suffix}", domain="vpc",
+                                  tags={**tags, "Name": f"{args.cluster_name}-nat-{suffix}"}, opts=child)
+                nats.append(aws.ec2.NatGateway(
+                    f"{name}-nat-{suffix}", allocation_id=eip.id, subnet_id=subnet.id,
+                    tags={**tags, "Name": f"{args.cluster_name}-nat-{suffix}"},
+                    # NAT needs the internet gateway attached before it can route.
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[igw])))
+
+        private_rts = []
+        for i in range(cfg.availability_zones):
+            az = zone_names.apply(lambda z, i=i: z[i])
+            suffix = chr(ord("a") + i)
+            nat = nats[i] if cfg.nat_gateways == "perAz" else nats[0]
+            rt = aws.ec2.RouteTable(f"{name}-private-{suffix}-rt", vpc_id=vpc.id,
+                                    routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}],
+                                    tags={**tags, "Name": f"{args.cluster_name}-private-{suffix}"}, opts=child)
+            private_rts.append(rt)
+            subnet = aws.ec2.Subnet(
+                f"{name}-private-{suffix}", vpc_id=vpc.id, cidr_block=private_cidrs[i], availability_zone=az,
+                tags={**tags, **discovery, "Name": f"{args.cluster_name}-private-{suffix}",
+                      "kubernetes.io/role/internal-elb": "1"},
+                opts=child)
+            aws.ec2.RouteTableAssociation(f"{name}-private-{suffix}", subnet_id=subnet.id,
+                                          route_table_id=rt.id, opts=pulumi.ResourceOptions(parent=subnet))
+            private.append(subnet)
+
+        # Model weights and object storage traffic stays off the NAT gateways (cost and throughput).
+        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        aws.ec2.VpcEndpoint(f"{name}-s3", vpc_id=vpc.id, vpc_endpoint_type="Gateway",
+                            service_name=region.region.apply(lambda r: f"com.amazonaws.{r}.s3"),
+                            route_table_ids=[rt.id for rt in private_rts],
+                            tags={**tags, "Name": f"{args.cluster_name}-s3"}, opts=child)
+
+        self.vpc = vpc
+        self.vpc_id = vpc.id
+        self.vpc_cidr = str(cfg.cidr)
+        self.private_subnet_ids = [s.id for s in private]
+        self.public_subnet_ids = [s.id for s in public]
+        self.register_outputs({"vpcId": self.vpc_id, "privateSubnetIds": self.private_subnet_ids,
+                               "publicSubnetIds": self.public_subnet_ids, "availabilityZones": zone_names})

@@ -1,0 +1,1 @@
+"""The offline plan: `python -m plan STACK_OR_FILE [--json FILE] [--manifests DIR]`."""

@@ -1,0 +1,303 @@
+"""Runs the real program (`__main__.py`) in-process under Pulumi's mock engine and records every
+resource it declares. No cloud account, no Pulumi CLI, no provider plugins.
+
+Mocked outputs (ids, ARNs, endpoints, kubeconfig, generated passwords) are placeholders: ids and
+names start with `mock-`, the account is 123456789012 (the AWS documentation account)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import settings
+from pulumi.runtime.mocks import MockMonitor
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "agentic-platform"
+ACCOUNT = "123456789012"
+# Wire markers of the Pulumi protocol: a resource reference and a secret value.
+SIG = "4dabf18193072939515e22adb298388d"
+RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+SECRET_TEXT = "[secret]"
+
+
+class StackFileError(Exception):
+    """The stack file cannot be read (missing, not YAML, no `config:` map)."""
+
+
+# ------------------------------------------------------------------------------ stack files
+
+@dataclass
+class StackFile:
+    name: str
+    path: Path
+    config: dict[str, Any]      # "ns:key" -> value as in the YAML
+    secret_keys: list[str]      # keys given as `secure:` values
+
+
+def read_stack(stack_or_file: str) -> StackFile:
+    """`dev` reads Pulumi.dev.yaml next to the program; a path reads that file. The stack name is
+    the file name between `Pulumi.` and `.yaml`, else the file's stem."""
+    path = Path(stack_or_file)
+    if not (path.suffix in (".yaml", ".yml") or path.exists()):
+        path = ROOT / f"Pulumi.{stack_or_file}.yaml"
+    if not path.is_file():
+        raise StackFileError(f"{path}: no such stack file")
+    stem = path.name
+    if stem.startswith("Pulumi.") and stem.count(".") >= 2:
+        name = stem[len("Pulumi."):].rsplit(".", 1)[0]
+    else:
+        name = path.stem
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise StackFileError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("config", {}), dict):
+        raise StackFileError(f"{path}: expected a top-level `config:` map")
+    config, secrets = {}, []
+    for key, value in (doc.get("config") or {}).items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            secrets.append(key)
+            # The ciphertext cannot be decrypted here; the program gets a placeholder marked secret.
+            value = f"mock-secret-{key.split(':')[-1]}"
+        config[key] = value
+    return StackFile(name, path, config, secrets)
+
+
+def project_defaults() -> dict[str, Any]:
+    """Defaults declared in Pulumi.yaml's `config:` block."""
+    doc = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    out = {}
+    for key, decl in (doc.get("config") or {}).items():
+        if isinstance(decl, dict) and "default" in decl:
+            out[key if ":" in key else f"{PROJECT}:{key}"] = decl["default"]
+    return out
+
+
+def _wire(value: Any) -> str:
+    """Config values reach the program as strings; objects as JSON (as `pulumi config` does)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def program_config(stack: StackFile) -> dict[str, str]:
+    merged = {**project_defaults(), **stack.config}
+    return {k: _wire(v) for k, v in merged.items()}
+
+
+# ------------------------------------------------------------------------------------ mocks
+
+def _strip(value: Any, prefer_id: bool = False) -> Any:
+    """Resource references -> their URN (or id), as an analyzer and the plan JSON see them."""
+    if isinstance(value, dict):
+        if value.get(SIG) == RESOURCE_SIG:
+            return (prefer_id and value.get("id")) or value["urn"]
+        return {k: _strip(v, prefer_id) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip(v, prefer_id) for v in value]
+    return value
+
+
+def redact(value: Any) -> Any:
+    """Secret values -> "[secret]"."""
+    if isinstance(value, dict):
+        if value.get(SIG) == SECRET_SIG:
+            return SECRET_TEXT
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+class RecordingMonitor(MockMonitor):
+    """The stock mock monitor, plus: resource references in inputs are turned into URNs before the
+    monitor rehydrates them (which otherwise crosses event loops), and every request is kept."""
+
+    def __init__(self, mocks: PlanMocks):
+        super().__init__(mocks)
+        self.requests: list[tuple[Any, str]] = []
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        if RESOURCE_SIG in json_format.MessageToJson(request.object):
+            req = type(request)()
+            req.CopyFrom(request)
+            req.object.Clear()
+            req.object.update(_strip(json_format.MessageToDict(request.object)))
+            request = req
+        resp = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.requests.append((request, resp.urn))
+        return resp
+
+
+def _arn(service: str, resource: str, region: str = "us-west-2") -> str:
+    return f"arn:aws:{service}:{region}:{ACCOUNT}:{resource}"
+
+
+class PlanMocks(pulumi.runtime.Mocks):
+    """Plausible outputs for what the program reads back from resources and invokes."""
+
+    def __init__(self, region: str):
+        self.region = region
+        self.monitor: RecordingMonitor | None = None
+
+    def _fake_child(self, parent_type: str, parent_name: str, typ: str, rid: str, state: dict) -> dict:
+        """Register a child a remote component would create (mocks run none), so references to it
+        (e.g. `cluster.eks_cluster.name`) resolve."""
+        urn = f"urn:pulumi:{settings.get_stack()}::{settings.get_project()}::{parent_type}${typ}::{parent_name}"
+        assert self.monitor is not None
+        self.monitor.resources[urn] = MockMonitor.ResourceRegistration(urn, rid, state)
+        return {SIG: RESOURCE_SIG, "urn": urn, "id": rid}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        typ, name, inputs = args.typ, args.name, dict(args.inputs)
+        rid = f"mock-{name}"
+        out = dict(inputs)
+        if typ.startswith("aws:"):
+            service = typ.split(":")[1].split("/")[0]
+            kind = typ.rsplit(":", 1)[-1].lower()
+            out.setdefault("arn", _arn(service, f"{kind}/{name}", self.region))
+            out.setdefault("tagsAll", inputs.get("tags") or {})
+        if typ == "aws:iam/role:Role":
+            out.setdefault("name", f"mock-{name}")
+            out["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{out['name']}"
+        elif typ in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"):
+            bucket = inputs.get("bucket") or f"mock-{name}"
+            out.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}", bucketDomainName=f"{bucket}.s3.amazonaws.com")
+            rid = bucket
+        elif typ == "aws:kms/key:Key":
+            out.update(keyId=rid, arn=_arn("kms", f"key/{rid}", self.region))
+        elif typ == "aws:sqs/queue:Queue":
+            qname = inputs.get("name") or f"mock-{name}"
+            out.update(name=qname, arn=_arn("sqs", qname, self.region),
+                       url=f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/{qname}")
+            rid = out["url"]
+        elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            out.update(latestVersion=1, defaultVersion=1)
+        elif typ in ("random:index/randomPassword:RandomPassword", "random:index/randomString:RandomString"):
+            out["result"] = f"mock-generated-{name}"
+        elif typ == "random:index/randomId:RandomId":
+            out.update(hex="0123456789abcdef", b64Std="ASNFZ4mrze8=", b64Url="ASNFZ4mrze8", dec="81985529216486895")
+        elif typ == "kubernetes:helm.sh/v3:Release":
+            out["status"] = {"name": inputs.get("name", name), "namespace": inputs.get("namespace", "default"),
+                             "status": "deployed", "version": 1}
+        elif typ == "eks:index:Cluster":
+            cname = inputs.get("name") or f"mock-{name}"
+            endpoint = f"https://MOCK{cname.upper().replace('-', '')}.gr7.{self.region}.eks.amazonaws.com"
+            kubeconfig = {"apiVersion": "v1", "kind": "Config",
+                          "clusters": [{"name": cname, "cluster": {"server": endpoint,
+                                                                   "certificate-authority-data": "bW9jaw=="}}],
+                          "contexts": [{"name": cname, "context": {"cluster": cname, "user": cname}}],
+                          "current-context": cname,
+                          "users": [{"name": cname, "user": {"exec": {
+                              "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws",
+                              "args": ["eks", "get-token", "--cluster-name", cname]}}}]}
+            state = {"name": cname, "arn": _arn("eks", f"cluster/{cname}", self.region), "endpoint": endpoint,
+                     "version": inputs.get("version"), "certificateAuthority": {"data": "bW9jaw=="},
+                     "vpcConfig": {"clusterSecurityGroupId": f"sg-mock-{cname}"}}
+            out.update(kubeconfig=kubeconfig, kubeconfigJson=json.dumps(kubeconfig),
+                       eksCluster=self._fake_child(typ, name, "aws:eks/cluster:Cluster", cname, state),
+                       clusterSecurityGroupId=f"sg-mock-{cname}")
+        return rid, out
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        token, a = args.token, dict(args.args)
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{self.region}{c}" for c in "abcdef"]
+            return {"names": names, "zoneIds": [f"usw2-az{i + 1}" for i in range(len(names))], "id": self.region}
+        if token == "aws:index/getRegion:getRegion":
+            return {"region": self.region, "name": self.region, "id": self.region,
+                    "endpoint": f"ec2.{self.region}.amazonaws.com"}
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/mock", "userId": "MOCK", "id": ACCOUNT}
+        if token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+        if token == "aws:eks/getAddonVersion:getAddonVersion":
+            return {"version": f"mock-default-for-{a.get('kubernetesVersion')}", "addonName": a.get("addonName"),
+                    "id": a.get("addonName")}
+        return {}
+
+
+# ------------------------------------------------------------------------------------- run
+
+@dataclass
+class Resource:
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    protect: bool
+    dependencies: list[str]
+    inputs: dict[str, Any]      # secrets redacted
+    provider: str | None = None
+
+
+@dataclass
+class Plan:
+    project: str
+    stack: str
+    resources: list[Resource]
+    outputs: dict[str, Any]      # secrets redacted
+    monitor: RecordingMonitor
+    policies: list[dict[str, Any]] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def by_type(self, typ: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == typ]
+
+
+def reset(config: dict[str, str], secret_keys: list[str], stack: str, region: str) -> PlanMocks:
+    """A clean Pulumi runtime for one program: settings, config and mocks are process-global."""
+    settings.reset_options()
+    pulumi.runtime.set_all_config(config, secret_keys)
+    mocks = PlanMocks(region)
+    mocks.monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=mocks.monitor)
+    return mocks
+
+
+def run_program(stack: StackFile) -> Plan:
+    """Run __main__.py under mocks with the stack's config; return what it declared."""
+    config = program_config(stack)
+    region = str(stack.config.get("aws:region", "us-west-2"))
+    mocks = reset(config, stack.secret_keys, stack.name, region)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    exported: dict[str, Any] = {}
+
+    async def collect() -> None:
+        for key, value in settings.get_root_resource().outputs.items():
+            out = pulumi.Output.from_input(value)
+            value = await out.future(with_unknowns=True)
+            secret = await out.is_secret()
+            exported[key] = SECRET_TEXT if secret else value
+
+    def program():
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        # Await every export: an apply that raises must fail the plan, not pass silently.
+        return pulumi.Output.from_input(asyncio.ensure_future(collect()))
+
+    pulumi.runtime.test(program)()
+    assert mocks.monitor is not None
+    resources = []
+    for req, urn in mocks.monitor.requests:
+        inputs = redact(_strip(json_format.MessageToDict(req.object)))
+        parent = req.parent or None
+        if parent and parent.split("::")[-2].endswith("pulumi:pulumi:Stack"):
+            parent = None
+        resources.append(Resource(
+            urn=urn, type=req.type, name=req.name, parent=parent, custom=bool(req.custom),
+            protect=bool(req.protect), dependencies=sorted(set(req.dependencies)), inputs=inputs,
+            provider=req.provider or None))
+    return Plan(PROJECT, stack.name, resources, redact(_strip(exported)), mocks.monitor)

@@ -1,0 +1,111 @@
+"""What the offline plan writes: the summary, the JSON document and the manifests."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from plan.engine import Plan, Resource
+
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+NOT_OBJECTS = {HELM_RELEASE}
+MOCK_NOTE = ("ids, ARNs, endpoints, kubeconfig and generated values are placeholders from the mock "
+             "engine (prefix 'mock-', account 123456789012)")
+
+
+def layer_of(plan: Plan, res: Resource) -> str:
+    """The layer component (a child of AgenticPlatform) a resource belongs to."""
+    by_urn = {r.urn: r for r in plan.resources}
+    node = res
+    while node.parent and node.parent in by_urn:
+        parent = by_urn[node.parent]
+        if parent.type == "agentic:index:AgenticPlatform":
+            return node.type.split(":")[1] if node.type.startswith("agentic:") else node.type
+        node = parent
+    return "(root)"
+
+
+def to_json(plan: Plan) -> dict[str, Any]:
+    doc = {
+        "project": plan.project,
+        "stack": plan.stack,
+        "resources": [{"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent, "custom": r.custom,
+                       "protect": r.protect, "dependencies": r.dependencies, "inputs": r.inputs}
+                      for r in plan.resources],
+        "outputs": plan.outputs,
+        "policies": plan.policies,
+        "mocked": MOCK_NOTE,
+    }
+    doc.update(plan.extras)
+    return doc
+
+
+def is_kubernetes_object(r: Resource) -> bool:
+    return r.custom and r.type.startswith("kubernetes:") and r.type not in NOT_OBJECTS
+
+
+def manifest_of(r: Resource) -> dict[str, Any]:
+    """A Kubernetes object as a plain manifest, from the resource's inputs."""
+    return {k: v for k, v in r.inputs.items() if not k.startswith("__")}
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def write_manifests(plan: Plan, out_dir: Path) -> list[Path]:
+    """One file per Kubernetes object (DIR/<namespace or _cluster>/<Kind>-<name>.yaml) and one per
+    Helm release (DIR/_helm/<release>.yaml)."""
+    written: list[Path] = []
+    for r in plan.resources:
+        if r.type == HELM_RELEASE:
+            i = r.inputs
+            doc = {"release": i.get("name", r.name), "chart": i.get("chart"),
+                   "repository": (i.get("repositoryOpts") or {}).get("repo"), "version": i.get("version"),
+                   "namespace": i.get("namespace"), "values": i.get("values", {})}
+            path = out_dir / "_helm" / f"{_safe(doc['release'])}.yaml"
+        elif is_kubernetes_object(r):
+            doc = manifest_of(r)
+            md = doc.get("metadata") or {}
+            path = out_dir / _safe(md.get("namespace") or "_cluster") / f"{doc.get('kind')}-{_safe(md.get('name', r.name))}.yaml"
+        else:
+            continue
+        if path in written:
+            raise RuntimeError(f"two objects would be written to {path}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        written.append(path)
+    return written
+
+
+def summary(plan: Plan) -> str:
+    lines = [f"Offline plan of {plan.project}/{plan.stack}: {len(plan.resources)} resources "
+             f"({sum(r.custom for r in plan.resources)} custom, {sum(not r.custom for r in plan.resources)} components)"]
+    by_layer: dict[str, Counter] = defaultdict(Counter)
+    for r in plan.resources:
+        if r.custom:
+            by_layer[layer_of(plan, r)][r.type] += 1
+    for layer in sorted(by_layer):
+        counts = by_layer[layer]
+        lines.append(f"\n  {layer} ({sum(counts.values())})")
+        for typ, n in sorted(counts.items()):
+            lines.append(f"    {n:4d}  {typ}")
+    protected = [r for r in plan.resources if r.protect]
+    lines.append(f"\n  protected from destroy: {len(protected)}")
+    lines.append("\nOutputs:")
+    for k, v in plan.outputs.items():
+        text = json.dumps(v) if not isinstance(v, str) else v
+        lines.append(f"  {k}: {text if len(text) < 100 else text[:97] + '...'}")
+    for title, lines_ in plan.extras.get("_summary", {}).items():
+        lines.append(f"\n{title}:")
+        lines.extend(f"  {x}" for x in lines_)
+    lines.append(f"\nPolicies: {len(plan.policies)} finding(s)")
+    for f in plan.policies:
+        lines.append(f"  [{f['level']}] {f['policy']}: {f['message']}" + (f"  ({f['urn']})" if f.get("urn") else ""))
+    lines.append(f"\nNote: {MOCK_NOTE}.")
+    return "\n".join(lines)

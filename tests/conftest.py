@@ -1,0 +1,58 @@
+"""Shared fixtures: the offline plan of a stack (run once per session) and a way to plan a
+stack file with changes."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from plan.engine import ROOT, Plan, read_stack, run_program
+
+STACKS = ("dev", "prod")
+_CACHE: dict[str, Plan] = {}
+
+
+def plan_of(stack: str) -> Plan:
+    """The offline plan of Pulumi.<stack>.yaml, run once per test session."""
+    if stack not in _CACHE:
+        from components.config import NAMESPACE, validate
+        from plan.analysis import analyse
+        from plan.engine import program_config
+
+        sf = read_stack(stack)
+        config = validate({k.split(":", 1)[1]: v for k, v in program_config(sf).items()
+                           if k.startswith(NAMESPACE + ":")}, sf.name)
+        plan = run_program(sf)
+        analyse(plan, config)
+        _CACHE[stack] = plan
+    return _CACHE[stack]
+
+
+def stack_doc(stack: str) -> dict[str, Any]:
+    """A deep copy of a stack file's YAML, to change and write elsewhere."""
+    return copy.deepcopy(yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()))
+
+
+def write_stack(tmp_path: Path, doc: dict[str, Any], name: str = "test") -> Path:
+    path = tmp_path / f"Pulumi.{name}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.fixture(scope="session")
+def dev_plan() -> Plan:
+    return plan_of("dev")
+
+
+@pytest.fixture(scope="session")
+def prod_plan() -> Plan:
+    return plan_of("prod")
+
+
+@pytest.fixture(scope="session", params=STACKS)
+def any_plan(request) -> Plan:
+    return plan_of(request.param)
