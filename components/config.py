@@ -142,6 +142,167 @@ class ClusterConfig(Section):
                 yield f"admins[{i}].name", f"'{a.name}' is used by more than one admin"
 
 
+# ----------------------------------------------------------------------------------- compute
+
+Duration = Annotated[str, Field(pattern=r"^([0-9]+(s|m|h))+$|^Never$", description="e.g. 30s, 5m, 720h or Never")]
+Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$",
+                                description="a Kubernetes quantity, e.g. 500m, 20, 40Gi")]
+
+
+class DisruptionBudget(Section):
+    """A Karpenter disruption budget: at most `nodes` disrupted, optionally only in a cron window."""
+
+    nodes: str = Field(pattern=r"^((100|[0-9]{1,2})%|[0-9]+)$")
+    schedule: str | None = Field(None, description="cron, e.g. '0 9 * * mon-fri' (UTC); needs duration")
+    duration: Duration | None = None
+    reasons: list[Literal["Underutilized", "Empty", "Drifted"]] | None = None
+
+    def problems(self) -> Iterator[Problem]:
+        if (self.schedule is None) != (self.duration is None):
+            yield "schedule", "schedule and duration go together"
+
+
+class NodePoolConfig(Section):
+    """A Karpenter NodePool and its EC2NodeClass."""
+
+    name: DnsName
+    instance_types: list[str] = Field(min_length=1)
+    capacity_types: list[Literal["on-demand", "spot", "reserved"]] = Field(default_factory=lambda: ["on-demand"],
+                                                                           min_length=1)
+    ami_family: Literal["al2023", "bottlerocket"] = "al2023"
+    ami_version: str = Field("latest", pattern=r"^(latest|v[0-9]{8}|[0-9]+\.[0-9]+\.[0-9]+)$",
+                             description="AMI alias version: 'latest' or pinned (al2023 v20251023, bottlerocket 1.49.0)")
+    root_volume_gib: int = Field(200, ge=20, le=16384, alias="rootVolumeGiB")
+    consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = "WhenEmptyOrUnderutilized"
+    consolidate_after: Duration = "30s"
+    expire_after: Duration = "720h"
+    budgets: list[DisruptionBudget] = Field(default_factory=lambda: [DisruptionBudget(nodes="20%")])
+    weight: int | None = Field(None, ge=1, le=100)
+    labels: dict[str, str] = Field(default_factory=dict)
+    cpu_limit: int | None = Field(None, ge=1, description="vCPU limit of the pool")
+    memory_limit_gib: int | None = Field(None, ge=1, alias="memoryLimitGiB")
+
+    def problems(self) -> Iterator[Problem]:
+        from components.instances import instance_facts
+
+        for i, t in enumerate(self.instance_types):
+            if instance_facts(t) is None:
+                yield f"instanceTypes[{i}]", f"'{t}' is not in platform/instances.yaml"
+        if len(set(self.instance_types)) != len(self.instance_types):
+            yield "instanceTypes", "lists a type twice"
+
+
+class GpuPoolConfig(NodePoolConfig):
+    """A GPU NodePool: tainted nvidia.com/gpu=true:NoSchedule and always GPU-limited."""
+
+    gpu_limit: int = Field(ge=1, description="nvidia.com/gpu limit of the pool (required: no unbounded GPU spend)")
+
+    def problems(self) -> Iterator[Problem]:
+        from components.instances import instance_facts
+
+        yield from super().problems()
+        for i, t in enumerate(self.instance_types):
+            facts = instance_facts(t)
+            if facts is not None and facts.gpus == 0:
+                yield f"instanceTypes[{i}]", f"'{t}' is not a GPU instance type"
+
+    def max_gpus_per_node(self) -> int:
+        from components.instances import instance_facts
+
+        return max((f.gpus for t in self.instance_types if (f := instance_facts(t))), default=0)
+
+
+class CpuPoolConfig(NodePoolConfig):
+    """The CPU NodePool for platform workloads (gateway, agents, data, observability)."""
+
+    name: DnsName = "platform"
+    instance_types: list[str] = Field(default_factory=lambda: ["m7i.xlarge", "m7i.2xlarge", "m6i.xlarge", "m6i.2xlarge"],
+                                      min_length=1)
+    cpu_limit: int | None = Field(256, ge=1)
+
+    def problems(self) -> Iterator[Problem]:
+        from components.instances import instance_facts
+
+        yield from super().problems()
+        for i, t in enumerate(self.instance_types):
+            facts = instance_facts(t)
+            if facts is not None and facts.gpus > 0:
+                yield f"instanceTypes[{i}]", f"'{t}' is a GPU type; the CPU pool must not hold GPUs"
+
+
+# ----------------------------------------------------------------------------------- tenancy
+
+class QuotaConfig(Section):
+    """A namespace's ResourceQuota."""
+
+    cpu: Quantity = "8"
+    memory: Quantity = "32Gi"
+    gpu: int = Field(0, ge=0, description="requests.nvidia.com/gpu")
+    pods: int = Field(50, ge=1)
+    services: int = Field(20, ge=0)
+    persistent_volume_claims: int = Field(10, ge=0)
+
+
+class TenantIamRole(Section):
+    """An IAM role mapped, by an EKS access entry, into one of the tenant's groups."""
+
+    arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
+    access: Literal["operator", "viewer"] = "viewer"
+
+
+class TenantConfig(Section):
+    """A tenant: a namespace with its quota, limits, isolation and access."""
+
+    name: DnsName
+    isolation: Literal["namespace", "node"] = "namespace"
+    gpu_pools: list[DnsName] | None = Field(None, description="GPU pools it may use; default all")
+    quota: QuotaConfig = Field(default_factory=QuotaConfig)
+    operator_groups: list[str] = Field(default_factory=list)
+    viewer_groups: list[str] = Field(default_factory=list)
+    iam_roles: list[TenantIamRole] = Field(default_factory=list)
+
+
+class PlatformQuotasConfig(Section):
+    """Quotas of the platform namespaces that run tenant-facing work (the seed's numbers in prod)."""
+
+    ai_inference: QuotaConfig = Field(default_factory=lambda: QuotaConfig(cpu="16", memory="64Gi", gpu=1, pods=20),
+                                      alias="ai-inference")
+    ai_agents: QuotaConfig = Field(default_factory=lambda: QuotaConfig(cpu="8", memory="16Gi", gpu=0, pods=50),
+                                   alias="ai-agents")
+
+
+# ----------------------------------------------------------------------------------- models
+
+class ModelConfig(Section):
+    """A model served by vLLM or TGI. `name` is the `x-model-id` clients send."""
+
+    name: DnsName
+    engine: Literal["vllm", "tgi"]
+    model: str = Field(min_length=1, description="Hugging Face model id, e.g. meta-llama/Llama-3.3-70B-Instruct")
+    image: str = Field(description="pinned image: repo:tag or repo@sha256:digest")
+    parameters_b: float = Field(gt=0, description="parameters, in billions (for the fit check)")
+    gpus: int = Field(1, ge=1, le=8, description="GPUs per replica (tensor parallel / shards)")
+    pool: DnsName = Field(description="a gpuPools name")
+    gpu_model: str | None = Field(None, description="select nodes with this GPU (e.g. H100); default any in the pool")
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(1, ge=1)
+    max_model_len: int = Field(8192, ge=256)
+    dtype: Literal["auto", "bfloat16", "float16"] = "bfloat16"
+    quantization: Literal["none", "fp8", "awq", "gptq", "bitsandbytes"] = "none"
+    gpu_memory_utilization: float = Field(0.90, gt=0.1, le=0.98)
+    extra_args: list[str] = Field(default_factory=list)
+    tenant: DnsName | None = None
+    cache: Literal["pvc", "s3", "nodeLocal"] = "pvc"
+    cache_size_gib: int = Field(200, ge=10, alias="cacheSizeGiB")
+
+    def problems(self) -> Iterator[Problem]:
+        if self.min_replicas > self.max_replicas:
+            yield "minReplicas", f"{self.min_replicas} is more than maxReplicas ({self.max_replicas})"
+        if not re.fullmatch(r"[^:@\s]+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})", self.image) \
+                or self.image.endswith(":latest"):
+            yield "image", f"'{self.image}' is not pinned: use repo:tag (not latest) or repo@sha256:digest"
+
+
 # ------------------------------------------------------------------------------ the whole config
 
 Environment = Literal["dev", "staging", "prod"]
@@ -158,6 +319,11 @@ class PlatformConfig(Section):
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     protect_data: bool = True
+    gpu_pools: list[GpuPoolConfig] = Field(default_factory=list)
+    cpu_pool: CpuPoolConfig = Field(default_factory=CpuPoolConfig)
+    tenants: list[TenantConfig] = Field(default_factory=list)
+    platform_quotas: PlatformQuotasConfig = Field(default_factory=PlatformQuotasConfig)
+    models: list[ModelConfig] = Field(default_factory=list)
 
     @property
     def cluster_name(self) -> str:
@@ -173,6 +339,45 @@ def cross_check(fn: CrossCheck) -> CrossCheck:
     """Register a rule that spans sections; it runs only when every section is valid."""
     CROSS_CHECKS.append(fn)
     return fn
+
+
+def _duplicates(section: str, names: list[str]) -> Iterator[Problem]:
+    seen: set[str] = set()
+    for i, n in enumerate(names):
+        if n in seen:
+            yield f"{section}[{i}].name", f"'{n}' is used twice"
+        seen.add(n)
+
+
+@cross_check
+def _unique_names(cfg: PlatformConfig) -> Iterator[Problem]:
+    yield from _duplicates("gpuPools", [p.name for p in cfg.gpu_pools])
+    yield from _duplicates("tenants", [t.name for t in cfg.tenants])
+    yield from _duplicates("models", [m.name for m in cfg.models])
+    for i, p in enumerate(cfg.gpu_pools):
+        if p.name == cfg.cpu_pool.name:
+            yield f"gpuPools[{i}].name", f"'{p.name}' is the CPU pool's name"
+    platform_ns = {"ai-gateway", "ai-agents", "ai-inference", "ai-data", "observability", "kube-system", "default"}
+    for i, t in enumerate(cfg.tenants):
+        if t.name in platform_ns or t.name.startswith("kube-"):
+            yield f"tenants[{i}].name", f"'{t.name}' is reserved for the platform"
+
+
+@cross_check
+def _references(cfg: PlatformConfig) -> Iterator[Problem]:
+    pools = {p.name for p in cfg.gpu_pools}
+    tenants = {t.name for t in cfg.tenants}
+    for i, t in enumerate(cfg.tenants):
+        for j, p in enumerate(t.gpu_pools or []):
+            if p not in pools:
+                yield f"tenants[{i}].gpuPools[{j}]", f"'{p}' is not a gpuPools name ({', '.join(sorted(pools)) or 'none'})"
+        if t.isolation == "node" and not (t.gpu_pools or cfg.gpu_pools):
+            yield f"tenants[{i}].isolation", "node isolation needs a GPU pool to copy its dedicated pool from"
+    for i, m in enumerate(cfg.models):
+        if m.pool not in pools:
+            yield f"models[{i}].pool", f"'{m.pool}' is not a gpuPools name ({', '.join(sorted(pools)) or 'none'})"
+        if m.tenant is not None and m.tenant not in tenants:
+            yield f"models[{i}].tenant", f"'{m.tenant}' is not a tenants name"
 
 
 # ------------------------------------------------------------------------------------- loader

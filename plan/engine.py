@@ -10,6 +10,7 @@ import asyncio
 import json
 import runpy
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -267,13 +268,11 @@ def reset(config: dict[str, str], secret_keys: list[str], stack: str, region: st
     return mocks
 
 
-def run_program(stack: StackFile) -> Plan:
-    """Run __main__.py under mocks with the stack's config; return what it declared."""
-    config = program_config(stack)
-    region = str(stack.config.get("aws:region", "us-west-2"))
-    mocks = reset(config, stack.secret_keys, stack.name, region)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+def execute(body: Callable[[], None], *, stack: str, config: dict[str, str], secret_keys: list[str] | None = None,
+            region: str = "us-west-2") -> Plan:
+    """Run `body` (a Pulumi program) under the plan's mocks with `config`; return what it declared.
+    The offline plan runs `__main__.py` through this; unit tests run one component through it."""
+    mocks = reset(config, secret_keys or [], stack, region)
     exported: dict[str, Any] = {}
 
     async def collect() -> None:
@@ -284,7 +283,7 @@ def run_program(stack: StackFile) -> Plan:
             exported[key] = SECRET_TEXT if secret else value
 
     def program():
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        body()
         # Await every export: an apply that raises must fail the plan, not pass silently.
         return pulumi.Output.from_input(asyncio.ensure_future(collect()))
 
@@ -300,4 +299,13 @@ def run_program(stack: StackFile) -> Plan:
             urn=urn, type=req.type, name=req.name, parent=parent, custom=bool(req.custom),
             protect=bool(req.protect), dependencies=sorted(set(req.dependencies)), inputs=inputs,
             provider=req.provider or None))
-    return Plan(PROJECT, stack.name, resources, redact(_strip(exported)), mocks.monitor)
+    return Plan(PROJECT, stack, resources, redact(_strip(exported)), mocks.monitor)
+
+
+def run_program(stack: StackFile) -> Plan:
+    """The offline plan: run __main__.py under mocks with the stack file's config."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return execute(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"),
+                   stack=stack.name, config=program_config(stack), secret_keys=stack.secret_keys,
+                   region=str(stack.config.get("aws:region", "us-west-2")))
