@@ -6,7 +6,14 @@ NS_AGENTS = "ai-agents"
 NS_INFERENCE = "ai-inference"
 NS_DATA = "ai-data"
 NS_OBSERVABILITY = "observability"
-PLATFORM_NAMESPACES = (NS_GATEWAY, NS_AGENTS, NS_INFERENCE, NS_DATA, NS_OBSERVABILITY)
+# Host-level monitoring (node-exporter needs hostNetwork/hostPID/hostPath): its own namespace so
+# `observability` itself can enforce a strict Pod Security level.
+NS_HOST_MONITORING = "observability-node"
+PLATFORM_NAMESPACES = (NS_GATEWAY, NS_AGENTS, NS_INFERENCE, NS_DATA, NS_OBSERVABILITY, NS_HOST_MONITORING)
+# Cluster controllers (Karpenter, KEDA, AWS Load Balancer Controller, NVIDIA device plugin, DCGM
+# exporter) run in kube-system, beside the EKS add-ons; kgateway's controller runs in ai-gateway,
+# kagent's in ai-agents.
+NS_SYSTEM = "kube-system"
 
 # Ports (the seed's).
 PORT_VLLM = 8000
@@ -22,9 +29,10 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 NODEPOOL_LABEL = "karpenter.sh/nodepool"          # set by Karpenter on every node it launches
-GPU_MODEL_LABEL = "agentic.platform/gpu-model"     # set by our NodePools from platform/instances.yaml
+GPU_NAME_LABEL = "karpenter.k8s.aws/instance-gpu-name"  # set by Karpenter: a10g, l4, l40s, a100, h100, h200
 
 # Tenancy
+TENANT_POOL_PREFIX = "tenant-"                     # a node-isolated tenant's NodePool: tenant-<name>
 TENANT_LABEL = "agentic.platform/tenant"           # namespace label and node label of dedicated pools
 TENANT_TAINT_KEY = "agentic.platform/tenant"       # taint of a tenant's dedicated NodePool
 GATEWAY_ACCESS_LABEL = "agentic.platform/gateway-access"  # namespaces whose routes the gateway admits
@@ -33,3 +41,17 @@ MODEL_LABEL = "agentic.platform/model"             # pods of a model server
 # Gateway
 GATEWAY_NAME = "ai-inference-gateway"
 GATEWAY_PORT = 80                                  # in-cluster HTTP listener agents use
+
+
+def model_namespace(model) -> str:
+    """Where a model's server runs: its tenant's namespace, else ai-inference."""
+    return model.tenant or NS_INFERENCE
+
+
+def model_port(engine: str) -> int:
+    """The engine's HTTP port (the seed's): vLLM 8000, TGI 8080."""
+    return PORT_VLLM if engine == "vllm" else PORT_TGI
+
+
+def tenant_pool_name(tenant: str) -> str:
+    return f"{TENANT_POOL_PREFIX}{tenant}"
