@@ -1,0 +1,160 @@
+"""Run the policy pack in-process on what a mocked Pulumi program registered -- no CLI, no server.
+
+Interface (used by the offline plan, ``python -m plan``)::
+
+    evaluate(requests, states, environment, policies=None) -> list[dict]
+
+* ``requests``: ``[(RegisterResourceRequest, urn), ...]`` in registration order, as recorded by the
+  test kit's ``SafeMonitor`` (resource references already downgraded to URNs; downgrading again is
+  harmless). The ``pulumi:pulumi:Stack`` root may be included; it matches no rule.
+* ``states``: ``{urn: state_dict}``, the mocked outputs (``monitor.resources[urn].state``). A URN
+  missing here falls back to its inputs.
+* ``environment``: ``dev`` | ``staging`` | ``prod`` -> ``policies/config.<environment>.json``
+  (``ValueError`` for any other name).
+* ``policies``: the rules to run (default ``ALL_POLICIES``); config entries for other rules are ignored.
+* returns ``[{"policy": name, "level": "mandatory"|"advisory", "urn": urn-or-None, "message": str}]``:
+  resource-rule findings carry the analyzed resource's URN, stack-rule findings the URN the rule
+  reported (or None). ``message`` is the rule's specific message (its description when it has none).
+
+Each request goes through pulumi-policy's own ``_PolicyAnalyzerServicer`` (``Configure``, ``Analyze``
+per resource with its inputs and ``options.protect``, then ``AnalyzeStack`` over the outputs with
+parents, dependencies and property dependencies), so deserialization, the unknown-value proxy,
+enforcement levels, config and ``not_applicable`` behave as under ``pulumi preview``.
+``_PolicyAnalyzerServicer`` is private API: pulumi-policy is pinned (~=1.21.0) for that reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+from pulumi.runtime import proto
+from pulumi_policy import EnforcementLevel
+from pulumi_policy.policy import _PolicyAnalyzerServicer
+
+from . import (
+    ALL_POLICIES,
+    PACK_ENFORCEMENT_LEVEL,
+    PACK_NAME,
+    PACK_VERSION,
+    load_policy_config,
+)
+
+_SIG = "4dabf18193072939515e22adb298388d"
+_RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+_LEVEL_TO_PROTO = {e: getattr(proto, e.name) for e in EnforcementLevel}
+_LEVEL_BY_NAME = {e.value: e for e in EnforcementLevel}
+
+
+def downgrade(value: Any, prefer_id: bool = False) -> Any:
+    """Replace serialized resource references by their URN (or id): what analyzers receive."""
+    if isinstance(value, Mapping):
+        if value.get(_SIG) == _RESOURCE_SIG:
+            return (prefer_id and value.get("id")) or value.get("urn")
+        return {k: downgrade(v, prefer_id) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [downgrade(v, prefer_id) for v in value]
+    return value
+
+
+def _struct(value: Mapping) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update(json.loads(json.dumps(value, default=str)))
+    return s
+
+
+def _level(value: Any, policy_name: str) -> EnforcementLevel:
+    if isinstance(value, EnforcementLevel):
+        return value
+    try:
+        return _LEVEL_BY_NAME[str(value)]
+    except KeyError:
+        raise ValueError(f"policy config for {policy_name!r}: unknown enforcementLevel {value!r}") from None
+
+
+def policy_config_request(config: Mapping, policies: Iterable) -> proto.ConfigureAnalyzerRequest:
+    """Translate a ``--policy-pack-config`` JSON object into the CLI's ``Configure`` request.
+
+    Like the CLI: an ``all`` key sets the level of every rule; a rule's value is a level string or an
+    object with an optional ``enforcementLevel`` and the rule's config properties.
+    """
+    policies = list(policies)
+    pc: dict[str, proto.PolicyConfig] = {}
+    all_level = config.get("all")
+    if isinstance(all_level, Mapping):
+        all_level = all_level.get("enforcementLevel")
+    for pol in policies:
+        entry = config.get(pol.name)
+        if entry is None and all_level is None:
+            continue
+        props: dict = {}
+        level = all_level
+        if isinstance(entry, Mapping):
+            props = {k: v for k, v in entry.items() if k != "enforcementLevel"}
+            level = entry.get("enforcementLevel", level)
+        elif entry is not None:
+            level = entry
+        if level is None:
+            level = pol.enforcement_level or PACK_ENFORCEMENT_LEVEL
+        item = proto.PolicyConfig(enforcementLevel=_LEVEL_TO_PROTO[_level(level, pol.name)])
+        item.properties.update(json.loads(json.dumps(props)))
+        pc[pol.name] = item
+    return proto.ConfigureAnalyzerRequest(policyConfig=pc)
+
+
+def _message(diag) -> str:
+    text = diag.message
+    if diag.description and text.startswith(diag.description):
+        text = text[len(diag.description):].lstrip("\n")
+    return text or diag.description
+
+
+def _finding(diag, default_urn: str | None) -> dict:
+    return {
+        "policy": diag.policyName,
+        "level": "advisory" if diag.enforcementLevel == proto.ADVISORY else "mandatory",
+        "urn": diag.urn or default_urn,
+        "message": _message(diag),
+    }
+
+
+def evaluate(requests: Iterable, states: Mapping[str, Mapping], environment: str,
+             policies: list | None = None) -> list[dict]:
+    """Run ``policies`` (default ``ALL_POLICIES``) with ``environment``'s config; see the module doc."""
+    policies = list(ALL_POLICIES if policies is None else policies)
+    config = load_policy_config(environment)
+    svc = _PolicyAnalyzerServicer(PACK_NAME, PACK_VERSION, policies, PACK_ENFORCEMENT_LEVEL)
+    svc.Configure(policy_config_request(config, policies), None)
+
+    findings: list[dict] = []
+    stack_resources: list[proto.AnalyzerResource] = []
+    for request, urn in requests:
+        if request.type == "pulumi:pulumi:Stack":
+            continue
+        inputs = downgrade(json_format.MessageToDict(request.object))
+        opts = proto.AnalyzerResourceOptions(parent=request.parent, protect=request.protect)
+        response = svc.Analyze(proto.AnalyzeRequest(
+            type=request.type, properties=_struct(inputs), urn=urn, name=request.name, options=opts), None)
+        findings += [_finding(d, urn) for d in response.diagnostics]
+
+        state = states.get(urn)
+        outputs = downgrade(json.loads(json.dumps(state, default=str)), True) if state is not None else inputs
+        prop_deps = {k: proto.AnalyzerPropertyDependencies(urns=list(v.urns))
+                     for k, v in request.propertyDependencies.items()}
+        stack_resources.append(proto.AnalyzerResource(
+            type=request.type, properties=_struct(outputs or {}), urn=urn, name=request.name,
+            parent=request.parent, options=opts, dependencies=list(request.dependencies),
+            propertyDependencies=prop_deps))
+
+    response = svc.AnalyzeStack(proto.AnalyzeStackRequest(resources=stack_resources), None)
+    findings += [_finding(d, None) for d in response.diagnostics]
+    return findings
+
+
+def has_mandatory(findings: Iterable[Mapping]) -> bool:
+    return any(f["level"] == "mandatory" for f in findings)
+
+
+__all__ = ["ALL_POLICIES", "downgrade", "evaluate", "has_mandatory", "load_policy_config", "policy_config_request"]
