@@ -109,11 +109,21 @@ def _strip(value: Any, prefer_id: bool = False) -> Any:
     return value
 
 
+def _mask(value: Any) -> Any:
+    """Every leaf of a secret value -> "[secret]"; the shape (map keys, list length) stays, so a
+    Secret's `stringData` is still an object of the right keys in the manifests."""
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items() if k != SIG}
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    return SECRET_TEXT
+
+
 def redact(value: Any) -> Any:
     """Secret values -> "[secret]"."""
     if isinstance(value, dict):
         if value.get(SIG) == SECRET_SIG:
-            return SECRET_TEXT
+            return _mask(redact(value.get("value")))
         return {k: redact(v) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
