@@ -16,3 +16,7 @@ def analyse(plan: Plan, config: PlatformConfig) -> None:
     if evaluate is not None:
         states = {urn: reg.state for urn, reg in plan.monitor.resources.items()}
         plan.policies = evaluate(plan.monitor.requests, states, config.environment)
+    # Tenancy: which namespace may connect to which, from the declared NetworkPolicies.
+    from plan.reachability import matrix_lines, of_plan
+    plan.extras["reachability"] = of_plan(plan)
+    plan.extras.setdefault("_summary", {})["Reachability"] = matrix_lines(plan.extras["reachability"])

@@ -99,7 +99,10 @@ def program_config(stack: StackFile) -> dict[str, str]:
 # ------------------------------------------------------------------------------------ mocks
 
 def _strip(value: Any, prefer_id: bool = False) -> Any:
-    """Resource references -> their URN (or id), as an analyzer and the plan JSON see them."""
+    """Resource references -> their URN (or id), as an analyzer and the plan JSON see them; whole
+    numbers back to ints (the wire's Struct carries every number as a double)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if isinstance(value, dict):
         if value.get(SIG) == RESOURCE_SIG:
             return (prefer_id and value.get("id")) or value["urn"]
@@ -193,6 +196,14 @@ class PlanMocks(pulumi.runtime.Mocks):
             out.update(name=qname, arn=_arn("sqs", qname, self.region),
                        url=f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT}/{qname}")
             rid = out["url"]
+        elif typ == "aws:elasticache/replicationGroup:ReplicationGroup":
+            rg = inputs.get("replicationGroupId") or f"mock-{name}"
+            out.update(primaryEndpointAddress=f"master.{rg}.mock.usw2.cache.amazonaws.com",
+                       readerEndpointAddress=f"replica.{rg}.mock.usw2.cache.amazonaws.com")
+        elif typ in ("aws:rds/instance:Instance", "aws:rds/cluster:Cluster"):
+            ident = inputs.get("identifier") or inputs.get("clusterIdentifier") or f"mock-{name}"
+            host = f"{ident}.mock.{self.region}.rds.amazonaws.com"
+            out.update(address=host, endpoint=f"{host}:5432", port=inputs.get("port", 5432))
         elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
             out.update(latestVersion=1, defaultVersion=1)
         elif typ in ("random:index/randomPassword:RandomPassword", "random:index/randomString:RandomString"):

@@ -41,7 +41,7 @@ def to_json(plan: Plan) -> dict[str, Any]:
         "policies": plan.policies,
         "mocked": MOCK_NOTE,
     }
-    doc.update(plan.extras)
+    doc.update({k: v for k, v in plan.extras.items() if not k.startswith("_")})
     return doc
 
 

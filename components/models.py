@@ -1,0 +1,466 @@
+"""Model serving layer: KEDA, and one ModelDeployment (vLLM or TGI) per configured model.
+
+Sizing rules (also used by the config cross-checks, so what is validated is what is deployed):
+- weights: parametersB x bytes per parameter (bf16/fp16 2, fp8 1, awq/gptq/bitsandbytes 0.5);
+- a model may land on any instance type of its pool with enough GPUs (and its gpuModel, if set);
+  memory checks use the smallest-memory GPU among those;
+- CPU and memory: the per-GPU share of the tightest candidate instance, x GPUs, x 80% (kubelet
+  reserve and DaemonSets), capped per GPU so one big node does not make the request absurd.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components import names
+from components.aws import pod_identity_role, policy_json, secure_bucket
+from components.config import GpuPoolConfig, ModelConfig, ModelServingConfig
+from components.instances import InstanceFacts, instance_facts
+from components.k8s import (
+    container_security_context,
+    custom_object,
+    helm_release,
+    labels,
+    meta,
+    pod_security_context,
+    resources,
+    selector,
+)
+
+# kube-prometheus-stack (release `kube-prometheus-stack`, namespace observability) serves Prometheus here.
+PROMETHEUS_URL = "http://kube-prometheus-stack-prometheus.observability.svc:9090"
+# kube-prometheus-stack's Prometheus selects ServiceMonitors carrying its release label.
+PROMETHEUS_RELEASE_LABEL = {"release": "kube-prometheus-stack"}
+HF_TOKEN_SECRET = "hf-token"
+HF_TOKEN_KEY = "token"
+
+BYTES_PER_PARAM = {"none": 2.0, "fp8": 1.0, "awq": 0.5, "gptq": 0.5, "bitsandbytes": 0.5}
+KV_HEADROOM = 0.8             # weights may take at most 80% of the engine's GPU memory budget
+NODE_SHARE = 0.8              # of a node's per-GPU CPU/memory share a model pod requests
+CPU_PER_GPU_MAX = 6
+MEMORY_PER_GPU_MAX_GIB = 32
+SHM_MAX_GIB = 32
+STARTUP_S_PER_GIB = 20        # budget to download/stream and load one GiB of weights
+STARTUP_MIN_S = 600
+STARTUP_MAX_S = 3600
+PROBE_PERIOD_S = 10
+PRESTOP_SLEEP_S = 30          # endpoints and the gateway stop sending before SIGTERM
+DRAIN_S = 100                 # in-flight generations finish after SIGTERM
+TMP_GIB = 4
+HOME_GIB = 8                  # torch/triton compile caches live under HOME
+S3_SCRATCH_GIB = 20           # tokenizer and config files runai_streamer copies locally
+UID = 1000
+NODE_LAUNCH_S = 1200         # Karpenter launch + GPU driver/plugin ready + image pull
+DATA_DIR = "/data"
+HOME_DIR = "/home/app"
+
+
+# ------------------------------------------------------------------------------ sizing rules
+
+def bytes_per_param(m: ModelConfig) -> float:
+    return BYTES_PER_PARAM[m.quantization]
+
+
+def precision(m: ModelConfig) -> str:
+    return m.quantization if m.quantization != "none" else ("bfloat16" if m.dtype == "auto" else m.dtype)
+
+
+def weights_gb(m: ModelConfig) -> float:
+    """Weights in GB (10^9 bytes), the unit model cards use."""
+    return m.parameters_b * bytes_per_param(m)
+
+
+def weights_gib(m: ModelConfig) -> float:
+    return weights_gb(m) * 1e9 / 2**30
+
+
+def _matches_gpu(f: InstanceFacts, gpu_model: str | None) -> bool:
+    return gpu_model is None or (f.gpu_model or "").lower() == gpu_model.lower()
+
+
+def pool_types(m: ModelConfig, pool: GpuPoolConfig) -> list[InstanceFacts]:
+    """Instance types of the pool carrying the model's gpuModel (any GPU if unset)."""
+    return [f for t in pool.instance_types if (f := instance_facts(t)) and f.gpus > 0 and _matches_gpu(f, m.gpu_model)]
+
+
+def candidate_types(m: ModelConfig, pool: GpuPoolConfig) -> list[InstanceFacts]:
+    """Where one replica can land: the pool's (gpuModel) types with at least `gpus` GPUs."""
+    return [f for f in pool_types(m, pool) if f.gpus >= m.gpus]
+
+
+@dataclass(frozen=True)
+class PodSize:
+    cpu_m: int
+    memory_gib: int
+    shm_gib: int
+
+
+def pod_size(m: ModelConfig, pool: GpuPoolConfig) -> PodSize:
+    cands = candidate_types(m, pool)
+    if not cands:  # config validation refuses this; a safe floor keeps the function total
+        return PodSize(1000 * m.gpus, 8 * m.gpus, 1)
+    cpu_share = min(f.vcpu / f.gpus for f in cands)
+    mem_share = min(f.memory_gib / f.gpus for f in cands)
+    cpu_m = int(min(cpu_share * NODE_SHARE, CPU_PER_GPU_MAX) * m.gpus * 10) * 100
+    memory_gib = int(min(mem_share * NODE_SHARE, MEMORY_PER_GPU_MAX_GIB) * m.gpus)
+    return PodSize(cpu_m, memory_gib, max(1, min(memory_gib // 4, SHM_MAX_GIB)))
+
+
+def startup_budget_s(m: ModelConfig) -> int:
+    return int(min(max(weights_gib(m) * STARTUP_S_PER_GIB, STARTUP_MIN_S), STARTUP_MAX_S))
+
+
+def ephemeral_gib(m: ModelConfig) -> int:
+    cache = {"nodeLocal": m.cache_size_gib, "s3": S3_SCRATCH_GIB, "pvc": 0}[m.cache]
+    return TMP_GIB + HOME_GIB + cache
+
+
+def s3_prefix(m: ModelConfig) -> str:
+    """Where an `s3`-cached model's weights live in the models bucket (its Hugging Face id)."""
+    return m.model.strip("/")
+
+
+# ------------------------------------------------------------------------------ components
+
+@dataclass
+class ModelDeploymentArgs:
+    model: ModelConfig
+    pool: GpuPoolConfig
+    serving: ModelServingConfig
+    cluster_name: pulumi.Input[str]
+    keda: pulumi.Resource | None
+    hf_token_secret: str | None                        # name of the namespace's token Secret
+    models_bucket: Any = None                           # SecureBucket when cache is s3
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
+    node_selector: dict[str, str] = field(default_factory=dict)
+    region: pulumi.Input[str] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+class ModelDeployment(pulumi.ComponentResource):
+    """One model server: Deployment, Service, PDB, ServiceMonitor, KEDA ScaledObject and its cache."""
+
+    def __init__(self, name: str, args: ModelDeploymentArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("agentic:models:ModelDeployment", name, None, opts)
+        m = args.model
+        self.model_name = m.name
+        self.service_name = m.name
+        self.namespace = names.model_namespace(m)
+        self.port = names.model_port(m.engine)
+        ns, port = self.namespace, self.port
+        version = m.image.rsplit(":", 1)[-1] if "@" not in m.image else None
+        lbl = labels(m.name, "model-server", version=version,
+                     extra={names.MODEL_LABEL: m.name, "agentic.platform/engine": m.engine})
+        sel = selector(m.name)
+        child = pulumi.ResourceOptions(parent=self)
+        size = pod_size(m, args.pool)
+
+        # --- model cache
+        service_account = None
+        cache_volume: dict[str, Any]
+        if m.cache == "pvc":
+            self.pvc = k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-cache",
+                metadata=meta(f"{m.name}-cache", ns, labels=lbl),
+                # gp3-encrypted (cluster layer): with protectData its reclaim policy is Retain.
+                spec={"accessModes": ["ReadWriteOnce"], "storageClassName": "gp3-encrypted",
+                      "resources": {"requests": {"storage": f"{m.cache_size_gib}Gi"}}},
+                # Binding waits for the first consumer; Pulumi must not wait for it.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
+            )
+            cache_volume = {"name": "cache", "persistentVolumeClaim": {"claimName": f"{m.name}-cache"}}
+        elif m.cache == "s3":
+            service_account = m.name
+            self.service_account = k8s.core.v1.ServiceAccount(
+                f"{name}-sa", metadata=meta(service_account, ns, labels=lbl),
+                automount_service_account_token=False, opts=pulumi.ResourceOptions(parent=self,
+                                                                                    depends_on=args.depends_on))
+            bucket = args.models_bucket
+            self.identity = pod_identity_role(
+                f"{name}-s3", cluster_name=args.cluster_name, namespace=ns, service_account=service_account,
+                policy=policy_json(bucket.read_only_statements(f"{s3_prefix(m)}/*")), tags=args.tags, opts=child)
+            cache_volume = {"name": "cache", "emptyDir": {"sizeLimit": f"{S3_SCRATCH_GIB}Gi"}}
+        else:
+            # nodeLocal: an emptyDir lives under kubelet's root dir, which is on the instance-store
+            # RAID0 when the EC2NodeClass sets instanceStorePolicy RAID0 (hostPath is not restricted-PSS).
+            cache_volume = {"name": "cache", "emptyDir": {"sizeLimit": f"{m.cache_size_gib}Gi"}}
+
+        # --- container
+        env: list[dict[str, Any]] = [
+            {"name": "HOME", "value": HOME_DIR},
+            {"name": "HF_HOME", "value": f"{DATA_DIR}/huggingface"},
+            {"name": "XDG_CACHE_HOME", "value": f"{HOME_DIR}/.cache"},
+        ]
+        if args.hf_token_secret:
+            env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": args.hf_token_secret,
+                                                                           "key": HF_TOKEN_KEY}}})
+        if m.engine == "vllm":
+            env += [{"name": "VLLM_NO_USAGE_STATS", "value": "1"}, {"name": "DO_NOT_TRACK", "value": "1"}]
+            source = m.model
+            if m.cache == "s3":
+                source = pulumi.Output.concat("s3://", args.models_bucket.bucket.bucket, "/", s3_prefix(m))
+                if args.region is not None:
+                    env.append({"name": "AWS_REGION", "value": args.region})
+            cmd_args: list[Any] = [source, "--served-model-name", m.name, "--port", str(port),
+                                   "--tensor-parallel-size", str(m.gpus),
+                                   "--gpu-memory-utilization", str(m.gpu_memory_utilization),
+                                   "--max-model-len", str(m.max_model_len), "--enable-prefix-caching",
+                                   "--dtype", m.dtype]
+            if m.quantization != "none":
+                cmd_args += ["--quantization", m.quantization]
+            if m.cache == "s3":
+                cmd_args += ["--load-format", "runai_streamer"]
+            command = ["vllm", "serve"]
+        else:
+            env.append({"name": "HF_HUB_ENABLE_HF_TRANSFER", "value": "0"})
+            max_input = m.max_model_len * 3 // 4  # room left for the generated tokens
+            cmd_args = ["--model-id", m.model, "--num-shard", str(m.gpus), "--port", str(port),
+                        "--hostname", "0.0.0.0", "--max-input-tokens", str(max_input),
+                        "--max-total-tokens", str(m.max_model_len)]
+            if m.quantization != "none":
+                cmd_args += ["--quantize", m.quantization]
+            elif m.dtype != "auto":
+                cmd_args += ["--dtype", m.dtype]
+            command = ["text-generation-launcher"]
+        cmd_args += list(m.extra_args)
+
+        startup = startup_budget_s(m)
+        probe = {"httpGet": {"path": "/health", "port": "http"}}
+        container = {
+            "name": m.engine,
+            "image": m.image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": command,
+            "args": cmd_args,
+            "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+            "env": env,
+            "resources": resources(f"{size.cpu_m}m", f"{size.memory_gib}Gi",
+                                   extra={names.GPU_RESOURCE: str(m.gpus),
+                                          "ephemeral-storage": f"{ephemeral_gib(m)}Gi"}),
+            "securityContext": container_security_context(),
+            "startupProbe": {**probe, "periodSeconds": PROBE_PERIOD_S, "timeoutSeconds": 5,
+                             "failureThreshold": math.ceil(startup / PROBE_PERIOD_S)},
+            "readinessProbe": {**probe, "periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 3},
+            "livenessProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
+            "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_S}}},
+            "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}, {"name": "tmp", "mountPath": "/tmp"},
+                             {"name": "home", "mountPath": HOME_DIR}, {"name": "cache", "mountPath": DATA_DIR}],
+        }
+        zone_spread = {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                       "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": sel}}
+        pod_spec: dict[str, Any] = {
+            "securityContext": pod_security_context(UID, fs_group=UID),
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": PRESTOP_SLEEP_S + DRAIN_S,
+            "tolerations": args.tolerations,
+            "nodeSelector": args.node_selector,
+            "topologySpreadConstraints": [zone_spread],
+            "containers": [container],
+            "volumes": [
+                {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{size.shm_gib}Gi"}},
+                {"name": "tmp", "emptyDir": {"sizeLimit": f"{TMP_GIB}Gi"}},
+                {"name": "home", "emptyDir": {"sizeLimit": f"{HOME_GIB}Gi"}},
+                cache_volume,
+            ],
+        }
+        if service_account:
+            pod_spec["serviceAccountName"] = service_account
+        else:
+            pod_spec["automountServiceAccountToken"] = False
+        # A pvc cache attaches to one node: the old pod must let go first. Otherwise no surge, so a
+        # rollout never needs GPUs beyond maxReplicas x gpus (what the quota check counts).
+        strategy = ({"type": "Recreate"} if m.cache == "pvc"
+                    else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}})
+        deps = [*args.depends_on, *([self.identity.association] if m.cache == "s3" else [])]
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=meta(m.name, ns, labels=lbl),
+            # No `replicas`: KEDA's HPA owns the count (server-side apply would fight over it).
+            spec={"selector": {"matchLabels": sel}, "strategy": strategy, "revisionHistoryLimit": 5,
+                  "template": {"metadata": {"labels": lbl}, "spec": pod_spec}},
+            # A GPU node launch plus a 70B load outlasts Pulumi's default 10-minute rollout wait.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=deps, custom_timeouts=pulumi.CustomTimeouts(
+                create=f"{startup + NODE_LAUNCH_S}s", update=f"{startup + NODE_LAUNCH_S}s")),
+        )
+        self.service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=meta(m.name, ns, labels=lbl),
+            spec={"type": "ClusterIP", "selector": sel, "trafficDistribution": "PreferClose",
+                  "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}]},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
+        )
+        self.pdb = k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb", metadata=meta(m.name, ns, labels=lbl),
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": sel}},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on))
+        self.service_monitor = custom_object(
+            f"{name}-servicemonitor", "monitoring.coreos.com/v1", "ServiceMonitor", m.name, namespace=ns,
+            labels={**lbl, **PROMETHEUS_RELEASE_LABEL},
+            spec={"selector": {"matchLabels": sel}, "namespaceSelector": {"matchNames": [ns]},
+                  "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}]},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on))
+        self.scaled_object = custom_object(
+            f"{name}-scaledobject", "keda.sh/v1alpha1", "ScaledObject", m.name, namespace=ns, labels=lbl,
+            spec=scaled_object_spec(m, args.serving),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, *([args.keda] if args.keda else [])]))
+        self.register_outputs({"serviceName": self.service_name, "namespace": self.namespace, "port": self.port})
+
+
+def queue_query(m: ModelConfig) -> str:
+    ns = names.model_namespace(m)
+    if m.engine == "vllm":
+        return f'sum(vllm:num_requests_waiting{{namespace="{ns}",model_name="{m.name}"}})'
+    return f'sum(tgi_queue_size{{namespace="{ns}",service="{m.name}"}})'
+
+
+def gpu_query(m: ModelConfig) -> str:
+    # DCGM exporter labels GPU metrics with the pod using the GPU (its Kubernetes mapping).
+    return f'avg(DCGM_FI_DEV_GPU_UTIL{{namespace="{names.model_namespace(m)}",pod=~"{m.name}-.*"}})'
+
+
+def scaled_object_spec(m: ModelConfig, s: ModelServingConfig) -> dict[str, Any]:
+    """The seed's ScaledObject: fast up, slow down, fallback, queue and GPU-utilisation triggers.
+    Trigger metadata values are strings (the CRD says map[string]string)."""
+    fallback = min(m.max_replicas, max(m.min_replicas, 1) + 1)
+    return {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": m.name},
+        "pollingInterval": s.polling_interval,
+        "cooldownPeriod": s.cooldown_period,
+        "minReplicaCount": m.min_replicas,
+        "maxReplicaCount": m.max_replicas,
+        "fallback": {"failureThreshold": 3, "replicas": fallback},
+        "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
+            "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+                        "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15},
+                                     {"type": "Pods", "value": 4, "periodSeconds": 15}]},
+            "scaleDown": {"stabilizationWindowSeconds": 300,
+                          "policies": [{"type": "Percent", "value": 25, "periodSeconds": 60}]},
+        }}},
+        "triggers": [
+            {"type": "prometheus", "name": "queue", "metadata": {
+                "serverAddress": PROMETHEUS_URL, "query": queue_query(m),
+                "threshold": str(m.queue_target), "activationThreshold": "0", "ignoreNullValues": "true"}},
+            {"type": "prometheus", "name": "gpu-utilization", "metadata": {
+                "serverAddress": PROMETHEUS_URL, "query": gpu_query(m),
+                "threshold": str(s.gpu_util_threshold), "activationThreshold": str(s.gpu_util_activation),
+                "ignoreNullValues": "true"}},
+        ],
+    }
+
+
+SchedulingFor = Callable[[str], tuple[list[dict[str, Any]], dict[str, str]]]
+
+
+@dataclass
+class ModelServingArgs:
+    models: list[ModelConfig]
+    pools: list[GpuPoolConfig]
+    serving: ModelServingConfig
+    cluster_name: pulumi.Input[str]
+    protect_data: bool
+    hf_token: pulumi.Input[str] | None
+    tags: dict[str, str]
+    namespaces: dict[str, pulumi.Resource] = field(default_factory=dict)
+    node_isolated_tenants: set[str] = field(default_factory=set)
+    scheduling_for: SchedulingFor | None = None        # tenancy's (tolerations, nodeSelector) of a tenant
+    compute: list[pulumi.Resource] = field(default_factory=list)  # NodePools / GPU stack the pods need
+
+
+def _pool_taints(pool: GpuPoolConfig) -> list[dict[str, Any]]:
+    out = []
+    for t in getattr(pool, "taints", []) or []:
+        tol = {"key": t.key, "operator": "Equal" if t.value else "Exists", "effect": t.effect}
+        if t.value:
+            tol["value"] = t.value
+        out.append(tol)
+    return out
+
+
+def placement(m: ModelConfig, pool: GpuPoolConfig, isolated: bool,
+              scheduling_for: SchedulingFor | None) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Tolerations and nodeSelector of a model's pods: its pool (or its tenant's dedicated pool)."""
+    tolerations = [dict(names.GPU_TOLERATION), *_pool_taints(pool)]
+    node_selector = {names.NODEPOOL_LABEL: pool.name}
+    if isolated and m.tenant:
+        if scheduling_for is not None:
+            tenant_tol, tenant_sel = scheduling_for(m.tenant)
+        else:
+            tenant_tol = [{"key": names.TENANT_TAINT_KEY, "operator": "Equal", "value": m.tenant,
+                           "effect": "NoSchedule"}]
+            tenant_sel = {names.TENANT_LABEL: m.tenant}
+        tolerations += [t for t in tenant_tol if t not in tolerations]
+        node_selector = {names.NODEPOOL_LABEL: names.tenant_pool_name(m.tenant), **tenant_sel}
+    if m.gpu_model:
+        node_selector[names.GPU_NAME_LABEL] = m.gpu_model.lower()
+    return tolerations, node_selector
+
+
+class ModelServing(pulumi.ComponentResource):
+    """KEDA (kube-system) and a ModelDeployment per model; the shared models bucket when any model
+    streams from S3; the Hugging Face token Secret in every namespace that serves models."""
+
+    def __init__(self, name: str, args: ModelServingArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("agentic:models:ModelServing", name, None, opts)
+        s = args.serving
+        child = pulumi.ResourceOptions(parent=self)
+        # KEDA's pods run on the system nodes (tainted CriticalAddonsOnly), beside the other controllers.
+        system = {"tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],
+                  "nodeSelector": {"agentic.platform/node-role": "system"}}
+        self.keda = helm_release(
+            f"{name}-keda", "keda", namespace=names.NS_SYSTEM, release_name="keda",
+            values={
+                "operator": {"replicaCount": s.keda_replicas, **system},
+                "metricsServer": {"replicaCount": s.keda_replicas, **system},
+                "webhooks": {"replicaCount": s.keda_replicas, **system},
+                "podDisruptionBudget": {k: {"maxUnavailable": 1} for k in ("operator", "metricServer", "webhooks")},
+            },
+            opts=child)
+
+        pools = {p.name: p for p in args.pools}
+        model_namespaces = sorted({names.model_namespace(m) for m in args.models})
+        self.models_bucket = None
+        if any(m.cache == "s3" for m in args.models):
+            self.models_bucket = secure_bucket(f"{name}-models", purpose="model-weights", protect=args.protect_data,
+                                               tags=args.tags, opts=child)
+        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region \
+            if self.models_bucket else None
+
+        self.token_secrets: dict[str, k8s.core.v1.Secret] = {}
+        for ns in model_namespaces:
+            if args.hf_token is None:
+                continue
+            ns_dep = [args.namespaces[ns]] if ns in args.namespaces else []
+            # string_data is the Pulumi secret Output itself: it stays secret in state and plan.
+            self.token_secrets[ns] = k8s.core.v1.Secret(
+                f"{name}-hf-token-{ns}", metadata=meta(HF_TOKEN_SECRET, ns, labels=labels("hf-token", "model-server")),
+                type="Opaque", string_data={HF_TOKEN_KEY: pulumi.Output.secret(args.hf_token)},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=ns_dep,
+                                            additional_secret_outputs=["stringData", "data"]))
+
+        self.models: dict[str, ModelDeployment] = {}
+        for m in args.models:
+            ns = names.model_namespace(m)
+            pool = pools[m.pool]
+            tolerations, node_selector = placement(m, pool, m.tenant in args.node_isolated_tenants,
+                                                   args.scheduling_for)
+            deps: list[pulumi.Resource] = [*([args.namespaces[ns]] if ns in args.namespaces else []),
+                                           *args.compute]
+            if ns in self.token_secrets:
+                deps.append(self.token_secrets[ns])
+            self.models[m.name] = ModelDeployment(m.name, ModelDeploymentArgs(
+                model=m, pool=pool, serving=s, cluster_name=args.cluster_name, keda=self.keda,
+                hf_token_secret=HF_TOKEN_SECRET if ns in self.token_secrets else None,
+                models_bucket=self.models_bucket, tolerations=tolerations, node_selector=node_selector,
+                region=region, tags=args.tags, depends_on=deps), child)
+
+        self.bucket_name = self.models_bucket.bucket.bucket if self.models_bucket else None
+        self.register_outputs({"models": {n: d.service_name for n, d in self.models.items()},
+                               **({"modelsBucket": self.bucket_name} if self.bucket_name else {})})

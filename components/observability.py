@@ -1,0 +1,413 @@
+"""Observability layer: kube-prometheus-stack (Prometheus, Alertmanager, Grafana, kube-state-metrics,
+node-exporter), the platform's dashboards and alert rules (data in platform/), the OpenTelemetry
+collector and LangFuse (PostgreSQL on RDS or in-cluster, blob storage in S3 through Pod Identity).
+
+Every credential is generated once by pulumi_random (stable across updates), kept as a Pulumi
+secret and handed to charts through Kubernetes Secrets referenced by name: no Helm value holds one.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components import names
+from components.aws import pod_identity_role, policy_json, secure_bucket
+from components.config import ObservabilityConfig
+from components.k8s import (
+    PLATFORM_DIR,
+    container_security_context,
+    custom_object,
+    helm_release,
+    labels,
+    meta,
+    platform_data,
+    pod_security_context,
+    resources,
+)
+
+NS = names.NS_OBSERVABILITY
+# The release name is part of the Prometheus service name KEDA triggers query
+# (http://kube-prometheus-stack-prometheus.observability.svc:9090): do not change it.
+KPS_RELEASE = "kube-prometheus-stack"
+PROMETHEUS_URL = f"http://{KPS_RELEASE}-prometheus.{NS}.svc:9090"
+GRAFANA_URL = f"http://{KPS_RELEASE}-grafana.{NS}.svc:80"
+COLLECTOR = "otel-collector"
+LANGFUSE_RELEASE = "langfuse"
+LANGFUSE_URL = f"http://{LANGFUSE_RELEASE}-web.{NS}.svc:{names.PORT_LANGFUSE}"
+# LangFuse v3 ingests OTLP/HTTP traces here; otlphttp appends /v1/traces.
+LANGFUSE_OTLP = f"{LANGFUSE_URL}/api/public/otel"
+PROM_EXPORTER_PORT = 8889
+GRAFANA_SECRET = "grafana-admin"
+LANGFUSE_SECRET = "langfuse-credentials"
+COLLECTOR_SECRET = "otel-langfuse-auth"
+DASHBOARD_LABEL = {"grafana_dashboard": "1"}
+AGENT_MONITOR_LABEL = "kagent.dev/monitored"
+
+
+@dataclass
+class ObservabilityArgs:
+    config: ObservabilityConfig
+    cluster_name: pulumi.Input[str]
+    protect_data: bool
+    storage_class: str
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: list[pulumi.Input[str]]
+    cluster_security_group_id: pulumi.Input[str]
+    tags: dict[str, str]
+    # Resources the Kubernetes objects wait for (the tenancy layer's namespaces).
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+def cost_dashboard(doc: dict[str, Any], price: float) -> dict[str, Any]:
+    """The Cost Tracking dashboard with its `gpu_hour_price` constant set to `price`."""
+    out = copy.deepcopy(doc)
+    text = f"{price:g}"
+    for var in out.get("templating", {}).get("list", []):
+        if var.get("name") == "gpu_hour_price":
+            var["query"] = text
+            var["current"] = {**var.get("current", {}), "text": text, "value": text}
+            var["options"] = [{"selected": True, "text": text, "value": text}]
+    return out
+
+
+def dashboards(price: float) -> dict[str, str]:
+    """File stem -> dashboard JSON text, from platform/dashboards."""
+    out = {}
+    for path in sorted((PLATFORM_DIR / "dashboards").glob("*.json")):
+        doc = json.loads(path.read_text())
+        if path.stem == "cost-tracking":
+            doc = cost_dashboard(doc, price)
+        out[path.stem] = json.dumps(doc, indent=1, sort_keys=True)
+    return out
+
+
+def _image(key: str) -> dict[str, str]:
+    pin = platform_data("images.yaml")[key]
+    return {"repository": pin["repository"], "tag": str(pin["tag"])}
+
+
+class Observability(pulumi.ComponentResource):
+    """Metrics, dashboards, alerts, traces. Public attributes: `otlp_grpc_endpoint`,
+    `otlp_http_endpoint` (for agents and the gateway), `prometheus_url`, `grafana_url`,
+    `langfuse_url`."""
+
+    def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("agentic:observability:Observability", name, None, opts)
+        cfg, lf = args.config, args.config.langfuse
+        child = pulumi.ResourceOptions(parent=self)
+        ns_ready = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
+        keep = pulumi.ResourceOptions(parent=self, protect=args.protect_data)
+
+        # --------------------------------------------------------- generated credentials (once)
+        def password(key: str, length: int = 32) -> random.RandomPassword:
+            # No special characters: the values end up in URLs and Basic auth headers.
+            return random.RandomPassword(f"{name}-{key}", length=length, special=False, opts=child)
+
+        grafana_pw = password("grafana-admin")
+        salt = password("langfuse-salt")
+        nextauth = password("langfuse-nextauth")
+        # 32 random bytes = the 64 hex characters LangFuse's ENCRYPTION_KEY must be.
+        enc_key = random.RandomId(f"{name}-langfuse-encryption-key", byte_length=32, opts=child)
+        db_pw = password("langfuse-db")
+        clickhouse_pw = password("langfuse-clickhouse")
+        redis_pw = password("langfuse-redis")
+        public_key = password("langfuse-public-key", 24)
+        secret_key = password("langfuse-secret-key", 32)
+        pk = pulumi.Output.secret(public_key.result.apply(lambda v: f"pk-lf-{v}"))
+        sk = pulumi.Output.secret(secret_key.result.apply(lambda v: f"sk-lf-{v}"))
+
+        def secret(resource: str, secret_name: str, component: str, data: dict[str, pulumi.Input[str]]):
+            return k8s.core.v1.Secret(
+                f"{name}-{resource}", metadata=meta(secret_name, NS, labels=labels(secret_name, component)),
+                type="Opaque", string_data={k: pulumi.Output.secret(v) for k, v in data.items()},
+                opts=ns_ready)
+
+        grafana_secret = secret("grafana-admin", GRAFANA_SECRET, "grafana",
+                                {"admin-user": "admin", "admin-password": grafana_pw.result})
+
+        # --------------------------------------------------------- kube-prometheus-stack
+        def pvc(size_gib: int) -> dict[str, Any]:
+            return {"volumeClaimTemplate": {"spec": {
+                "storageClassName": args.storage_class, "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": f"{size_gib}Gi"}}}}}
+
+        kps_values = {
+            "fullnameOverride": KPS_RELEASE,
+            "crds": {"enabled": True},  # the chart owns the monitoring.coreos.com CRDs (once)
+            # EKS runs etcd, the scheduler and the controller manager out of reach; kube-proxy
+            # binds its metrics to 127.0.0.1. Scraping them only yields TargetDown alerts.
+            "kubeEtcd": {"enabled": False},
+            "kubeScheduler": {"enabled": False},
+            "kubeControllerManager": {"enabled": False},
+            "kubeProxy": {"enabled": False},
+            "defaultRules": {"rules": {"etcd": False, "kubeSchedulerAlerting": False,
+                                       "kubeSchedulerRecording": False, "kubeControllerManager": False,
+                                       "kubeProxy": False, "windows": False}},
+            "prometheusOperator": {"resources": resources("100m", "256Mi", cpu_limit="500m")},
+            "prometheus": {"prometheusSpec": {
+                # Select every ServiceMonitor/PodMonitor/PrometheusRule/Probe in the cluster, not
+                # only those labelled with this release.
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "podMonitorSelectorNilUsesHelmValues": False,
+                "ruleSelectorNilUsesHelmValues": False,
+                "probeSelectorNilUsesHelmValues": False,
+                "scrapeConfigSelectorNilUsesHelmValues": False,
+                "retention": cfg.prometheus_retention,
+                # Keep 10% of the volume free so the TSDB never fills it.
+                "retentionSize": f"{int(cfg.prometheus_storage_gib * 0.9)}GB",
+                "replicas": cfg.prometheus_replicas,
+                "storageSpec": pvc(cfg.prometheus_storage_gib),
+                "resources": resources("500m", "2Gi", cpu_limit="2", memory_limit="4Gi"),
+            }},
+            "alertmanager": {"alertmanagerSpec": {
+                "storage": pvc(cfg.alertmanager_storage_gib),
+                "resources": resources("50m", "128Mi", cpu_limit="200m"),
+            }},
+            "grafana": {
+                "admin": {"existingSecret": GRAFANA_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"},
+                "persistence": {"enabled": True, "type": "pvc", "storageClassName": args.storage_class,
+                                "size": f"{cfg.grafana_storage_gib}Gi"},
+                "resources": resources("100m", "256Mi", cpu_limit="500m", memory_limit="512Mi"),
+                "sidecar": {
+                    "dashboards": {"enabled": True, "label": "grafana_dashboard", "labelValue": "1",
+                                   "searchNamespace": "ALL"},
+                    "resources": resources("50m", "128Mi", cpu_limit="200m"),
+                },
+            },
+            "kube-state-metrics": {"resources": resources("50m", "128Mi", cpu_limit="200m", memory_limit="256Mi")},
+            "prometheus-node-exporter": {
+                # hostNetwork/hostPID/hostPath need Pod Security `privileged`: confined to its own
+                # namespace so `observability` stays `restricted`.
+                "namespaceOverride": names.NS_HOST_MONITORING,
+                # Every node, including tainted GPU and tenant nodes.
+                "tolerations": [{"operator": "Exists"}],
+                "resources": resources("50m", "64Mi", cpu_limit="200m", memory_limit="128Mi"),
+            },
+        }
+        self.kube_prometheus_stack = helm_release(
+            f"{name}-kube-prometheus-stack", "kube-prometheus-stack", namespace=NS, release_name=KPS_RELEASE,
+            values=kps_values,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, grafana_secret]))
+        # Custom resources need the chart's CRDs and operator (and go before them on destroy).
+        after_kps = pulumi.ResourceOptions(parent=self, depends_on=[self.kube_prometheus_stack])
+
+        # --------------------------------------------------------- dashboards
+        self.dashboards = [
+            k8s.core.v1.ConfigMap(
+                f"{name}-dashboard-{stem}",
+                metadata=meta(f"grafana-dashboard-{stem}", NS,
+                              labels=labels("grafana-dashboard", "dashboard", instance=stem, extra=DASHBOARD_LABEL)),
+                data={f"{stem}.json": text}, opts=ns_ready)
+            for stem, text in dashboards(cfg.gpu_hour_price).items()
+        ]
+
+        # --------------------------------------------------------- alerts and agent scrape
+        alerts = platform_data("alerts.yaml")
+        self.rules = custom_object(
+            f"{name}-alerts", "monitoring.coreos.com/v1", "PrometheusRule", "agentic-platform-alerts",
+            namespace=NS, labels=labels("agentic-platform-alerts", "alerts", extra={"release": KPS_RELEASE}),
+            spec={"groups": alerts["groups"]}, opts=after_kps)
+        self.agent_monitor = custom_object(
+            f"{name}-agent-metrics", "monitoring.coreos.com/v1", "ServiceMonitor", "agent-metrics",
+            namespace=NS, labels=labels("agent-metrics", "monitoring", extra={"release": KPS_RELEASE}),
+            spec={"namespaceSelector": {"any": True},
+                  "selector": {"matchLabels": {AGENT_MONITOR_LABEL: "true"}},
+                  "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}]},
+            opts=after_kps)
+
+        # --------------------------------------------------------- LangFuse
+        creds: dict[str, pulumi.Input[str]] = {
+            "salt": salt.result, "encryption-key": enc_key.hex, "nextauth-secret": nextauth.result,
+            "postgres-password": db_pw.result, "clickhouse-password": clickhouse_pw.result,
+            "redis-password": redis_pw.result, "public-key": pk, "secret-key": sk,
+        }
+        langfuse_secret = secret("langfuse-credentials", LANGFUSE_SECRET, "langfuse", creds)
+
+        bucket = secure_bucket(f"{name}-langfuse", purpose="langfuse", protect=args.protect_data,
+                               force_destroy=not args.protect_data, tags=args.tags, opts=child)
+        self.langfuse_bucket = bucket.bucket
+        pod_identity_role(f"{name}-langfuse", cluster_name=args.cluster_name, namespace=NS,
+                          service_account=LANGFUSE_RELEASE, policy=policy_json(bucket.read_write_statements()),
+                          tags=args.tags, opts=child)
+
+        self.database: aws.rds.Instance | None = None
+        if lf.database == "rds":
+            postgres = self._rds(name, args, db_pw, keep, child)
+            self.database = postgres
+            postgresql: dict[str, Any] = {"deploy": False, "host": postgres.address, "port": 5432,
+                                          "auth": {"username": "langfuse", "database": "langfuse"}}
+        else:
+            postgresql = {"deploy": True, "auth": {"username": "postgres", "database": "langfuse"},
+                          "primary": {"persistence": {"storageClass": args.storage_class},
+                                      "resources": resources("250m", "512Mi", cpu_limit="1", memory_limit="1Gi")}}
+        postgresql["auth"].update({"existingSecret": LANGFUSE_SECRET,
+                                   "secretKeys": {"userPasswordKey": "postgres-password",
+                                                  "adminPasswordKey": "postgres-password"}})
+
+        def ref(key: str) -> dict[str, Any]:
+            return {"secretKeyRef": {"name": LANGFUSE_SECRET, "key": key}}
+
+        def env_ref(env: str, key: str) -> dict[str, Any]:
+            return {"name": env, "valueFrom": ref(key)}
+
+        web, worker = _image("langfuse-web"), _image("langfuse-worker")
+        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+        langfuse_values = {
+            "langfuse": {
+                "salt": ref("salt"), "encryptionKey": ref("encryption-key"),
+                "nextauth": {"url": LANGFUSE_URL, "secret": ref("nextauth-secret")},
+                "features": {"telemetryEnabled": False, "signUpDisabled": True},
+                "serviceAccount": {"create": True, "name": LANGFUSE_RELEASE},
+                # Next.js writes its cache under the app directory: the root filesystem stays writable.
+                "podSecurityContext": pod_security_context(1001, fs_group=1001),
+                "securityContext": container_security_context(read_only_root=False),
+                "image": {"pullPolicy": "IfNotPresent"},
+                # The init project's API keys: the collector authenticates with the same pair.
+                "additionalEnv": [
+                    {"name": "LANGFUSE_INIT_ORG_ID", "value": "agentic-platform"},
+                    {"name": "LANGFUSE_INIT_ORG_NAME", "value": "Agentic Platform"},
+                    {"name": "LANGFUSE_INIT_PROJECT_ID", "value": "agentic-platform"},
+                    {"name": "LANGFUSE_INIT_PROJECT_NAME", "value": "agentic-platform"},
+                    env_ref("LANGFUSE_INIT_PROJECT_PUBLIC_KEY", "public-key"),
+                    env_ref("LANGFUSE_INIT_PROJECT_SECRET_KEY", "secret-key"),
+                ],
+                "web": {"image": {"repository": web["repository"], "tag": web["tag"]},
+                        "replicas": lf.web_replicas,
+                        "resources": resources("500m", "1Gi", cpu_limit="2", memory_limit="2Gi")},
+                "worker": {"image": {"repository": worker["repository"], "tag": worker["tag"]},
+                           "resources": resources("250m", "1Gi", cpu_limit="1", memory_limit="2Gi")},
+            },
+            "postgresql": postgresql,
+            "clickhouse": {
+                "deploy": True, "auth": {"existingSecret": LANGFUSE_SECRET, "existingSecretKey": "clickhouse-password"},
+                "replicaCount": lf.clickhouse_replicas, "clusterEnabled": lf.clickhouse_replicas > 1,
+                "resourcesPreset": "none",
+                "resources": resources("500m", "2Gi", cpu_limit="2", memory_limit="4Gi"),
+                "persistence": {"storageClass": args.storage_class},
+                "zookeeper": {"enabled": lf.clickhouse_replicas > 1},
+            },
+            # The data layer's Valkey is not wired here yet: LangFuse runs the chart's own (queues only).
+            "redis": {"deploy": True, "auth": {"existingSecret": LANGFUSE_SECRET,
+                                               "existingSecretPasswordKey": "redis-password"},
+                      "primary": {"resources": resources("100m", "256Mi", cpu_limit="500m", memory_limit="512Mi")}},
+            # Blob storage: the S3 bucket through Pod Identity (no static keys, no MinIO).
+            "s3": {"deploy": False, "bucket": bucket.bucket.bucket, "region": region, "forcePathStyle": False,
+                   "eventUpload": {"prefix": "events/"}, "batchExport": {"prefix": "exports/"},
+                   "mediaUpload": {"prefix": "media/"}},
+        }
+        self.langfuse = helm_release(
+            f"{name}-langfuse", "langfuse", namespace=NS, release_name=LANGFUSE_RELEASE, values=langfuse_values,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, langfuse_secret,
+                                                                 *([self.database] if self.database else [])]))
+
+        # --------------------------------------------------------- OpenTelemetry collector
+        basic = pulumi.Output.all(pk, sk).apply(
+            lambda ks: "Basic " + base64.b64encode(f"{ks[0]}:{ks[1]}".encode()).decode())
+        collector_secret = secret("otel-langfuse-auth", COLLECTOR_SECRET, "otel-collector", {"authorization": basic})
+        image = _image("otel-collector")
+        collector_values = {
+            "mode": "deployment",
+            "fullnameOverride": COLLECTOR,
+            "replicaCount": cfg.collector_replicas,
+            "image": image,
+            "command": {"name": "otelcol-contrib"},
+            "podSecurityContext": pod_security_context(10001),
+            "securityContext": container_security_context(),
+            "resources": resources("200m", "512Mi", cpu_limit="1", memory_limit="1Gi"),
+            "extraEnvs": [{"name": "LANGFUSE_AUTH",
+                           "valueFrom": {"secretKeyRef": {"name": COLLECTOR_SECRET, "key": "authorization"}}}],
+            "ports": {
+                "jaeger-compact": {"enabled": False}, "jaeger-thrift": {"enabled": False},
+                "jaeger-grpc": {"enabled": False}, "zipkin": {"enabled": False},
+                "metrics": {"enabled": True},
+                "prom-exporter": {"enabled": True, "containerPort": PROM_EXPORTER_PORT,
+                                  "servicePort": PROM_EXPORTER_PORT, "protocol": "TCP"},
+            },
+            # None deletes the chart's default entries (Helm merge).
+            "config": {
+                "receivers": {"jaeger": None, "zipkin": None, "prometheus": None},
+                "exporters": {
+                    "debug": None,
+                    "otlphttp/langfuse": {"endpoint": LANGFUSE_OTLP,
+                                          "headers": {"Authorization": "${env:LANGFUSE_AUTH}"}},
+                    "prometheus": {"endpoint": f"${{env:MY_POD_IP}}:{PROM_EXPORTER_PORT}",
+                                   "resource_to_telemetry_conversion": {"enabled": True}},
+                },
+                "service": {"pipelines": {
+                    "traces": {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"],
+                               "exporters": ["otlphttp/langfuse"]},
+                    "metrics": {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"],
+                                "exporters": ["prometheus"]},
+                    "logs": None,
+                }},
+            },
+            "serviceMonitor": {"enabled": True,
+                               "metricsEndpoints": [{"port": "metrics"}, {"port": "prom-exporter"}]},
+        }
+        self.collector = helm_release(
+            f"{name}-otel-collector", "opentelemetry-collector", namespace=NS, release_name=COLLECTOR,
+            values=collector_values,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.kube_prometheus_stack, collector_secret]))
+
+        svc = f"{COLLECTOR}.{NS}.svc.cluster.local"
+        self.otlp_grpc_endpoint = f"http://{svc}:{names.PORT_OTLP_GRPC}"
+        self.otlp_http_endpoint = f"http://{svc}:{names.PORT_OTLP_HTTP}"
+        self.prometheus_url = PROMETHEUS_URL
+        self.grafana_url = GRAFANA_URL
+        self.langfuse_url = LANGFUSE_URL
+        self.register_outputs({"otlpGrpcEndpoint": self.otlp_grpc_endpoint, "otlpHttpEndpoint": self.otlp_http_endpoint,
+                               "grafanaUrl": GRAFANA_URL, "langfuseUrl": LANGFUSE_URL})
+
+    def _rds(self, name: str, args: ObservabilityArgs, db_pw: random.RandomPassword,
+             keep: pulumi.ResourceOptions, child: pulumi.ResourceOptions) -> aws.rds.Instance:
+        """LangFuse's PostgreSQL on RDS: KMS-encrypted, Multi-AZ, backed up, reachable on 5432 from
+        the cluster security group only. Depends on the network (and the cluster SG id) only."""
+        lf = args.config.langfuse
+        key = aws.kms.Key(f"{name}-langfuse-db", description="Encryption of the LangFuse RDS database",
+                          enable_key_rotation=True, deletion_window_in_days=30, tags=args.tags, opts=keep)
+        subnets = aws.rds.SubnetGroup(f"{name}-langfuse-db", subnet_ids=args.private_subnet_ids,
+                                      description="LangFuse database: private subnets", tags=args.tags, opts=child)
+        sg = aws.ec2.SecurityGroup(f"{name}-langfuse-db", vpc_id=args.vpc_id,
+                                   description="LangFuse database: PostgreSQL from the cluster only",
+                                   tags=args.tags, opts=child)
+        aws.vpc.SecurityGroupIngressRule(f"{name}-langfuse-db-from-cluster", security_group_id=sg.id,
+                                         referenced_security_group_id=args.cluster_security_group_id,
+                                         ip_protocol="tcp", from_port=5432, to_port=5432,
+                                         description="PostgreSQL from EKS nodes and pods", opts=child)
+        return aws.rds.Instance(
+            f"{name}-langfuse-db",
+            identifier_prefix="langfuse-",
+            engine="postgres",
+            engine_version=lf.rds_engine_version,
+            instance_class=lf.rds_instance_class,
+            allocated_storage=lf.rds_storage_gib,
+            max_allocated_storage=lf.rds_storage_gib * 4,
+            storage_type="gp3",
+            storage_encrypted=True,
+            kms_key_id=key.arn,
+            db_name="langfuse",
+            username="langfuse",
+            password=pulumi.Output.secret(db_pw.result),
+            db_subnet_group_name=subnets.name,
+            vpc_security_group_ids=[sg.id],
+            multi_az=lf.rds_multi_az,
+            publicly_accessible=False,
+            deletion_protection=args.protect_data,
+            skip_final_snapshot=False,
+            final_snapshot_identifier=f"{name}-langfuse-final",
+            backup_retention_period=lf.rds_backup_retention_days,
+            copy_tags_to_snapshot=True,
+            auto_minor_version_upgrade=True,
+            iam_database_authentication_enabled=False,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions.merge(keep, pulumi.ResourceOptions(additional_secret_outputs=["password"])),
+        )

@@ -1,0 +1,265 @@
+"""Inference gateway: routes reach every model, canary weights, JWT and rate limits on every route,
+destroy order, the address output, config errors with key paths, optional InferencePools."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components import names
+from components.config import ConfigError, validate
+from plan.engine import ROOT, Plan, execute
+from tests.conftest import STACKS, plan_of, stack_doc, write_stack
+
+ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+POLICY = "kubernetes:gateway.kgateway.dev/v1alpha1:TrafficPolicy"
+BACKEND = "kubernetes:gateway.kgateway.dev/v1alpha1:Backend"
+GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+PATHS = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
+
+
+def stack_config(stack: str) -> dict:
+    return yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+
+
+def routes(plan: Plan) -> list[dict]:
+    return [r.inputs for r in plan.by_type(ROUTE)]
+
+
+def backend_hosts(plan: Plan, name: str) -> list[str]:
+    """The Service hosts a kgateway Backend sends to, in priority order."""
+    by_name = {b.inputs["metadata"]["name"]: b.inputs["spec"] for b in plan.by_type(BACKEND)}
+    spec = by_name[name]
+    if spec["type"] == "Static":
+        return [h["host"] for h in spec["static"]["hosts"]]
+    return [h for g in spec["priorityGroups"] for ref in g["backendRefs"] for h in backend_hosts(plan, ref["name"])]
+
+
+def primary_host(plan: Plan, ref: dict) -> str:
+    if ref["kind"] == "Service":
+        return f"{ref['name']}.{ref['namespace']}.svc.cluster.local"
+    return backend_hosts(plan, ref["name"])[0]
+
+
+def rules_for(plan: Plan, model: str, tenant: str | None = None) -> list[dict]:
+    out = []
+    for route in routes(plan):
+        for rule in route["spec"]["rules"]:
+            for match in rule["matches"]:
+                headers = {h["name"]: h["value"] for h in match["headers"]}
+                if headers.get("x-model-id") == model and headers.get("x-tenant-id") == tenant:
+                    out.append((route, rule, match))
+    return out
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_model_is_reachable_by_its_model_id(stack):
+    plan = plan_of(stack)
+    models = stack_config(stack).get("agentic-platform:models") or []
+    assert models, f"{stack} declares no models"
+    for m in models:
+        found = rules_for(plan, m["name"])
+        assert {match["path"]["value"] for _, _, match in found} == PATHS, m["name"]
+        for route, rule, match in found:
+            assert match["path"]["type"] == "Exact"
+            assert route["spec"]["parentRefs"][0]["name"] == names.GATEWAY_NAME
+            namespace = m.get("tenant") or names.NS_INFERENCE
+            assert primary_host(plan, rule["backendRefs"][0]) == f"{m['name']}.{namespace}.svc.cluster.local"
+            assert rule["timeouts"] == {"request": "120s", "backendRequest": "60s"}
+        # each tenant reaches it through its own (rate-limited) route as well
+        for t in stack_config(stack).get("agentic-platform:tenants") or []:
+            assert len(rules_for(plan, m["name"], t["name"])) == len(PATHS)
+
+
+def test_service_refs_use_the_model_contract(prod_plan):
+    ports = {m["name"]: names.model_port(m["engine"]) for m in stack_config("prod")["agentic-platform:models"]}
+    refs = [ref for r in routes(prod_plan) for rule in r["spec"]["rules"] for ref in rule["backendRefs"]
+            if ref["kind"] == "Service"]
+    assert refs
+    for ref in refs:
+        assert ref["port"] == ports[ref["name"]]
+    grants = {r.inputs["metadata"]["namespace"]: r.inputs["spec"] for r in
+              prod_plan.by_type("kubernetes:gateway.networking.k8s.io/v1beta1:ReferenceGrant")}
+    for ref in refs:
+        assert grants[ref["namespace"]]["from"] == [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
+                                                     "namespace": names.NS_GATEWAY}]
+
+
+def test_canary_weights_are_the_configured_ones(prod_plan):
+    gateway = stack_config("prod")["agentic-platform:gateway"]
+    canaries = [r for r in gateway["routes"] if r.get("canary")]
+    assert canaries
+    for entry in canaries:
+        for _, rule, _ in rules_for(prod_plan, entry["model"]):
+            weights = [ref["weight"] for ref in rule["backendRefs"]]
+            assert weights == [100 - entry["canary"]["weight"], entry["canary"]["weight"]]
+            canary = rule["backendRefs"][1]
+            assert (canary["kind"], canary["name"]) == ("Service", entry["canary"]["model"])
+
+
+def test_fallback_is_a_priority_group_with_health_checks(prod_plan):
+    entry = next(r for r in stack_config("prod")["agentic-platform:gateway"]["routes"] if r.get("fallback"))
+    _, rule, _ = rules_for(prod_plan, entry["model"])[0]
+    first = rule["backendRefs"][0]
+    assert first["kind"] == "Backend"
+    hosts = backend_hosts(prod_plan, first["name"])
+    assert [h.split(".")[0] for h in hosts] == [entry["model"], entry["fallback"]]
+    health = [p.inputs["spec"] for p in prod_plan.by_type("kubernetes:gateway.kgateway.dev/v1alpha1:BackendConfigPolicy")
+              if p.inputs["spec"]["targetRefs"][0]["name"] == first["name"]]
+    assert health and health[0]["healthCheck"]["http"]["path"] == "/health"
+    assert health[0]["outlierDetection"]["consecutive5xx"] > 0
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_route_is_behind_jwt_and_rate_limits(stack):
+    plan = plan_of(stack)
+    policies = [p.inputs["spec"] for p in plan.by_type(POLICY)]
+    jwt_targets = {(t["kind"], t["name"]) for p in policies if "jwtAuth" in p for t in p["targetRefs"]}
+    limited = {t["name"]: p for p in policies if "rateLimit" in p for t in p["targetRefs"] if t["kind"] == "HTTPRoute"}
+    assert routes(plan)
+    for route in routes(plan):
+        rname = route["metadata"]["name"]
+        parents = {("Gateway", ref["name"]) for ref in route["spec"]["parentRefs"]}
+        assert parents & jwt_targets or ("HTTPRoute", rname) in jwt_targets, f"{rname} is not behind JWT auth"
+        assert rname in limited, f"{rname} has no rate limit"
+        bucket = limited[rname]["rateLimit"]["local"]["tokenBucket"]
+        assert bucket["maxTokens"] >= bucket["tokensPerFill"] >= 1
+        assert limited[rname]["retry"]["retryOn"] == ["5xx", "reset", "connect-failure"]
+    gw = stack_config(stack)["agentic-platform:gateway"]
+    model_limits = [p["rateLimit"]["local"]["tokenBucket"] for p in policies
+                    if "rateLimit" in p and p["targetRefs"][0]["name"].startswith("model-")]
+    assert model_limits and all(b == gw["rateLimit"] for b in model_limits)
+    extension = plan.by_type("kubernetes:gateway.kgateway.dev/v1alpha1:GatewayExtension")[0].inputs["spec"]
+    provider = extension["jwt"]["providers"][0]
+    assert provider["issuer"] == gw["jwt"]["issuer"] and provider["jwks"]["remote"]["url"] == gw["jwt"]["jwksUri"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gateway_listeners_and_load_balancer(stack):
+    plan = plan_of(stack)
+    gateway = plan.by_type(GATEWAY)[0].inputs
+    assert gateway["metadata"] == {**gateway["metadata"], "name": names.GATEWAY_NAME, "namespace": names.NS_GATEWAY}
+    listeners = {listener["name"]: listener for listener in gateway["spec"]["listeners"]}
+    assert listeners["http"]["port"] == names.GATEWAY_PORT and listeners["https"]["port"] == 443
+    for listener in listeners.values():
+        assert listener["allowedRoutes"]["namespaces"] == {
+            "from": "Selector", "selector": {"matchLabels": {names.GATEWAY_ACCESS_LABEL: "true"}}}
+    params = plan.by_type("kubernetes:gateway.kgateway.dev/v1alpha1:GatewayParameters")[0].inputs["spec"]["kube"]
+    ann = params["service"]["extraAnnotations"]
+    lb = stack_config(stack)["agentic-platform:gateway"]["loadBalancer"]
+    assert ann["service.beta.kubernetes.io/aws-load-balancer-scheme"] == lb["scheme"]
+    assert ann["service.beta.kubernetes.io/aws-load-balancer-ssl-cert"] == lb["certificateArn"]
+    assert ann["service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"] == "ip"
+    assert params["envoyContainer"]["resources"]["limits"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gateway_depends_on_its_controllers(stack):
+    """Destroy order: the Gateway (its Service, hence the NLB) goes while kgateway and the LBC run."""
+    plan = plan_of(stack)
+    releases = {r.inputs["name"]: r.urn for r in plan.by_type(RELEASE)}
+    gateway = plan.by_type(GATEWAY)[0]
+    assert releases["aws-load-balancer-controller"] in gateway.dependencies
+    assert releases["kgateway"] in gateway.dependencies
+    lbc = next(r for r in plan.by_type(RELEASE) if r.inputs["name"] == "aws-load-balancer-controller")
+    assert lbc.inputs["namespace"] == names.NS_SYSTEM
+    assert lbc.inputs["values"]["replicaCount"] == 2
+    assert {"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"} in lbc.inputs["values"]["tolerations"]
+    kgw = next(r for r in plan.by_type(RELEASE) if r.inputs["name"] == "kgateway")
+    assert kgw.inputs["skipCrds"] is True and kgw.inputs["values"]["controller"]["replicaCount"] == 2
+    assoc = [r.inputs for r in plan.by_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+             if r.inputs["serviceAccount"] == "aws-load-balancer-controller"]
+    assert assoc and assoc[0]["namespace"] == names.NS_SYSTEM
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gateway_namespace_admits_its_own_routes(stack):
+    """The generated routes live in ai-gateway; the listeners admit labelled namespaces only."""
+    plan = plan_of(stack)
+    ns = [r.inputs for r in plan.by_type("kubernetes:core/v1:Namespace")
+          if r.inputs["metadata"]["name"] == names.NS_GATEWAY]
+    if not ns:
+        pytest.skip("no tenancy layer in the plan")
+    assert ns[0]["metadata"]["labels"].get(names.GATEWAY_ACCESS_LABEL) == "true"
+
+
+def test_gateway_address_is_a_stack_output(any_plan):
+    assert any_plan.outputs["gatewayUrl"] == (
+        f"http://{names.GATEWAY_NAME}.{names.NS_GATEWAY}.svc.cluster.local:{names.GATEWAY_PORT}")
+
+
+def _plan_file(doc: dict) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_stack(Path(tmp), doc)
+        return subprocess.run([sys.executable, "-m", "plan", str(path)], cwd=ROOT, capture_output=True, text=True,
+                               timeout=300)
+
+
+def test_canary_to_unknown_model_is_a_key_path_error():
+    doc = stack_doc("prod")
+    doc["config"]["agentic-platform:gateway"]["routes"] = [
+        {"model": "llama-3-70b", "canary": {"model": "no-such-model", "weight": 20}, "fallback": "nope"}]
+    result = _plan_file(doc)
+    assert result.returncode == 2, result.stderr
+    assert "agentic-platform:gateway.routes[0].canary.model: 'no-such-model' is not a models name" in result.stderr
+    assert "agentic-platform:gateway.routes[0].fallback: 'nope' is not a models name" in result.stderr
+
+
+def _raw(stack: str, **gateway_changes) -> dict[str, str]:
+    cfg = stack_config(stack)
+    gw = {**cfg["agentic-platform:gateway"], **gateway_changes}
+    raw = {k.split(":", 1)[1]: (v if isinstance(v, str) else json.dumps(v)) for k, v in cfg.items()
+           if k.startswith("agentic-platform:")}
+    raw["gateway"] = json.dumps(gw)
+    return raw
+
+
+@pytest.mark.parametrize(("changes", "path", "message"), [
+    ({"loadBalancer": {"scheme": "internet-facing"}}, "gateway.loadBalancer.certificateArn", "needs HTTPS"),
+    ({"loadBalancer": {"scheme": "internet-facing", "certificateArn": "arn:aws:acm:us-west-2:111122223333:certificate/x"}},
+     "gateway.loadBalancer.sourceRanges", "port 80"),
+    ({"backendTimeout": "300s"}, "gateway.backendTimeout", "longer than requestTimeout"),
+    ({"rateLimit": {"maxTokens": 10, "tokensPerFill": 100, "fillInterval": "1s"}}, "gateway.rateLimit.tokensPerFill",
+     "more than maxTokens"),
+    ({"routes": [{"model": "llama-3-70b", "canary": {"model": "llama-3-70b", "weight": 10}}]},
+     "gateway.routes[0].canary.model", "its own canary"),
+    ({"routes": [{"model": "ghost"}]}, "gateway.routes[0].model", "not a models name"),
+    ({"jwt": {"issuer": "http://insecure", "jwksUri": "https://x/jwks"}}, "gateway.jwt.issuer", ""),
+])
+def test_bad_gateway_config_names_the_key(changes, path, message):
+    with pytest.raises(ConfigError) as err:
+        validate(_raw("prod", **changes), "prod")
+    lines = [line for line in err.value.lines() if line.startswith(f"agentic-platform:{path}:")]
+    assert lines and message in lines[0], err.value.lines()
+
+
+def test_agentgateway_adds_an_inference_pool_per_vllm_model():
+    from components.gateway import InferenceGateway, InferenceGatewayArgs
+    from tests.test_conformance import validate_manifest
+
+    cfg = validate(_raw("prod", inferenceRouting="agentgateway"), "prod")
+
+    def body():
+        InferenceGateway("gateway", InferenceGatewayArgs(cfg.gateway, cfg.models, cfg.tenants, "c", "vpc-1", {}))
+
+    plan = execute(body, stack="prod", config={})
+    pools = {r.inputs["metadata"]["name"]: r.inputs for r in
+             plan.by_type("kubernetes:inference.networking.k8s.io/v1:InferencePool")}
+    assert set(pools) == {m.name for m in cfg.models if m.engine == "vllm"}
+    for name, pool in pools.items():
+        validate_manifest(pool, "1.34.0")
+        assert pool["spec"]["selector"]["matchLabels"] == {names.MODEL_LABEL: name}
+        assert pool["spec"]["targetPorts"] == [{"number": names.PORT_VLLM}]
+    charts = {r.inputs["name"]: r.inputs for r in plan.by_type(RELEASE)}
+    assert charts["agentgateway"]["version"] == charts["agentgateway-crds"]["version"] == "v1.4.1"
+    assert charts["agentgateway"]["skipCrds"] is True
+    crds = {r.inputs["metadata"]["name"] for r in
+            plan.by_type("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition")}
+    assert "inferencepools.inference.networking.k8s.io" in crds

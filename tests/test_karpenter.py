@@ -1,0 +1,378 @@
+"""Compute layer: Karpenter IAM, interruption queue and rules, chart, node classes and pools, and
+the capacity pre-flight wiring (plan/preflight.run). No network: moto and botocore's Stubber."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from components import names
+from components.config import NAMESPACE, ConfigError, validate
+from plan.engine import ROOT, Plan, program_config, read_stack, run_program
+from tests.conftest import stack_doc, write_stack
+
+NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
+NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+REGION = "us-west-2"
+
+
+def _release(plan: Plan, chart_suffix: str):
+    (r,) = [r for r in plan.by_type(RELEASE) if r.inputs["chart"].endswith("/" + chart_suffix)]
+    return r
+
+
+def _controller_policy(plan: Plan) -> dict[str, Any]:
+    (r,) = [r for r in plan.by_type("aws:iam/rolePolicy:RolePolicy") if r.name.startswith("karpenter-controller")]
+    return json.loads(r.inputs["policy"])
+
+
+def _actions(stmt: dict[str, Any]) -> list[str]:
+    a = stmt["Action"]
+    return [a] if isinstance(a, str) else a
+
+
+def _config_of(path: Path):
+    sf = read_stack(str(path))
+    return validate({k.split(":", 1)[1]: v for k, v in program_config(sf).items()
+                     if k.startswith(NAMESPACE + ":")}, sf.name), sf
+
+
+# ------------------------------------------------------------------------------------ IAM
+
+def test_controller_never_terminates_without_this_clusters_tag(any_plan):
+    cluster = any_plan.outputs["clusterName"]
+    policy = _controller_policy(any_plan)
+    dangerous = {"ec2:TerminateInstances", "ec2:DeleteLaunchTemplate", "ec2:*", "*"}
+    seen = False
+    for stmt in policy["Statement"]:
+        assert stmt["Effect"] == "Allow"
+        hits = dangerous & set(_actions(stmt))
+        assert not hits & {"ec2:*", "*"}, stmt
+        if hits:
+            seen = True
+            cond = stmt.get("Condition", {})
+            assert cond["StringEquals"][f"aws:ResourceTag/kubernetes.io/cluster/{cluster}"] == "owned", stmt
+            assert cond["StringLike"]["aws:ResourceTag/karpenter.sh/nodepool"] == "*", stmt
+    assert seen, "the controller must be able to terminate its own instances"
+
+
+def test_controller_policy_is_scoped(any_plan):
+    cluster = any_plan.outputs["clusterName"]
+    stmts = _controller_policy(any_plan)["Statement"]
+    (node_role,) = [r for r in any_plan.by_type("aws:iam/role:Role") if r.name == "karpenter-node"]
+    for s in stmts:
+        acts = set(_actions(s))
+        if "iam:PassRole" in acts:  # only the node role, only to EC2
+            assert s["Resource"] == f"arn:aws:iam::123456789012:role/{node_role.inputs['name']}"
+            assert s["Condition"]["StringEquals"]["iam:PassedToService"][0] == "ec2.amazonaws.com"
+        if "ec2:CreateLaunchTemplate" in acts or ("ec2:CreateTags" in acts and s["Sid"] != "AllowScopedResourceTagging"):
+            assert s["Condition"]["StringEquals"][f"aws:RequestTag/kubernetes.io/cluster/{cluster}"] == "owned"
+        if any(a.startswith("sqs:") for a in acts):
+            assert s["Resource"].endswith(f":{cluster}-karpenter")
+        if "eks:DescribeCluster" in acts:
+            assert s["Resource"].endswith(f":cluster/{cluster}")
+        if "ssm:GetParameter" in acts:
+            assert s["Resource"].endswith("::parameter/aws/service/*")
+        if any(a.startswith("iam:") and "InstanceProfile" in a and a != "iam:GetInstanceProfile" for a in acts):
+            assert "Condition" in s, s
+        if s["Resource"] == "*":
+            assert all(a.split(":")[1].startswith(("Describe", "Get")) for a in acts), s
+
+
+def test_node_role_and_access_entry(prod_plan):
+    (role,) = [r for r in prod_plan.by_type("aws:iam/role:Role") if r.name == "karpenter-node"]
+    attached = {r.inputs["policyArn"].rsplit("/", 1)[-1] for r in prod_plan.by_type(
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment") if r.name.startswith("karpenter-node-")}
+    assert attached == {"AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryPullOnly",
+                        "AmazonSSMManagedInstanceCore"}
+    (entry,) = [r for r in prod_plan.by_type("aws:eks/accessEntry:AccessEntry") if r.name == "karpenter-node"]
+    assert entry.inputs["type"] == "EC2_LINUX" and entry.inputs["principalArn"].endswith(role.inputs["name"])
+    (assoc,) = [r for r in prod_plan.by_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+                if r.inputs["serviceAccount"] == "karpenter"]
+    assert assoc.inputs["namespace"] == "kube-system"
+
+
+# ------------------------------------------------------------------------- queue and rules
+
+def _names(plan: Plan) -> set[str]:
+    out = {r.inputs["name"] for r in plan.by_type("aws:sqs/queue:Queue") if r.name.startswith("karpenter")}
+    out |= {r.inputs["name"] for r in plan.by_type("aws:cloudwatch/eventRule:EventRule")}
+    out |= {r.inputs["name"] for r in plan.by_type("aws:iam/role:Role") if r.name == "karpenter-node"}
+    return out
+
+
+def test_queue_and_rules(prod_plan):
+    (queue,) = [r for r in prod_plan.by_type("aws:sqs/queue:Queue") if r.name == "karpenter-interruption"]
+    assert queue.inputs["name"] == "agentic-prod-karpenter"
+    assert queue.inputs["sqsManagedSseEnabled"] is True and queue.inputs["messageRetentionSeconds"] == 300
+    (qp,) = prod_plan.by_type("aws:sqs/queuePolicy:QueuePolicy")
+    allow, deny = json.loads(qp.inputs["policy"])["Statement"]
+    assert set(allow["Principal"]["Service"]) == {"events.amazonaws.com", "sqs.amazonaws.com"}
+    assert allow["Action"] == "sqs:SendMessage"
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    rules = prod_plan.by_type("aws:cloudwatch/eventRule:EventRule")
+    detail_types = {json.loads(r.inputs["eventPattern"])["detail-type"][0] for r in rules}
+    assert detail_types == {"AWS Health Event", "EC2 Spot Instance Interruption Warning",
+                            "EC2 Instance Rebalance Recommendation", "EC2 Instance State-change Notification",
+                            "EC2 Capacity Reservation Instance Interruption Warning"}
+    targets = prod_plan.by_type("aws:cloudwatch/eventTarget:EventTarget")
+    assert len(targets) == 5 and all(t.inputs["arn"].endswith(":agentic-prod-karpenter") for t in targets)
+    assert all(n.startswith("agentic-prod-") for n in _names(prod_plan))
+
+
+def test_two_stacks_never_collide(prod_plan, tmp_path):
+    doc = stack_doc("prod")
+    doc["config"]["agentic-platform:cluster"]["name"] = "agentic-prod-eu"
+    other = run_program(read_stack(str(write_stack(tmp_path, doc, "prod2"))))
+    a, b = _names(prod_plan), _names(other)
+    assert len(a) == len(b) == 7  # queue, five rules, node role
+    assert not a & b, a & b
+
+
+# ---------------------------------------------------------------------------- Helm releases
+
+def test_crds_owned_once_and_controller_values(any_plan):
+    crd = _release(any_plan, "karpenter-crd")
+    ctrl = _release(any_plan, "karpenter")
+    assert ctrl.inputs["skipCrds"] is True and not crd.inputs.get("skipCrds")
+    assert crd.urn in ctrl.dependencies
+    assert ctrl.inputs["version"] == crd.inputs["version"] == "1.14.1"
+    v = ctrl.inputs["values"]
+    assert ctrl.inputs["namespace"] == "kube-system" and v["replicas"] == 2
+    assert v["settings"]["clusterName"] == any_plan.outputs["clusterName"]
+    assert v["settings"]["interruptionQueue"] == f"{any_plan.outputs['clusterName']}-karpenter"
+    assert {"key": "CriticalAddonsOnly", "operator": "Exists"} in v["tolerations"]
+    assert v["nodeSelector"] == {"agentic.platform/node-role": "system"}
+    assert v["podDisruptionBudget"]["maxUnavailable"] == 1
+    deps = " ".join(ctrl.dependencies)
+    assert "PodIdentityAssociation::karpenter-controller-pod-identity" in deps
+    assert "aws:eks/nodeGroup:NodeGroup::cluster-system" in deps
+
+
+# -------------------------------------------------------------------- node classes and pools
+
+def _pools(plan: Plan) -> dict[str, Any]:
+    return {r.inputs["metadata"]["name"]: r for r in plan.by_type(NODEPOOL)}
+
+
+def test_every_gpu_pool_is_limited_and_tainted(any_plan):
+    pools = _pools(any_plan)
+    assert "gpu-inference" in pools and "platform" in pools
+    for name, r in pools.items():
+        spec = r.inputs["spec"]
+        taints = spec["template"]["spec"].get("taints", [])
+        if name == "platform":
+            assert names.GPU_TAINT not in taints and "nvidia.com/gpu" not in spec.get("limits", {})
+            continue
+        assert int(spec["limits"]["nvidia.com/gpu"]) >= 1, name
+        assert names.GPU_TAINT in taints, name
+        reqs = {q["key"]: q for q in spec["template"]["spec"]["requirements"]}
+        assert reqs["node.kubernetes.io/instance-type"]["operator"] == "In"
+        assert reqs["karpenter.sh/capacity-type"]["values"]
+
+
+def test_prod_pools_are_the_seeds(prod_plan):
+    pools = _pools(prod_plan)
+    inf = pools["gpu-inference"].inputs["spec"]
+    assert inf["limits"] == {"nvidia.com/gpu": "64", "cpu": "1000", "memory": "4000Gi"}
+    assert inf["weight"] == 100
+    assert inf["disruption"] == {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "30s",
+                                 "budgets": [{"nodes": "20%"},
+                                             {"nodes": "0", "schedule": "0 9 * * mon-fri", "duration": "8h"}]}
+    spot = pools["gpu-spot"].inputs["spec"]
+    assert spot["limits"]["nvidia.com/gpu"] == "32" and spot["weight"] == 50
+    assert spot["disruption"]["consolidationPolicy"] == "WhenEmpty"
+    assert {"key": "karpenter.sh/capacity-type", "value": "spot", "effect": "NoSchedule"} in \
+        spot["template"]["spec"]["taints"]
+    assert pools["platform"].inputs["spec"]["limits"] == {"cpu": "512"}
+
+
+def test_every_node_class_is_hardened(any_plan):
+    classes = any_plan.by_type(NODECLASS)
+    assert len(classes) == len(_pools(any_plan))
+    cluster = any_plan.outputs["clusterName"]
+    for r in classes:
+        spec = r.inputs["spec"]
+        assert spec["metadataOptions"]["httpTokens"] == "required"
+        assert spec["metadataOptions"]["httpPutResponseHopLimit"] == 1
+        roots = [d for d in spec["blockDeviceMappings"] if d.get("rootVolume")]
+        assert len(roots) == 1
+        assert all(d["ebs"]["encrypted"] is True and d["ebs"]["volumeType"] == "gp3" for d in spec["blockDeviceMappings"])
+        assert spec["subnetSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": cluster}}]
+        assert spec["securityGroupSelectorTerms"] == [{"tags": {"karpenter.sh/discovery": cluster}}]
+        assert spec["amiSelectorTerms"][0]["alias"].startswith(("al2023@", "bottlerocket@"))
+    gpu = next(r for r in classes if r.inputs["metadata"]["name"] == "gpu-inference").inputs["spec"]
+    assert gpu["instanceStorePolicy"] == "RAID0"  # g5/p4d/p5 all have NVMe instance store
+    root = gpu["blockDeviceMappings"][0]["ebs"]["volumeSize"]
+    assert root == ("500Gi" if any_plan.stack == "prod" else "200Gi")
+
+
+def test_pools_and_classes_depend_on_the_controller(any_plan):
+    release = _release(any_plan, "karpenter").urn
+    for r in any_plan.by_type(NODEPOOL) + any_plan.by_type(NODECLASS):
+        assert release in r.dependencies, r.name
+    classes = {r.inputs["metadata"]["name"]: r.urn for r in any_plan.by_type(NODECLASS)}
+    for name, r in _pools(any_plan).items():
+        assert classes[name] in r.dependencies
+
+
+def test_node_isolated_tenant_gets_a_dedicated_pool(tmp_path):
+    doc = stack_doc("prod")
+    doc["config"]["agentic-platform:tenants"] = [
+        {"name": "acme", "isolation": "node", "gpuPools": ["gpu-spot"], "quota": {"gpu": 8}},
+        {"name": "shared", "quota": {"gpu": 2}}]
+    plan = run_program(read_stack(str(write_stack(tmp_path, doc, "tenants"))))
+    pools = _pools(plan)
+    assert names.tenant_pool_name("shared") not in pools
+    spec = pools[names.tenant_pool_name("acme")].inputs["spec"]
+    assert spec["limits"]["nvidia.com/gpu"] == "8"
+    taints = spec["template"]["spec"]["taints"]
+    assert names.GPU_TAINT in taints
+    assert {"key": names.TENANT_TAINT_KEY, "value": "acme", "effect": "NoSchedule"} in taints
+    assert spec["template"]["metadata"]["labels"][names.TENANT_LABEL] == "acme"
+    types = {q["key"]: q["values"] for q in spec["template"]["spec"]["requirements"]}
+    assert types["node.kubernetes.io/instance-type"] == ["g5.12xlarge", "g5.24xlarge", "g5.48xlarge"]
+
+
+# ------------------------------------------------------------------------------ bad config
+
+def _plan_exit(tmp_path: Path, doc: dict[str, Any]) -> tuple[int, str]:
+    path = write_stack(tmp_path, doc)
+    res = subprocess.run([sys.executable, "-m", "plan", str(path)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    return res.returncode, res.stderr
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda p: p.pop("gpuLimit"), "agentic-platform:gpuPools[0].gpuLimit: is required"),
+    (lambda p: p.update(instanceTypes=["m7i.xlarge"]),
+     "agentic-platform:gpuPools[0].instanceTypes[0]: 'm7i.xlarge' is not a GPU instance type"),
+    (lambda p: p.update(instanceTypes=["p9.mega"]),
+     "agentic-platform:gpuPools[0].instanceTypes[0]: 'p9.mega' is not in platform/instances.yaml"),
+    (lambda p: p.update(gpuLimit=0), "agentic-platform:gpuPools[0].gpuLimit:"),
+])
+def test_bad_gpu_pool_is_a_key_path_error(tmp_path, change, expected):
+    doc = stack_doc("dev")
+    change(doc["config"]["agentic-platform:gpuPools"][0])
+    code, err = _plan_exit(tmp_path, doc)
+    assert code == 2 and expected in err and "Traceback" not in err, err
+
+
+def test_node_isolated_tenant_without_gpu_quota_is_rejected():
+    doc = stack_doc("dev")
+    raw = {k.split(":", 1)[1]: (v if isinstance(v, str) else json.dumps(v)) for k, v in doc["config"].items()
+           if k.startswith(NAMESPACE + ":")}
+    raw["tenants"] = json.dumps([{"name": "acme", "isolation": "node", "quota": {"gpu": 0}}])
+    with pytest.raises(ConfigError) as err:
+        validate(raw, "dev")
+    assert any(p == "tenants[0].quota.gpu" for p, _ in err.value.problems), err.value
+
+
+# ------------------------------------------------------------------------------- pre-flight
+
+def test_program_preflight_never_runs_under_mocks(tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("the pre-flight reached for AWS under the mocks")
+
+    monkeypatch.setattr(boto3, "Session", boom)
+    doc = stack_doc("dev")
+    doc["config"]["agentic-platform:cluster"]["preflight"] = True
+    plan = run_program(read_stack(str(write_stack(tmp_path, doc, "pf"))))
+    assert plan.by_type(NODEPOOL)
+
+
+@pytest.fixture
+def aws_env(monkeypatch):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(key, "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield
+
+
+def _stubbed_quotas(values: dict[str, float]) -> tuple[Any, Stubber]:
+    sq = boto3.Session(region_name=REGION).client("service-quotas")
+    stubber = Stubber(sq)
+    for code in sorted(values):
+        stubber.add_response("get_service_quota", {"Quota": {"ServiceCode": "ec2", "QuotaCode": code,
+                                                             "Value": values[code]}},
+                             {"ServiceCode": "ec2", "QuotaCode": code})
+    stubber.activate()
+    return sq, stubber
+
+
+def _dev(tmp_path: Path, **pool: Any):
+    doc = stack_doc("dev")
+    doc["config"]["agentic-platform:gpuPools"][0].update(pool)
+    return _config_of(write_stack(tmp_path, doc))
+
+
+def test_preflight_enough_quota_exits_0(tmp_path, aws_env, capsys):
+    from plan.preflight import run
+
+    config, sf = _dev(tmp_path)
+    # dev: g5.4xlarge x 4 GPUs = 64 vCPUs of G (spot and on-demand); CPU pool cpuLimit 64 of Standard.
+    sq, stubber = _stubbed_quotas({"L-1216C47A": 64.0, "L-3819A6DF": 64.0, "L-DB2E81BA": 64.0})
+    assert run(config, sf, clients={"service-quotas": sq}) == 0
+    stubber.assert_no_pending_responses()
+    out = capsys.readouterr().out
+    assert "Pool gpu-inference: OK" in out and "Pool platform: OK" in out and "Result: OK" in out
+
+
+def test_preflight_short_quota_exits_1(tmp_path, aws_env, capsys):
+    from plan.preflight import run
+
+    config, sf = _dev(tmp_path)
+    sq, _ = _stubbed_quotas({"L-1216C47A": 64.0, "L-3819A6DF": 64.0, "L-DB2E81BA": 8.0})
+    assert run(config, sf, clients={"service-quotas": sq}) == 1
+    out = capsys.readouterr().out
+    assert "Pool gpu-inference: FAILED" in out and "L-DB2E81BA" in out and "needs 64 vCPUs" in out
+
+
+def test_preflight_reports_type_not_offered_in_an_az(tmp_path, aws_env, capsys):
+    from plan.preflight import run
+
+    # moto's us-west-2 data: p5e.48xlarge is offered only in us-west-2c; dev uses 2 AZs (a, b).
+    config, sf = _dev(tmp_path, instanceTypes=["g5.xlarge", "p5e.48xlarge"], capacityTypes=["on-demand"])
+    sq, _ = _stubbed_quotas({"L-1216C47A": 64.0, "L-417A185B": 10000.0, "L-DB2E81BA": 64.0})
+    assert run(config, sf, clients={"service-quotas": sq}) == 1
+    out = capsys.readouterr().out
+    assert "p5e.48xlarge is not offered in any selected AZ (us-west-2a, us-west-2b)" in out, out
+
+
+def test_preflight_without_credentials_is_a_message_not_a_traceback(tmp_path, monkeypatch, capsys):
+    from plan.preflight import run
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask the instance metadata service
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
+    monkeypatch.delenv("AWS_WEB_IDENTITY_TOKEN_FILE", raising=False)
+    config, sf = _dev(tmp_path)
+    assert run(config, sf) == 1
+    out = capsys.readouterr().out
+    assert "no AWS credentials found" in out and "Result: FAILED" in out
+
+
+def test_long_cluster_name_and_restricted_label_are_key_path_errors(tmp_path):
+    doc = stack_doc("dev")
+    doc["config"]["agentic-platform:cluster"]["name"] = "a" * 42
+    doc["config"]["agentic-platform:gpuPools"][0]["labels"] = {"karpenter.sh/foo": "x"}
+    code, err = _plan_exit(tmp_path, doc)
+    assert code == 2, err
+    assert "agentic-platform:gpuPools[0].labels.karpenter.sh/foo: label domain 'karpenter.sh'" in err, err
+    doc["config"]["agentic-platform:gpuPools"][0].pop("labels")
+    code, err = _plan_exit(tmp_path, doc)
+    assert code == 2 and "agentic-platform:cluster.name: 'aaaa" in err, err

@@ -1,0 +1,190 @@
+"""Model serving: cache strategies, placement, security, KEDA triggers, fit checks, token secrecy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from components import names
+from components.config import ConfigError, validate
+from plan.engine import ROOT, program_config, read_stack
+from tests.conftest import stack_doc, write_stack
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
+TOKEN_PLACEHOLDER = "mock-secret-hfToken"
+
+
+def model_deployments(plan):
+    return {r.inputs["metadata"]["name"]: r for r in plan.by_type(DEPLOYMENT)
+            if names.MODEL_LABEL in r.inputs["metadata"].get("labels", {})}
+
+
+def pod(r):
+    return r.inputs["spec"]["template"]["spec"]
+
+
+def test_prod_declares_three_models_with_their_objects(prod_plan):
+    deps = model_deployments(prod_plan)
+    assert set(deps) == {"llama-3-70b", "llama-3-8b", "mixtral-8x7b"}
+    for kind in ("kubernetes:core/v1:Service", "kubernetes:policy/v1:PodDisruptionBudget", SCALED_OBJECT,
+                 "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"):
+        assert {r.inputs["metadata"]["name"] for r in prod_plan.by_type(kind)} >= set(deps), kind
+
+
+def test_services_follow_the_gateway_contract(prod_plan):
+    services = {r.inputs["metadata"]["name"]: r.inputs for r in prod_plan.by_type("kubernetes:core/v1:Service")}
+    for name, engine in (("llama-3-70b", "vllm"), ("mixtral-8x7b", "tgi")):
+        svc = services[name]
+        assert svc["metadata"]["namespace"] == names.NS_INFERENCE
+        assert svc["spec"]["trafficDistribution"] == "PreferClose"
+        assert svc["spec"]["ports"][0] == {"name": "http", "port": names.model_port(engine), "targetPort": "http",
+                                           "protocol": "TCP"}
+
+
+def test_pvc_cache_mounts_a_gp3_claim(prod_plan):
+    spec = pod(model_deployments(prod_plan)["mixtral-8x7b"])
+    cache = next(v for v in spec["volumes"] if v["name"] == "cache")
+    claim = cache["persistentVolumeClaim"]["claimName"]
+    pvc = next(r for r in prod_plan.by_type("kubernetes:core/v1:PersistentVolumeClaim")
+               if r.inputs["metadata"]["name"] == claim)
+    assert pvc.inputs["spec"]["storageClassName"] == "gp3-encrypted"
+    assert pvc.inputs["spec"]["resources"]["requests"]["storage"] == "200Gi"
+    assert {"name": "cache", "mountPath": "/data"} in spec["containers"][0]["volumeMounts"]
+
+
+def test_s3_cache_streams_through_a_read_only_pod_identity(prod_plan):
+    dep = model_deployments(prod_plan)["llama-3-70b"]
+    spec = pod(dep)
+    args = spec["containers"][0]["args"]
+    assert args[args.index("--load-format") + 1] == "runai_streamer"
+    assert args[0].startswith("s3://") and args[0].endswith("/meta-llama/Llama-3.3-70B-Instruct")
+    assert spec["serviceAccountName"] == "llama-3-70b"
+    assoc = [r for r in prod_plan.by_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+             if r.inputs["serviceAccount"] == "llama-3-70b"]
+    assert len(assoc) == 1 and assoc[0].inputs["namespace"] == names.NS_INFERENCE
+    policy = next(r for r in prod_plan.by_type("aws:iam/rolePolicy:RolePolicy") if r.name == "llama-3-70b-s3-policy")
+    actions = {a for s in json.loads(policy.inputs["policy"])["Statement"] for a in s["Action"]}
+    assert actions == {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject", "kms:Decrypt"}
+    buckets = [r for r in prod_plan.by_type("aws:s3/bucket:Bucket") if r.inputs.get("tags", {}).get("purpose") == "model-weights"]
+    assert len(buckets) == 1 and buckets[0].protect  # prod protects data
+
+
+def test_node_local_cache_is_a_sized_empty_dir(prod_plan):
+    spec = pod(model_deployments(prod_plan)["llama-3-8b"])
+    cache = next(v for v in spec["volumes"] if v["name"] == "cache")
+    assert cache == {"name": "cache", "emptyDir": {"sizeLimit": "100Gi"}}
+    assert not any("hostPath" in v for v in spec["volumes"])
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_gpu_placement_and_restricted_security(stack, dev_plan, prod_plan):
+    plan = dev_plan if stack == "dev" else prod_plan
+    deps = model_deployments(plan)
+    assert deps
+    for r in deps.values():
+        spec = pod(r)
+        c = spec["containers"][0]
+        assert c["resources"]["requests"][names.GPU_RESOURCE] == c["resources"]["limits"][names.GPU_RESOURCE]
+        assert c["resources"]["requests"] == c["resources"]["limits"]
+        assert names.GPU_TOLERATION in spec["tolerations"]
+        assert spec["nodeSelector"][names.NODEPOOL_LABEL] == "gpu-inference"
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        for ctr in spec["containers"] + spec.get("initContainers", []):
+            sc = ctr["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}
+            assert sc["runAsNonRoot"] is True and sc["seccompProfile"] == {"type": "RuntimeDefault"}
+        shm = next(v for v in spec["volumes"] if v["name"] == "shm")
+        assert shm["emptyDir"]["medium"] == "Memory" and shm["emptyDir"]["sizeLimit"]
+        assert spec["terminationGracePeriodSeconds"] > c["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert any(e["name"] == "HF_TOKEN" and e["valueFrom"]["secretKeyRef"]["name"] == "hf-token" for e in c["env"])
+
+
+def test_gpu_model_pins_the_gpu_and_70b_has_a_long_startup_budget(prod_plan):
+    deps = model_deployments(prod_plan)
+    assert pod(deps["llama-3-70b"])["nodeSelector"][names.GPU_NAME_LABEL] == "h100"
+    startup = pod(deps["llama-3-70b"])["containers"][0]["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 30 * 60
+    args = pod(deps["llama-3-70b"])["containers"][0]["args"]
+    assert args[args.index("--tensor-parallel-size") + 1] == "4"
+    tgi = pod(deps["mixtral-8x7b"])["containers"][0]["args"]
+    assert tgi[tgi.index("--num-shard") + 1] == "4" and "--max-total-tokens" in tgi
+
+
+def test_scaled_objects_use_strings_and_the_seed_behaviour(any_plan):
+    objs = [r for r in any_plan.by_type(SCALED_OBJECT) if names.MODEL_LABEL in r.inputs["metadata"].get("labels", {})]
+    assert objs
+    for r in objs:
+        spec = r.inputs["spec"]
+        for trig in spec["triggers"]:
+            assert all(isinstance(v, str) for v in trig["metadata"].values()), trig
+        queries = " ".join(t["metadata"]["query"] for t in spec["triggers"])
+        assert "DCGM_FI_DEV_GPU_UTIL" in queries
+        assert "vllm:num_requests_waiting" in queries or "tgi_queue_size" in queries
+        behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+        assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0
+        assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 300
+        assert spec["fallback"]["failureThreshold"] == 3
+        keda = [d for d in r.dependencies if "Release::" in d and d.endswith("-keda")]
+        assert keda, "ScaledObjects depend on the KEDA release"
+
+
+def _config(stack: str, change) -> None:
+    doc = stack_doc(stack)
+    change(doc["config"])
+    sf = read_stack(stack)
+    sf.config.update(doc["config"])
+    raw = {k.split(":", 1)[1]: v for k, v in program_config(sf).items() if k.startswith("agentic-platform:")}
+    validate(raw, stack)
+
+
+def test_70b_fp16_on_one_a10g_is_refused_naming_the_key():
+    def change(c):
+        c["agentic-platform:models"][0].update(model="meta-llama/Llama-3.3-70B-Instruct", parametersB=70.6,
+                                               dtype="float16", gpus=1)
+    with pytest.raises(ConfigError) as err:
+        _config("dev", change)
+    lines = err.value.lines()
+    assert any(line.startswith("agentic-platform:models[0].gpus: meta-llama/Llama-3.3-70B-Instruct (141 GB in float16) "
+                               "does not fit 1 x A10G (24 GiB)") for line in lines), lines
+
+
+def test_more_gpus_than_a_node_is_refused():
+    with pytest.raises(ConfigError) as err:
+        _config("dev", lambda c: c["agentic-platform:models"][0].update(gpus=2))
+    assert any(line.startswith("agentic-platform:models[0].gpus: 2 GPUs do not fit one node of pool 'gpu-inference'")
+               for line in err.value.lines())
+
+
+def test_replicas_over_the_gpu_quota_are_refused(tmp_path):
+    doc = stack_doc("prod")
+    doc["config"]["agentic-platform:models"][1]["maxReplicas"] = 40
+    path = write_stack(tmp_path, doc)
+    out = subprocess.run([sys.executable, "-m", "plan", str(path)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 2
+    assert "agentic-platform:models[1].maxReplicas: 40 x 1 GPUs: the models of namespace ai-inference need" in out.stderr
+    assert "platformQuotas.ai-inference.gpu = 48" in out.stderr
+
+
+def test_s3_cache_with_tgi_is_refused():
+    with pytest.raises(ConfigError) as err:
+        _config("prod", lambda c: c["agentic-platform:models"][2].update(cache="s3"))
+    assert any(line.startswith("agentic-platform:models[2].cache: 's3' streams weights") for line in err.value.lines())
+
+
+def test_no_plan_output_holds_the_token(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "plan", "prod", "--json", str(tmp_path / "plan.json"),
+                          "--manifests", str(tmp_path / "manifests")], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode in (0, 1), out.stderr
+    texts = [(tmp_path / "plan.json").read_text()]
+    texts += [p.read_text() for p in (tmp_path / "manifests").rglob("*") if p.is_file()]
+    assert len(texts) > 1
+    assert not any(TOKEN_PLACEHOLDER in t for t in texts)
+    assert TOKEN_PLACEHOLDER not in out.stdout + out.stderr
+    secrets = [p for p in (tmp_path / "manifests").rglob("Secret-hf-token*")]
+    assert secrets, "the hf-token Secret is in the manifests"

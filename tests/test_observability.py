@@ -1,0 +1,160 @@
+"""Observability layer: kube-prometheus-stack, dashboards, alerts, the collector, LangFuse."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import yaml
+
+from plan.engine import ROOT
+from tests.conftest import stack_doc, write_stack
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+CONFIGMAP = "kubernetes:core/v1:ConfigMap"
+RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+RDS = "aws:rds/instance:Instance"
+
+
+def release(plan, name):
+    (r,) = [r for r in plan.by_type(RELEASE) if r.inputs.get("name") == name]
+    return r
+
+
+def obs_config(stack):
+    return stack_doc(stack)["config"]["agentic-platform:observability"]
+
+
+def test_kube_prometheus_stack_release(dev_plan):
+    r = release(dev_plan, "kube-prometheus-stack")
+    v = r.inputs["values"]
+    assert r.inputs["namespace"] == "observability" and r.inputs["version"] == "88.5.3"
+    spec = v["prometheus"]["prometheusSpec"]
+    for key in ("serviceMonitorSelectorNilUsesHelmValues", "podMonitorSelectorNilUsesHelmValues",
+                "ruleSelectorNilUsesHelmValues"):
+        assert spec[key] is False
+    assert spec["retention"] == obs_config("dev")["prometheusRetention"]
+    claim = spec["storageSpec"]["volumeClaimTemplate"]["spec"]
+    assert claim["storageClassName"] == "gp3-encrypted"
+    assert claim["resources"]["requests"]["storage"] == f"{obs_config('dev')['prometheusStorageGiB']}Gi"
+    for part in ("kubeEtcd", "kubeScheduler", "kubeControllerManager", "kubeProxy"):
+        assert v[part]["enabled"] is False
+    assert v["grafana"]["admin"]["existingSecret"] == "grafana-admin"
+    assert v["grafana"]["sidecar"]["dashboards"]["label"] == "grafana_dashboard"
+    ne = v["prometheus-node-exporter"]
+    assert ne["namespaceOverride"] == "observability-node"
+    assert {"operator": "Exists"} in ne["tolerations"]
+    assert v["crds"]["enabled"] is True and not r.inputs.get("skipCrds")
+
+
+def test_dashboards_are_labelled_configmaps_and_price_follows_config(dev_plan, prod_plan):
+    for plan, stack in ((dev_plan, "dev"), (prod_plan, "prod")):
+        cms = [r for r in plan.by_type(CONFIGMAP) if r.inputs["metadata"]["name"].startswith("grafana-dashboard-")]
+        assert len(cms) == 4
+        for cm in cms:
+            assert cm.inputs["metadata"]["labels"]["grafana_dashboard"] == "1"
+            assert cm.inputs["metadata"]["namespace"] == "observability"
+            (text,) = cm.inputs["data"].values()
+            json.loads(text)
+        (cost,) = [c for c in cms if c.inputs["metadata"]["name"] == "grafana-dashboard-cost-tracking"]
+        doc = json.loads(cost.inputs["data"]["cost-tracking.json"])
+        (var,) = [x for x in doc["templating"]["list"] if x["name"] == "gpu_hour_price"]
+        price = f"{obs_config(stack)['gpuHourPrice']:g}"
+        assert var["query"] == var["current"]["value"] == var["options"][0]["value"] == price
+
+
+def test_alert_rules_and_agent_monitor(dev_plan):
+    (rule,) = dev_plan.by_type(RULE)
+    rules = {r["alert"]: r for g in rule.inputs["spec"]["groups"] for r in g["rules"]}
+    assert "> 10" in rules["AgentHighLatency"]["expr"] and rules["AgentHighLatency"]["for"] == "5m"
+    assert "> 0.05" in rules["AgentHighErrorRate"]["expr"]
+    (mon,) = [m for m in dev_plan.by_type(MONITOR) if m.inputs["metadata"]["name"] == "agent-metrics"]
+    spec = mon.inputs["spec"]
+    assert mon.inputs["metadata"]["namespace"] == "observability"
+    assert spec["namespaceSelector"] == {"any": True}
+    assert spec["selector"]["matchLabels"] == {"kagent.dev/monitored": "true"}
+    assert spec["endpoints"][0]["port"] == "metrics" and spec["endpoints"][0]["interval"] == "30s"
+    # Custom resources wait for the chart that brings their CRDs.
+    kps = release(dev_plan, "kube-prometheus-stack")
+    assert kps.urn in rule.dependencies and kps.urn in mon.dependencies
+
+
+def test_collector(dev_plan):
+    r = release(dev_plan, "otel-collector")
+    v = r.inputs["values"]
+    assert r.inputs["version"] == "0.170.0" and v["mode"] == "deployment"
+    assert v["image"]["repository"] and v["image"]["tag"] and v["image"]["tag"] != "latest"
+    assert v["ports"]["metrics"]["enabled"] is True
+    exporters = v["config"]["exporters"]
+    assert exporters["otlphttp/langfuse"]["endpoint"].endswith("/api/public/otel")
+    assert exporters["otlphttp/langfuse"]["headers"]["Authorization"] == "${env:LANGFUSE_AUTH}"
+    assert v["config"]["service"]["pipelines"]["traces"]["exporters"] == ["otlphttp/langfuse"]
+    assert v["serviceMonitor"]["enabled"] is True
+    assert v["securityContext"]["runAsNonRoot"] is True and v["resources"]["limits"]
+
+
+def test_prod_langfuse_on_protected_rds(prod_plan):
+    (db,) = [r for r in prod_plan.by_type(RDS) if r.name == "observability-langfuse-db"]
+    i = db.inputs
+    assert db.protect is True
+    assert i["storageEncrypted"] is True and i["kmsKeyId"]
+    assert i["deletionProtection"] is True and i["multiAz"] is True
+    assert i["skipFinalSnapshot"] is False and i["backupRetentionPeriod"] >= 1
+    assert i["password"] == "[secret]"
+    v = release(prod_plan, "langfuse").inputs["values"]
+    assert v["postgresql"]["deploy"] is False
+    assert v["postgresql"]["auth"]["existingSecret"] == "langfuse-credentials"
+    assert v["s3"]["deploy"] is False
+
+
+def test_dev_has_no_rds(dev_plan):
+    assert not [r for r in dev_plan.by_type(RDS) if r.name.startswith("observability-")]
+    assert release(dev_plan, "langfuse").inputs["values"]["postgresql"]["deploy"] is True
+
+
+def test_no_generated_secret_in_plain_text(dev_plan, prod_plan):
+    for plan in (dev_plan, prod_plan):
+        for r in plan.by_type(RELEASE):
+            assert "mock-generated-" not in json.dumps(r.inputs.get("values")), r.name
+        assert "mock-generated-" not in json.dumps([r.inputs for r in plan.resources])
+        v = release(plan, "langfuse").inputs["values"]["langfuse"]
+        assert v["salt"] == {"secretKeyRef": {"name": "langfuse-credentials", "key": "salt"}}
+        assert v["nextauth"]["secret"]["secretKeyRef"]["key"] == "nextauth-secret"
+
+
+def test_stack_outputs(dev_plan):
+    assert dev_plan.outputs["grafanaUrl"].startswith("http://kube-prometheus-stack-grafana.observability.svc")
+    assert dev_plan.outputs["langfuseUrl"].startswith("http://langfuse-web.observability.svc")
+
+
+def test_bad_config_names_the_key(tmp_path):
+    doc = stack_doc("dev")
+    doc["config"]["agentic-platform:observability"] = {"gpuHourPrice": -1, "langfuse": {"database": "aurora",
+                                                                                       "clickhouseReplicas": 2}}
+    path = write_stack(tmp_path, doc)
+    out = subprocess.run([sys.executable, "-m", "plan", str(path)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    assert "agentic-platform:observability.gpuHourPrice" in text
+    assert "agentic-platform:observability.langfuse.database" in text
+
+
+def test_clickhouse_quorum_rule():
+    from components.config import ConfigError, validate
+
+    raw = {k.split(":", 1)[1]: (v if isinstance(v, str) else json.dumps(v))
+           for k, v in stack_doc("dev")["config"].items() if k.startswith("agentic-platform:")}
+    raw["observability"] = json.dumps({"langfuse": {"clickhouseReplicas": 2}})
+    try:
+        validate(raw, "dev")
+    except ConfigError as err:
+        assert "observability.langfuse.clickhouseReplicas" in str(err)
+    else:
+        raise AssertionError("2 ClickHouse replicas were accepted")
+
+
+def test_alerts_data_parses():
+    assert yaml.safe_load((ROOT / "platform" / "alerts.yaml").read_text())["groups"]
