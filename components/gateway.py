@@ -1,11 +1,14 @@
 """Inference gateway layer: Gateway API CRDs, kgateway, the AWS Load Balancer Controller, the
 `ai-inference-gateway` Gateway behind an NLB, one HTTPRoute per model (header `x-model-id`, weighted
 canary, priority-group fallback), and kgateway TrafficPolicies (JWT, token-bucket rate limits,
-retries). Optional: agentgateway with an InferencePool per vLLM model."""
+retries). Optional (`inferenceRouting: agentgateway`): agentgateway with an InferencePool and its
+endpoint picker per vLLM model, a Gateway of class `agentgateway`, routes to the pools, JWT and rate
+limits as AgentgatewayPolicies."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from components.k8s import (
     custom_object,
     helm_release,
     labels,
+    platform_data,
     pod_security_context,
     resources,
 )
@@ -44,7 +48,28 @@ LBC_SERVICE_ACCOUNT = "aws-load-balancer-controller"
 LBC_POLICY_FILE = PLATFORM_DIR / "iam" / "aws-load-balancer-controller.json"
 CRD_DIRS = {"gateway-api": PLATFORM_DIR / "crds" / "gateway-api",
             "inference": PLATFORM_DIR / "crds" / "gateway-api-inference-extension"}
-EPP_PORT = 9002                                  # the GAIE endpoint picker's gRPC port
+EPP_PORT = 9002                                  # the GAIE endpoint picker's gRPC (ext-proc) port
+EPP_HEALTH_PORT = 9003
+EPP_METRICS_PORT = 9090
+INFERENCE_GROUP = "inference.networking.k8s.io"
+AGW_GROUP = "agentgateway.dev"
+AGW_API = f"{AGW_GROUP}/v1alpha1"
+AGW_CLASS = "agentgateway"                       # created by the agentgateway controller (its default)
+AGW_GATEWAY = "ai-inference-agentgateway"
+RETRY_CODES = [500, 502, 503, 504]
+EPP_CONFIG_FILE = "default-plugins.yaml"
+# The upstream chart's default scheduling profile (GAIE v1.5.0 epplib `_config.yaml`, vLLM over HTTP).
+EPP_PLUGINS = {
+    "apiVersion": "inference.networking.x-k8s.io/v1alpha1", "kind": "EndpointPickerConfig",
+    "plugins": [{"type": "queue-scorer"}, {"type": "kv-cache-utilization-scorer"}, {"type": "prefix-cache-scorer"},
+                {"type": "metrics-data-source",
+                 "parameters": {"scheme": "http", "path": "/metrics", "insecureSkipVerify": True}},
+                {"type": "core-metrics-extractor"}],
+    "schedulingProfiles": [{"name": "default", "plugins": [
+        {"pluginRef": "queue-scorer", "weight": 2}, {"pluginRef": "kv-cache-utilization-scorer", "weight": 2},
+        {"pluginRef": "prefix-cache-scorer", "weight": 3}]}],
+}
+EPP_IMAGE: dict[str, str] = platform_data("images.yaml")["epp"]
 HTTPS_PORT = 443
 LB = "service.beta.kubernetes.io/aws-load-balancer"
 # kgateway's local rate limit is one bucket per route per proxy replica; an HTTPRoute takes 16 rules
@@ -94,6 +119,22 @@ def token_bucket(tb: TokenBucketConfig) -> dict[str, Any]:
                             "fillInterval": tb.fill_interval}}
 
 
+def epp_name(model: ModelConfig) -> str:
+    return f"{model.name}-epp"
+
+
+def local_rate_limit(tb: TokenBucketConfig) -> dict[str, Any]:
+    """kgateway's token bucket as an agentgateway local limit: `requests` per `unit` plus `burst`.
+    The refill rate is kept exactly when it is a whole number per second, minute or hour (the
+    first that is); otherwise it is rounded up per hour. `burst` is the bucket above one refill."""
+    value, unit = re.fullmatch(r"([0-9]+)(ms|s|m|h)", tb.fill_interval).groups()
+    interval_ms = int(value) * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[unit]
+    units = (("Seconds", 1000), ("Minutes", 60_000), ("Hours", 3_600_000))
+    unit_name, unit_ms = next((u for u in units if (tb.tokens_per_fill * u[1]) % interval_ms == 0), units[-1])
+    requests = max(1, -(-tb.tokens_per_fill * unit_ms // interval_ms))
+    return {"requests": requests, "unit": unit_name, "burst": max(0, tb.max_tokens - tb.tokens_per_fill)}
+
+
 def plain_route(model: str) -> ModelRouteConfig:
     """A model's route when config says nothing about it: no canary, no fallback."""
     return ModelRouteConfig.model_validate({"model": model})
@@ -126,11 +167,13 @@ class InferenceGateway(pulumi.ComponentResource):
         self.kgateway_crds = helm_release(f"{name}-kgateway-crds", "kgateway-crds", namespace=ns, values={},
                                           opts=opts_(*self.gateway_api_crds, *gw_ns_deps))
         self.kgateway = helm_release(f"{name}-kgateway", "kgateway", namespace=ns, skip_crds=True, values={
+            # v2.4 keys: the top-level resources/securityContext/podSecurityContext are deprecated
+            # aliases of these (removed in v3).
             "controller": {"replicaCount": cfg.controller_replicas,
-                           "podDisruptionBudget": {"minAvailable": 1} if cfg.controller_replicas > 1 else {}},
-            "resources": resources("100m", "256Mi", cpu_limit="1", memory_limit="512Mi"),
-            "securityContext": container_security_context(),
-            "podSecurityContext": pod_security_context(10101),
+                           "podDisruptionBudget": {"minAvailable": 1} if cfg.controller_replicas > 1 else {},
+                           "resources": resources("100m", "256Mi", cpu_limit="1", memory_limit="512Mi"),
+                           "securityContext": container_security_context(),
+                           "podSecurityContext": pod_security_context(10101)},
         }, opts=opts_(self.kgateway_crds, *gw_ns_deps))
 
         # --- AWS Load Balancer Controller: turns the proxy's LoadBalancer Service into an NLB
@@ -246,6 +289,8 @@ class InferenceGateway(pulumi.ComponentResource):
 
         # --- optional inference-aware routing (agentgateway; kgateway dropped InferencePool in 2.2)
         self.inference_pools: dict[str, k8s.apiextensions.CustomResource] = {}
+        self.endpoint_pickers: dict[str, k8s.apps.v1.Deployment] = {}
+        self.pool_routes: dict[str, k8s.apiextensions.CustomResource] = {}
         if cfg.inference_routing == "agentgateway":
             self._agentgateway(name, args, gw_ns_deps)
 
@@ -390,20 +435,30 @@ class InferenceGateway(pulumi.ComponentResource):
                              opts=opts, spec=spec)
 
     def _agentgateway(self, name: str, args: InferenceGatewayArgs, gw_ns_deps: list[pulumi.Resource]) -> None:
+        """agentgateway as a second data plane: an InferencePool and its endpoint picker (EPP) per
+        vLLM model, a Gateway of class `agentgateway`, one HTTPRoute per pool (x-model-id), and
+        AgentgatewayPolicies for JWT and local rate limits."""
+        cfg = self._config
         ns = names.NS_GATEWAY
-        child = pulumi.ResourceOptions(parent=self)
         self.inference_crds = self._crds(name, "inference")
         self.agentgateway_crds = helm_release(
             f"{name}-agentgateway-crds", "agentgateway-crds", namespace=ns, values={},
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
-                depends_on=[*self.gateway_api_crds, *self.inference_crds, *gw_ns_deps])))
-        self.agentgateway = helm_release(
-            f"{name}-agentgateway", "agentgateway", namespace=ns, skip_crds=True, values={},
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
-                depends_on=[self.agentgateway_crds, *gw_ns_deps])))
-        for model in args.models:
-            if model.engine != "vllm":
-                continue  # the endpoint picker reads vLLM's metrics
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.gateway_api_crds, *self.inference_crds,
+                                                                 *gw_ns_deps]))
+        self.agentgateway = helm_release(f"{name}-agentgateway", "agentgateway", namespace=ns, skip_crds=True, values={
+            # Off by default in the chart: without it the controller ignores InferencePool backends.
+            "inferenceExtension": {"enabled": True},
+            "controller": {"replicaCount": cfg.controller_replicas,
+                           "podDisruptionBudget": {"minAvailable": 1} if cfg.controller_replicas > 1 else {}},
+            "resources": resources("100m", "256Mi", cpu_limit="1", memory_limit="512Mi"),
+            "securityContext": container_security_context(),
+            "podSecurityContext": pod_security_context(10101),
+        }, opts=pulumi.ResourceOptions(parent=self, depends_on=[self.agentgateway_crds, *gw_ns_deps]))
+
+        vllm = [m for m in args.models if m.engine == "vllm"]  # the EPP reads vLLM's metrics
+        for model in vllm:
+            epp = self._endpoint_picker(name, model, args.model_dependencies)
+            self.endpoint_pickers[model.name] = epp
             self.inference_pools[model.name] = custom_object(
                 f"{name}-pool-{model.name}", INFERENCE_API, "InferencePool", model.name,
                 namespace=names.model_namespace(model), labels=labels(model.name, "inference-pool"),
@@ -411,5 +466,134 @@ class InferenceGateway(pulumi.ComponentResource):
                                                                      *args.model_dependencies]),
                 spec={"selector": {"matchLabels": {names.MODEL_LABEL: model.name}},
                       "targetPorts": [{"number": names.PORT_VLLM}],
-                      "endpointPickerRef": {"name": f"{model.name}-epp", "port": {"number": EPP_PORT},
+                      "endpointPickerRef": {"name": epp_name(model), "port": {"number": EPP_PORT},
                                             "failureMode": "FailOpen"}})
+
+        # --- the agentgateway Gateway: in-cluster only (ClusterIP), same listener rules as kgateway's
+        agw_labels = labels(AGW_GATEWAY, "gateway-proxy")
+        agw_params = custom_object(
+            f"{name}-agw-parameters", AGW_API, "AgentgatewayParameters", AGW_GATEWAY, namespace=ns,
+            labels=agw_labels, opts=pulumi.ResourceOptions(parent=self, depends_on=[self.agentgateway_crds,
+                                                                                   *gw_ns_deps]),
+            spec={"resources": resources(cfg.proxy.cpu, cfg.proxy.memory, cpu_limit=cfg.proxy.cpu_limit,
+                                         memory_limit=cfg.proxy.memory_limit),
+                  "service": {"spec": {"type": "ClusterIP"}}})
+        self.agentgateway_gateway = custom_object(
+            f"{name}-agw-gateway", f"{GATEWAY_API}/v1", "Gateway", AGW_GATEWAY, namespace=ns,
+            labels=labels(AGW_GATEWAY, "gateway"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.agentgateway, agw_params, *gw_ns_deps]),
+            spec={"gatewayClassName": AGW_CLASS,
+                  "infrastructure": {"parametersRef": {"group": AGW_GROUP, "kind": "AgentgatewayParameters",
+                                                       "name": AGW_GATEWAY}},
+                  "listeners": [self._listener("http", names.GATEWAY_PORT)]})
+
+        # --- routes: x-model-id -> the model's InferencePool (cross-namespace, hence a grant)
+        route_deps = [self.agentgateway_gateway, *gw_ns_deps, *args.model_dependencies]
+        for namespace in sorted({names.model_namespace(m) for m in vllm}):
+            custom_object(
+                f"{name}-pool-grant-{namespace}", f"{GATEWAY_API}/v1beta1", "ReferenceGrant", "ai-gateway-pools",
+                namespace=namespace, labels=labels("ai-gateway-pools", "gateway-grant"),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.gateway_api_crds, *route_deps]),
+                spec={"from": [{"group": GATEWAY_API, "kind": "HTTPRoute", "namespace": ns}],
+                      "to": [{"group": INFERENCE_GROUP, "kind": "InferencePool"}]})
+        for model in vllm:
+            self.pool_routes[model.name] = custom_object(
+                f"{name}-pool-route-{model.name}", f"{GATEWAY_API}/v1", "HTTPRoute", f"pool-{model.name}",
+                namespace=ns, labels=labels(f"pool-{model.name}", "gateway-route"),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*route_deps, self.inference_pools[model.name]]),
+                spec={"parentRefs": [{"group": GATEWAY_API, "kind": "Gateway", "name": AGW_GATEWAY, "namespace": ns}],
+                      "rules": [self._rule(model.name, [{
+                          "group": INFERENCE_GROUP, "kind": "InferencePool", "name": model.name,
+                          "namespace": names.model_namespace(model)}])]})
+
+        # --- policies: JWT on the whole Gateway, a local rate limit on every pool route
+        policy_opts = pulumi.ResourceOptions(parent=self, depends_on=[self.agentgateway_crds, *gw_ns_deps])
+        jwks = urlparse(cfg.jwt.jwks_uri)
+        host, port = jwks.hostname or "", jwks.port or 443
+        jwks_backend = custom_object(
+            f"{name}-agw-jwks", AGW_API, "AgentgatewayBackend", "jwks", namespace=ns,
+            labels=labels("jwks", "gateway-auth"), opts=policy_opts,
+            # TLS with the system CAs, SNI from the host.
+            spec={"static": {"host": host, "port": port}, "policies": {"tls": {}}})
+        provider: dict[str, Any] = {
+            "issuer": cfg.jwt.issuer,
+            "jwks": {"remote": {"backendRef": {"group": AGW_GROUP, "kind": "AgentgatewayBackend", "name": "jwks"},
+                                "jwksPath": jwks.path.lstrip("/") or "/", "cacheDuration": "5m"}}}
+        if cfg.jwt.audiences:
+            provider["audiences"] = list(cfg.jwt.audiences)
+        self.agentgateway_policies = [custom_object(
+            f"{name}-agw-jwt", AGW_API, "AgentgatewayPolicy", "jwt-auth", namespace=ns,
+            labels=labels("jwt", "gateway-auth"),
+            opts=pulumi.ResourceOptions.merge(policy_opts, pulumi.ResourceOptions(
+                depends_on=[jwks_backend, self.agentgateway_gateway])),
+            spec={"targetRefs": [{"group": GATEWAY_API, "kind": "Gateway", "name": AGW_GATEWAY}],
+                  "traffic": {"jwtAuthentication": {"mode": "Strict", "providers": [provider]}}})]
+        for i, group in enumerate(chunks(list(self.pool_routes))):
+            traffic: dict[str, Any] = {"rateLimit": {"local": [local_rate_limit(cfg.rate_limit)]}}
+            if cfg.retry_attempts > 0:
+                traffic["retry"] = {"attempts": cfg.retry_attempts, "codes": RETRY_CODES}
+            self.agentgateway_policies.append(custom_object(
+                f"{name}-agw-limits-{i}", AGW_API, "AgentgatewayPolicy", f"limits-pool-routes-{i}", namespace=ns,
+                labels=labels(f"limits-pool-routes-{i}", "gateway-policy"),
+                opts=pulumi.ResourceOptions.merge(policy_opts, pulumi.ResourceOptions(
+                    depends_on=[self.pool_routes[m] for m in group])),
+                spec={"targetRefs": [{"group": GATEWAY_API, "kind": "HTTPRoute", "name": f"pool-{m}"} for m in group],
+                      "traffic": traffic}))
+
+    def _endpoint_picker(self, name: str, model: ModelConfig, deps: list[pulumi.Resource]) -> k8s.apps.v1.Deployment:
+        """The GAIE endpoint picker of one pool, as the upstream `inferencepool` chart (v1.5.0)
+        declares it, but with the restricted security context the namespace enforces (the chart
+        has no values for it)."""
+        ns, epp = names.model_namespace(model), epp_name(model)
+        lbl = labels(epp, "endpoint-picker", version=EPP_IMAGE["tag"])
+        select = {"app.kubernetes.io/name": epp}
+        child = pulumi.ResourceOptions(parent=self, depends_on=[*self.inference_crds, *deps])
+        md = k8s.meta.v1.ObjectMetaArgs
+        k8s.core.v1.ServiceAccount(f"{name}-epp-sa-{model.name}", metadata=md(name=epp, namespace=ns, labels=lbl),
+                                   automount_service_account_token=True, opts=child)
+        role = k8s.rbac.v1.Role(f"{name}-epp-role-{model.name}", metadata=md(name=epp, namespace=ns, labels=lbl),
+                                rules=[{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "watch", "list"]},
+                                       {"apiGroups": [INFERENCE_GROUP], "resources": ["inferencepools"],
+                                        "verbs": ["get", "watch", "list"]},
+                                       {"apiGroups": ["inference.networking.x-k8s.io"],
+                                        "resources": ["inferenceobjectives", "inferencemodelrewrites"],
+                                        "verbs": ["get", "watch", "list"]}], opts=child)
+        k8s.rbac.v1.RoleBinding(f"{name}-epp-binding-{model.name}", metadata=md(name=epp, namespace=ns, labels=lbl),
+                                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": epp},
+                                subjects=[{"kind": "ServiceAccount", "name": epp, "namespace": ns}],
+                                opts=pulumi.ResourceOptions(parent=self, depends_on=[role]))
+        config = k8s.core.v1.ConfigMap(f"{name}-epp-config-{model.name}",
+                                       metadata=md(name=epp, namespace=ns, labels=lbl),
+                                       data={EPP_CONFIG_FILE: yaml.safe_dump(EPP_PLUGINS, sort_keys=False)}, opts=child)
+        k8s.core.v1.Service(f"{name}-epp-svc-{model.name}", metadata=md(name=epp, namespace=ns, labels=lbl), spec={
+            "selector": select,
+            "ports": [{"name": "grpc-ext-proc", "port": EPP_PORT, "targetPort": EPP_PORT, "appProtocol": "http2"},
+                      {"name": "http-metrics", "port": EPP_METRICS_PORT, "targetPort": EPP_METRICS_PORT}]}, opts=child)
+        grpc_probe = {"grpc": {"port": EPP_HEALTH_PORT, "service": "inference-extension"}}
+        return k8s.apps.v1.Deployment(
+            f"{name}-epp-{model.name}", metadata=md(name=epp, namespace=ns, labels=lbl),
+            spec={"replicas": 1,  # one active picker (prefix-cache state); Recreate as upstream
+                  "strategy": {"type": "Recreate"},
+                  "selector": {"matchLabels": select},
+                  "template": {"metadata": {"labels": lbl}, "spec": {
+                      "serviceAccountName": epp,
+                      "terminationGracePeriodSeconds": 130,
+                      "securityContext": pod_security_context(65532),
+                      "containers": [{
+                          "name": "epp",
+                          "image": f"{EPP_IMAGE['registry']}/{EPP_IMAGE['repository']}:{EPP_IMAGE['tag']}",
+                          "args": ["--pool-name", model.name, "--pool-namespace", ns, "--pool-group", INFERENCE_GROUP,
+                                   "--zap-encoder", "json", "--config-file", f"/config/{EPP_CONFIG_FILE}",
+                                   "--tracing=false"],
+                          "env": [{"name": "NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                                  {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                          "ports": [{"name": "grpc", "containerPort": EPP_PORT},
+                                    {"name": "grpc-health", "containerPort": EPP_HEALTH_PORT},
+                                    {"name": "metrics", "containerPort": EPP_METRICS_PORT}],
+                          "livenessProbe": {**grpc_probe, "initialDelaySeconds": 5, "periodSeconds": 10},
+                          "readinessProbe": {**grpc_probe, "periodSeconds": 2},
+                          "resources": resources("500m", "1Gi", cpu_limit="2", memory_limit="4Gi"),
+                          "securityContext": container_security_context(),
+                          "volumeMounts": [{"name": "config", "mountPath": "/config", "readOnly": True}]}],
+                      "volumes": [{"name": "config", "configMap": {"name": epp}}]}}},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[config, *deps]))

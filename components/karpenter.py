@@ -48,6 +48,29 @@ QUEUE_RETENTION_S = 300  # interruption messages older than the 2-minute spot wa
 CONTROLLER_RESOURCES = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 
 
+# AL2023 GPU nodes: persistence mode keeps the driver initialised between CUDA contexts (no
+# re-init latency on every model-server start). Karpenter (v1.14 docs, EC2NodeClass userData, AL2023)
+# accepts a MIME multi-part archive and appends its generated NodeConfig part (cluster, kubelet,
+# labels and taints are Karpenter's; they cannot be set here). Only a shell-script part, and it can
+# never fail the boot. No `modprobe efa`: EFA needs EFA interfaces (spec.networkInterfaces) and a
+# self-referencing security group, which these node classes do not configure; without an EFA device
+# the module is useless, and the accelerated AL2023 AMIs ship the driver for when one is attached.
+# Bottlerocket takes TOML settings instead; its NVIDIA variants need no such script.
+USER_DATA_BOUNDARY = "//"
+GPU_AL2023_USER_DATA = (
+    "MIME-Version: 1.0\n"
+    f'Content-Type: multipart/mixed; boundary="{USER_DATA_BOUNDARY}"\n'
+    "\n"
+    f"--{USER_DATA_BOUNDARY}\n"
+    'Content-Type: text/x-shellscript; charset="us-ascii"\n'
+    "\n"
+    "#!/bin/bash\n"
+    "if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi -pm 1 || true; fi\n"
+    "\n"
+    f"--{USER_DATA_BOUNDARY}--\n"
+)
+
+
 # EventBridge rule names are at most 64 characters: "<cluster>-karpenter-cr-interrupt".
 MAX_CLUSTER_NAME = 64 - len("-karpenter-") - max(len(k) for k in INTERRUPTION_RULES)
 
@@ -194,6 +217,10 @@ class Karpenter(pulumi.ComponentResource):
                 "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],
                 "podDisruptionBudget": {"name": "karpenter", "maxUnavailable": 1},
                 "controller": {"resources": CONTROLLER_RESOURCES},
+                # The chart renders its ServiceMonitor only if monitoring.coreos.com/v1 is served at
+                # install time, and this release installs before kube-prometheus-stack (whose pods run
+                # on Karpenter's nodes): it would silently never exist. The GPU stack declares it.
+                "serviceMonitor": {"enabled": False},
                 "additionalLabels": {"app.kubernetes.io/part-of": "agentic-platform"},
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[
@@ -238,7 +265,12 @@ class Karpenter(pulumi.ComponentResource):
 def controller_policy(cluster: str, partition: pulumi.Input[str], region: pulumi.Input[str],
                       account: pulumi.Input[str], queue_arn: pulumi.Input[str],
                       node_role_arn: pulumi.Input[str]) -> pulumi.Output[str]:
-    """The controller's least-privilege policy (upstream v1 CloudFormation policy, per cluster)."""
+    """The controller's least-privilege policy, statement by statement the upstream v1.14 policy
+    (aws/karpenter-provider-aws, tag v1.14.1,
+    website/content/en/v1.14/getting-started/getting-started-with-karpenter/cloudformation.yaml),
+    merged into one document. Left out on purpose: the ZonalShiftPolicy's
+    `arc-zonal-shift:GetManagedResource` (only called with `settings.enableZonalShift`, which stays
+    off) and our former `ec2:DescribeAvailabilityZones` (v1.14 no longer calls it)."""
 
     def build(part: str, reg: str, acct: str, queue: str, node_role: str) -> str:
         ec2 = f"arn:{part}:ec2:{reg}"
@@ -250,7 +282,7 @@ def controller_policy(cluster: str, partition: pulumi.Input[str], region: pulumi
             {"Sid": "AllowScopedEC2InstanceAccessActions", "Effect": "Allow",
              "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
              "Resource": [f"{ec2}::image/*", f"{ec2}::snapshot/*", f"{ec2}:*:security-group/*",
-                          f"{ec2}:*:subnet/*", f"{ec2}:*:capacity-reservation/*"]},
+                          f"{ec2}:*:subnet/*", f"{ec2}:*:capacity-reservation/*", f"{ec2}:*:placement-group/*"]},
             {"Sid": "AllowScopedEC2LaunchTemplateAccessActions", "Effect": "Allow",
              "Action": ["ec2:RunInstances", "ec2:CreateFleet"], "Resource": f"{ec2}:*:launch-template/*",
              "Condition": {"StringEquals": res_owned, "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"}}},
@@ -275,8 +307,10 @@ def controller_policy(cluster: str, partition: pulumi.Input[str], region: pulumi
              "Resource": [f"{ec2}:*:instance/*", f"{ec2}:*:launch-template/*"],
              "Condition": {"StringEquals": res_owned, "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"}}},
             {"Sid": "AllowRegionalReadActions", "Effect": "Allow", "Resource": "*",
-             "Action": ["ec2:DescribeAvailabilityZones", "ec2:DescribeCapacityReservations", "ec2:DescribeImages",
-                        "ec2:DescribeInstances", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes",
+             "Action": ["ec2:DescribeCapacityReservations", "ec2:DescribeImages", "ec2:DescribeInstances",
+                        # the instance-status health checks (interruption controller) poll this
+                        "ec2:DescribeInstanceStatus",
+                        "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes",
                         "ec2:DescribeLaunchTemplates", "ec2:DescribePlacementGroups", "ec2:DescribeSecurityGroups",
                         "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets"],
              "Condition": {"StringEquals": {"aws:RequestedRegion": reg}}},
@@ -306,6 +340,9 @@ def controller_policy(cluster: str, partition: pulumi.Input[str], region: pulumi
              "Resource": f"arn:{part}:iam::{acct}:instance-profile/*",
              "Condition": {"StringEquals": {**res_owned, "aws:ResourceTag/topology.kubernetes.io/region": reg},
                            "StringLike": {"aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*"}}},
+            # Instance-profile garbage collection lists them; List* cannot be resource-scoped.
+            {"Sid": "AllowUnscopedInstanceProfileListAction", "Effect": "Allow", "Action": "iam:ListInstanceProfiles",
+             "Resource": "*"},
             {"Sid": "AllowInstanceProfileReadActions", "Effect": "Allow", "Action": "iam:GetInstanceProfile",
              "Resource": f"arn:{part}:iam::{acct}:instance-profile/*"},
             {"Sid": "AllowAPIServerEndpointDiscovery", "Effect": "Allow", "Action": "eks:DescribeCluster",
@@ -325,8 +362,12 @@ def node_class_spec(pool: NodePoolConfig, cluster: str, node_role: pulumi.Input[
                     tags: dict[str, str]) -> dict[str, Any]:
     """EC2NodeClass: pinned AMI alias, discovery selectors, IMDSv2 with hop limit 1 (pods cannot
     reach the node role), encrypted gp3, RAID0 over the instance-store NVMe when every type has it."""
-    volume = {"volumeSize": f"{pool.root_volume_gib}Gi", "volumeType": "gp3", "encrypted": True,
-              "deleteOnTermination": True}
+    volume: dict[str, Any] = {"volumeSize": f"{pool.root_volume_gib}Gi", "volumeType": "gp3", "encrypted": True,
+                              "deleteOnTermination": True}
+    if pool.root_volume_iops is not None:  # unset: the gp3 baseline (3000 IOPS, 125 MiB/s)
+        volume["iops"] = pool.root_volume_iops
+    if pool.root_volume_throughput is not None:
+        volume["throughput"] = pool.root_volume_throughput
     if pool.ami_family == "bottlerocket":
         # Bottlerocket: /dev/xvda is the small OS volume, /dev/xvdb holds images and pods.
         devices = [{"deviceName": "/dev/xvda", "rootVolume": True,
@@ -346,6 +387,8 @@ def node_class_spec(pool: NodePoolConfig, cluster: str, node_role: pulumi.Input[
     }
     if _has_nvme(pool):
         spec["instanceStorePolicy"] = "RAID0"
+    if isinstance(pool, GpuPoolConfig) and pool.ami_family == "al2023":
+        spec["userData"] = GPU_AL2023_USER_DATA
     return spec
 
 

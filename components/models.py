@@ -127,6 +127,32 @@ def s3_prefix(m: ModelConfig) -> str:
     return m.model.strip("/")
 
 
+def writable_env(engine: str) -> dict[str, str]:
+    """Where the engine, torch, triton and numba write: under HOME (an emptyDir), /tmp (an emptyDir)
+    or DATA_DIR (the cache volume). Nothing may fall back to the read-only image."""
+    cache = f"{HOME_DIR}/.cache"
+    env = {
+        "HOME": HOME_DIR,
+        "USER": "app",
+        "XDG_CACHE_HOME": cache,
+        "XDG_CONFIG_HOME": f"{HOME_DIR}/.config",
+        "HF_HOME": f"{DATA_DIR}/huggingface",
+        "TRITON_CACHE_DIR": f"{cache}/triton",
+        "TORCHINDUCTOR_CACHE_DIR": f"{cache}/torchinductor",
+        "NUMBA_CACHE_DIR": f"{cache}/numba",
+        "TMPDIR": "/tmp",
+    }
+    if engine == "vllm":
+        # VLLM_CACHE_ROOT holds torch.compile artifacts; VLLM_ASSETS_CACHE is where runai_streamer
+        # copies an s3:// model's config and tokenizer files (the `s3` scratch volume at DATA_DIR).
+        env |= {"VLLM_CACHE_ROOT": f"{cache}/vllm", "VLLM_CONFIG_ROOT": f"{HOME_DIR}/.config/vllm",
+                "VLLM_ASSETS_CACHE": f"{DATA_DIR}/vllm-assets"}
+    else:
+        # The launcher passes HUGGINGFACE_HUB_CACHE to its shards; weights land on the cache volume.
+        env |= {"HUGGINGFACE_HUB_CACHE": f"{DATA_DIR}/huggingface/hub"}
+    return env
+
+
 # ------------------------------------------------------------------------------ components
 
 @dataclass
@@ -194,11 +220,11 @@ class ModelDeployment(pulumi.ComponentResource):
             cache_volume = {"name": "cache", "emptyDir": {"sizeLimit": f"{m.cache_size_gib}Gi"}}
 
         # --- container
-        env: list[dict[str, Any]] = [
-            {"name": "HOME", "value": HOME_DIR},
-            {"name": "HF_HOME", "value": f"{DATA_DIR}/huggingface"},
-            {"name": "XDG_CACHE_HOME", "value": f"{HOME_DIR}/.cache"},
-        ]
+        # The root filesystem is read-only and UID 1000 has no passwd entry: every path either engine
+        # (or torch, triton, numba, flashinfer under it) writes is pointed into a mounted emptyDir or
+        # the cache volume. USER keeps getpass.getuser() (torch inductor's default cache dir) from
+        # failing on the missing passwd entry.
+        env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in writable_env(m.engine).items()]
         if args.hf_token_secret:
             env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": args.hf_token_secret,
                                                                            "key": HF_TOKEN_KEY}}})
@@ -220,6 +246,7 @@ class ModelDeployment(pulumi.ComponentResource):
                 cmd_args += ["--load-format", "runai_streamer"]
             command = ["vllm", "serve"]
         else:
+            # The image sets HF_HUB_ENABLE_HF_TRANSFER=1; the launcher downloads with plain hub client.
             env.append({"name": "HF_HUB_ENABLE_HF_TRANSFER", "value": "0"})
             max_input = m.max_model_len * 3 // 4  # room left for the generated tokens
             cmd_args = ["--model-id", m.model, "--num-shard", str(m.gpus), "--port", str(port),
@@ -301,6 +328,9 @@ class ModelDeployment(pulumi.ComponentResource):
             f"{name}-pdb", metadata=meta(m.name, ns, labels=lbl),
             spec={"maxUnavailable": 1, "selector": {"matchLabels": sel}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on))
+        # Both engines serve Prometheus text on /metrics of the HTTP port: vLLM's API server, and TGI's
+        # router (its `/metrics` route; TGI >= 3.3 also opens a second listener on --prometheus-port,
+        # default 9000, which nothing here uses, so no extra port is exposed or allowed).
         self.service_monitor = custom_object(
             f"{name}-servicemonitor", "monitoring.coreos.com/v1", "ServiceMonitor", m.name, namespace=ns,
             labels={**lbl, **PROMETHEUS_RELEASE_LABEL},

@@ -21,7 +21,8 @@ import pulumi_random as random
 
 from components import names
 from components.aws import pod_identity_role, policy_json, secure_bucket
-from components.config import ObservabilityConfig
+from components.config import LangfuseConfig, ObservabilityConfig
+from components.data import REDIS_SECRET
 from components.k8s import (
     PLATFORM_DIR,
     container_security_context,
@@ -49,6 +50,15 @@ PROM_EXPORTER_PORT = 8889
 GRAFANA_SECRET = "grafana-admin"
 LANGFUSE_SECRET = "langfuse-credentials"
 COLLECTOR_SECRET = "otel-langfuse-auth"
+# LangFuse's queues on the platform's Redis. The chart (1.5.41) takes only the host as a value; a
+# REDIS_CONNECTION_STRING in langfuse.additionalEnv replaces its own (and its REDIS_TLS_ENABLED), and
+# its check for one looks at `value` only, so the URL (password URL-encoded, rediss:// for ElastiCache)
+# comes from the data layer's Secret through a variable the `value` expands ($(VAR), defined first).
+REDIS_ENV = (
+    {"name": "LANGFUSE_REDIS_URL", "valueFrom": {"secretKeyRef": {"name": REDIS_SECRET, "key": "url"}}},
+    {"name": "REDIS_CONNECTION_STRING", "value": "$(LANGFUSE_REDIS_URL)"},
+    {"name": "REDIS_TLS_ENABLED", "valueFrom": {"secretKeyRef": {"name": REDIS_SECRET, "key": "tls"}}},
+)
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 AGENT_MONITOR_LABEL = "kagent.dev/monitored"
 
@@ -56,13 +66,7 @@ AGENT_MONITOR_LABEL = "kagent.dev/monitored"
 @dataclass
 class ObservabilityArgs:
     config: ObservabilityConfig
-    cluster_name: pulumi.Input[str]
-    protect_data: bool
     storage_class: str
-    vpc_id: pulumi.Input[str]
-    private_subnet_ids: list[pulumi.Input[str]]
-    cluster_security_group_id: pulumi.Input[str]
-    tags: dict[str, str]
     # Resources the Kubernetes objects wait for (the tenancy layer's namespaces).
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
@@ -102,10 +106,9 @@ class Observability(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("agentic:observability:Observability", name, None, opts)
-        cfg, lf = args.config, args.config.langfuse
+        cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
         ns_ready = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
-        keep = pulumi.ResourceOptions(parent=self, protect=args.protect_data)
 
         # --------------------------------------------------------- generated credentials (once)
         def password(key: str, length: int = 32) -> random.RandomPassword:
@@ -119,7 +122,6 @@ class Observability(pulumi.ComponentResource):
         enc_key = random.RandomId(f"{name}-langfuse-encryption-key", byte_length=32, opts=child)
         db_pw = password("langfuse-db")
         clickhouse_pw = password("langfuse-clickhouse")
-        redis_pw = password("langfuse-redis")
         public_key = password("langfuse-public-key", 24)
         secret_key = password("langfuse-secret-key", 32)
         pk = pulumi.Output.secret(public_key.result.apply(lambda v: f"pk-lf-{v}"))
@@ -224,90 +226,16 @@ class Observability(pulumi.ComponentResource):
                   "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}]},
             opts=after_kps)
 
-        # --------------------------------------------------------- LangFuse
+        # --------------------------------------------------------- LangFuse credentials
+        # Generated here, with the collector's copy of the API keys; the LangFuse release itself is
+        # the LangFuse component, built after the data layer whose Redis it uses.
         creds: dict[str, pulumi.Input[str]] = {
             "salt": salt.result, "encryption-key": enc_key.hex, "nextauth-secret": nextauth.result,
             "postgres-password": db_pw.result, "clickhouse-password": clickhouse_pw.result,
-            "redis-password": redis_pw.result, "public-key": pk, "secret-key": sk,
+            "public-key": pk, "secret-key": sk,
         }
-        langfuse_secret = secret("langfuse-credentials", LANGFUSE_SECRET, "langfuse", creds)
-
-        bucket = secure_bucket(f"{name}-langfuse", purpose="langfuse", protect=args.protect_data,
-                               force_destroy=not args.protect_data, tags=args.tags, opts=child)
-        self.langfuse_bucket = bucket.bucket
-        pod_identity_role(f"{name}-langfuse", cluster_name=args.cluster_name, namespace=NS,
-                          service_account=LANGFUSE_RELEASE, policy=policy_json(bucket.read_write_statements()),
-                          tags=args.tags, opts=child)
-
-        self.database: aws.rds.Instance | None = None
-        if lf.database == "rds":
-            postgres = self._rds(name, args, db_pw, keep, child)
-            self.database = postgres
-            postgresql: dict[str, Any] = {"deploy": False, "host": postgres.address, "port": 5432,
-                                          "auth": {"username": "langfuse", "database": "langfuse"}}
-        else:
-            postgresql = {"deploy": True, "auth": {"username": "postgres", "database": "langfuse"},
-                          "primary": {"persistence": {"storageClass": args.storage_class},
-                                      "resources": resources("250m", "512Mi", cpu_limit="1", memory_limit="1Gi")}}
-        postgresql["auth"].update({"existingSecret": LANGFUSE_SECRET,
-                                   "secretKeys": {"userPasswordKey": "postgres-password",
-                                                  "adminPasswordKey": "postgres-password"}})
-
-        def ref(key: str) -> dict[str, Any]:
-            return {"secretKeyRef": {"name": LANGFUSE_SECRET, "key": key}}
-
-        def env_ref(env: str, key: str) -> dict[str, Any]:
-            return {"name": env, "valueFrom": ref(key)}
-
-        web, worker = _image("langfuse-web"), _image("langfuse-worker")
-        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
-        langfuse_values = {
-            "langfuse": {
-                "salt": ref("salt"), "encryptionKey": ref("encryption-key"),
-                "nextauth": {"url": LANGFUSE_URL, "secret": ref("nextauth-secret")},
-                "features": {"telemetryEnabled": False, "signUpDisabled": True},
-                "serviceAccount": {"create": True, "name": LANGFUSE_RELEASE},
-                # Next.js writes its cache under the app directory: the root filesystem stays writable.
-                "podSecurityContext": pod_security_context(1001, fs_group=1001),
-                "securityContext": container_security_context(read_only_root=False),
-                "image": {"pullPolicy": "IfNotPresent"},
-                # The init project's API keys: the collector authenticates with the same pair.
-                "additionalEnv": [
-                    {"name": "LANGFUSE_INIT_ORG_ID", "value": "agentic-platform"},
-                    {"name": "LANGFUSE_INIT_ORG_NAME", "value": "Agentic Platform"},
-                    {"name": "LANGFUSE_INIT_PROJECT_ID", "value": "agentic-platform"},
-                    {"name": "LANGFUSE_INIT_PROJECT_NAME", "value": "agentic-platform"},
-                    env_ref("LANGFUSE_INIT_PROJECT_PUBLIC_KEY", "public-key"),
-                    env_ref("LANGFUSE_INIT_PROJECT_SECRET_KEY", "secret-key"),
-                ],
-                "web": {"image": {"repository": web["repository"], "tag": web["tag"]},
-                        "replicas": lf.web_replicas,
-                        "resources": resources("500m", "1Gi", cpu_limit="2", memory_limit="2Gi")},
-                "worker": {"image": {"repository": worker["repository"], "tag": worker["tag"]},
-                           "resources": resources("250m", "1Gi", cpu_limit="1", memory_limit="2Gi")},
-            },
-            "postgresql": postgresql,
-            "clickhouse": {
-                "deploy": True, "auth": {"existingSecret": LANGFUSE_SECRET, "existingSecretKey": "clickhouse-password"},
-                "replicaCount": lf.clickhouse_replicas, "clusterEnabled": lf.clickhouse_replicas > 1,
-                "resourcesPreset": "none",
-                "resources": resources("500m", "2Gi", cpu_limit="2", memory_limit="4Gi"),
-                "persistence": {"storageClass": args.storage_class},
-                "zookeeper": {"enabled": lf.clickhouse_replicas > 1},
-            },
-            # The data layer's Valkey is not wired here yet: LangFuse runs the chart's own (queues only).
-            "redis": {"deploy": True, "auth": {"existingSecret": LANGFUSE_SECRET,
-                                               "existingSecretPasswordKey": "redis-password"},
-                      "primary": {"resources": resources("100m", "256Mi", cpu_limit="500m", memory_limit="512Mi")}},
-            # Blob storage: the S3 bucket through Pod Identity (no static keys, no MinIO).
-            "s3": {"deploy": False, "bucket": bucket.bucket.bucket, "region": region, "forcePathStyle": False,
-                   "eventUpload": {"prefix": "events/"}, "batchExport": {"prefix": "exports/"},
-                   "mediaUpload": {"prefix": "media/"}},
-        }
-        self.langfuse = helm_release(
-            f"{name}-langfuse", "langfuse", namespace=NS, release_name=LANGFUSE_RELEASE, values=langfuse_values,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, langfuse_secret,
-                                                                 *([self.database] if self.database else [])]))
+        self.langfuse_credentials = secret("langfuse-credentials", LANGFUSE_SECRET, "langfuse", creds)
+        self.langfuse_db_password = pulumi.Output.secret(db_pw.result)
 
         # --------------------------------------------------------- OpenTelemetry collector
         basic = pulumi.Output.all(pk, sk).apply(
@@ -367,24 +295,133 @@ class Observability(pulumi.ComponentResource):
         self.register_outputs({"otlpGrpcEndpoint": self.otlp_grpc_endpoint, "otlpHttpEndpoint": self.otlp_http_endpoint,
                                "grafanaUrl": GRAFANA_URL, "langfuseUrl": LANGFUSE_URL})
 
-    def _rds(self, name: str, args: ObservabilityArgs, db_pw: random.RandomPassword,
+
+@dataclass
+class LangFuseArgs:
+    config: LangfuseConfig
+    cluster_name: pulumi.Input[str]
+    protect_data: bool
+    storage_class: str
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: list[pulumi.Input[str]]
+    cluster_security_group_id: pulumi.Input[str]
+    tags: dict[str, str]
+    credentials: k8s.core.v1.Secret          # Observability.langfuse_credentials
+    db_password: pulumi.Input[str]           # Observability.langfuse_db_password (secret)
+    # The namespace, and the data layer's `redis-connection` Secret LangFuse's pods read at start.
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+class LangFuse(pulumi.ComponentResource):
+    """LangFuse: traces and LLM analytics. PostgreSQL on RDS (or the chart's, in-cluster), ClickHouse
+    from the chart, blob storage in S3 through Pod Identity, queues on the platform's Redis. Built
+    after the data layer so its release waits for the Redis connection Secret."""
+
+    def __init__(self, name: str, args: LangFuseArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("agentic:observability:LangFuse", name, None, opts)
+        lf = args.config
+        child = pulumi.ResourceOptions(parent=self)
+        keep = pulumi.ResourceOptions(parent=self, protect=args.protect_data)
+
+        bucket = secure_bucket(f"{name}-blobs", purpose="langfuse", protect=args.protect_data,
+                               force_destroy=not args.protect_data, tags=args.tags, opts=child)
+        self.langfuse_bucket = bucket.bucket
+        pod_identity_role(f"{name}", cluster_name=args.cluster_name, namespace=NS,
+                          service_account=LANGFUSE_RELEASE, policy=policy_json(bucket.read_write_statements()),
+                          tags=args.tags, opts=child)
+
+        self.database: aws.rds.Instance | None = None
+        if lf.database == "rds":
+            postgres = self._rds(name, args, keep, child)
+            self.database = postgres
+            postgresql: dict[str, Any] = {"deploy": False, "host": postgres.address, "port": 5432,
+                                          "auth": {"username": "langfuse", "database": "langfuse"}}
+        else:
+            postgresql = {"deploy": True, "auth": {"username": "postgres", "database": "langfuse"},
+                          "primary": {"persistence": {"storageClass": args.storage_class},
+                                      "resources": resources("250m", "512Mi", cpu_limit="1", memory_limit="1Gi")}}
+        postgresql["auth"].update({"existingSecret": LANGFUSE_SECRET,
+                                   "secretKeys": {"userPasswordKey": "postgres-password",
+                                                  "adminPasswordKey": "postgres-password"}})
+
+        def ref(key: str) -> dict[str, Any]:
+            return {"secretKeyRef": {"name": LANGFUSE_SECRET, "key": key}}
+
+        def env_ref(env: str, key: str) -> dict[str, Any]:
+            return {"name": env, "valueFrom": ref(key)}
+
+        web, worker = _image("langfuse-web"), _image("langfuse-worker")
+        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+        langfuse_values = {
+            "langfuse": {
+                "salt": ref("salt"), "encryptionKey": ref("encryption-key"),
+                "nextauth": {"url": LANGFUSE_URL, "secret": ref("nextauth-secret")},
+                "features": {"telemetryEnabled": False, "signUpDisabled": True},
+                "serviceAccount": {"create": True, "name": LANGFUSE_RELEASE},
+                # Next.js writes its cache under the app directory: the root filesystem stays writable.
+                "podSecurityContext": pod_security_context(1001, fs_group=1001),
+                "securityContext": container_security_context(read_only_root=False),
+                "image": {"pullPolicy": "IfNotPresent"},
+                # The init project's API keys: the collector authenticates with the same pair.
+                "additionalEnv": [
+                    {"name": "LANGFUSE_INIT_ORG_ID", "value": "agentic-platform"},
+                    {"name": "LANGFUSE_INIT_ORG_NAME", "value": "Agentic Platform"},
+                    {"name": "LANGFUSE_INIT_PROJECT_ID", "value": "agentic-platform"},
+                    {"name": "LANGFUSE_INIT_PROJECT_NAME", "value": "agentic-platform"},
+                    env_ref("LANGFUSE_INIT_PROJECT_PUBLIC_KEY", "public-key"),
+                    env_ref("LANGFUSE_INIT_PROJECT_SECRET_KEY", "secret-key"),
+                    *REDIS_ENV,
+                ],
+                "web": {"image": {"repository": web["repository"], "tag": web["tag"]},
+                        "replicas": lf.web_replicas,
+                        "resources": resources("500m", "1Gi", cpu_limit="2", memory_limit="2Gi")},
+                "worker": {"image": {"repository": worker["repository"], "tag": worker["tag"]},
+                           "resources": resources("250m", "1Gi", cpu_limit="1", memory_limit="2Gi")},
+            },
+            "postgresql": postgresql,
+            "clickhouse": {
+                "deploy": True, "auth": {"existingSecret": LANGFUSE_SECRET, "existingSecretKey": "clickhouse-password"},
+                "replicaCount": lf.clickhouse_replicas, "clusterEnabled": lf.clickhouse_replicas > 1,
+                "resourcesPreset": "none",
+                "resources": resources("500m", "2Gi", cpu_limit="2", memory_limit="4Gi"),
+                "persistence": {"storageClass": args.storage_class},
+                "zookeeper": {"enabled": lf.clickhouse_replicas > 1},
+            },
+            # The platform's Redis (data layer: Valkey or ElastiCache), not the chart's own Valkey. Its
+            # whole connection comes from the data layer's `redis-connection` Secret in this namespace
+            # (see REDIS_ENV): no host, password or TLS flag in the values.
+            "redis": {"deploy": False},
+            # Blob storage: the S3 bucket through Pod Identity (no static keys, no MinIO).
+            "s3": {"deploy": False, "bucket": bucket.bucket.bucket, "region": region, "forcePathStyle": False,
+                   "eventUpload": {"prefix": "events/"}, "batchExport": {"prefix": "exports/"},
+                   "mediaUpload": {"prefix": "media/"}},
+        }
+        self.langfuse = helm_release(
+            f"{name}", "langfuse", namespace=NS, release_name=LANGFUSE_RELEASE, values=langfuse_values,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, args.credentials,
+                                                                 *([self.database] if self.database else [])]))
+
+        self.url = LANGFUSE_URL
+        self.register_outputs({"url": LANGFUSE_URL})
+
+    def _rds(self, name: str, args: LangFuseArgs,
              keep: pulumi.ResourceOptions, child: pulumi.ResourceOptions) -> aws.rds.Instance:
         """LangFuse's PostgreSQL on RDS: KMS-encrypted, Multi-AZ, backed up, reachable on 5432 from
         the cluster security group only. Depends on the network (and the cluster SG id) only."""
-        lf = args.config.langfuse
-        key = aws.kms.Key(f"{name}-langfuse-db", description="Encryption of the LangFuse RDS database",
+        lf = args.config
+        key = aws.kms.Key(f"{name}-db", description="Encryption of the LangFuse RDS database",
                           enable_key_rotation=True, deletion_window_in_days=30, tags=args.tags, opts=keep)
-        subnets = aws.rds.SubnetGroup(f"{name}-langfuse-db", subnet_ids=args.private_subnet_ids,
+        subnets = aws.rds.SubnetGroup(f"{name}-db", subnet_ids=args.private_subnet_ids,
                                       description="LangFuse database: private subnets", tags=args.tags, opts=child)
-        sg = aws.ec2.SecurityGroup(f"{name}-langfuse-db", vpc_id=args.vpc_id,
+        sg = aws.ec2.SecurityGroup(f"{name}-db", vpc_id=args.vpc_id,
                                    description="LangFuse database: PostgreSQL from the cluster only",
                                    tags=args.tags, opts=child)
-        aws.vpc.SecurityGroupIngressRule(f"{name}-langfuse-db-from-cluster", security_group_id=sg.id,
+        aws.vpc.SecurityGroupIngressRule(f"{name}-db-from-cluster", security_group_id=sg.id,
                                          referenced_security_group_id=args.cluster_security_group_id,
                                          ip_protocol="tcp", from_port=5432, to_port=5432,
                                          description="PostgreSQL from EKS nodes and pods", opts=child)
         return aws.rds.Instance(
-            f"{name}-langfuse-db",
+            f"{name}-db",
             identifier_prefix="langfuse-",
             engine="postgres",
             engine_version=lf.rds_engine_version,
@@ -396,14 +433,15 @@ class Observability(pulumi.ComponentResource):
             kms_key_id=key.arn,
             db_name="langfuse",
             username="langfuse",
-            password=pulumi.Output.secret(db_pw.result),
+            password=args.db_password,
             db_subnet_group_name=subnets.name,
             vpc_security_group_ids=[sg.id],
             multi_az=lf.rds_multi_az,
             publicly_accessible=False,
             deletion_protection=args.protect_data,
             skip_final_snapshot=False,
-            final_snapshot_identifier=f"{name}-langfuse-final",
+            # Per cluster: two stacks in one account and region never collide.
+            final_snapshot_identifier=pulumi.Output.concat(args.cluster_name, "-langfuse-final"),
             backup_retention_period=lf.rds_backup_retention_days,
             copy_tags_to_snapshot=True,
             auto_minor_version_upgrade=True,

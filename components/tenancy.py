@@ -42,7 +42,9 @@ AGENT_PORTS = (("TCP", 8080), ("TCP", 8083))     # kagent agents (A2A) and contr
 DATA_PORTS = (("TCP", names.PORT_MILVUS), ("TCP", names.PORT_REDIS))
 TELEMETRY_PORTS = (("TCP", names.PORT_OTLP_GRPC), ("TCP", names.PORT_OTLP_HTTP), ("TCP", names.PORT_LANGFUSE))
 HTTPS = (("TCP", 443),)
-DB_PORTS = (("TCP", 5432), ("TCP", names.PORT_REDIS))   # RDS PostgreSQL, ElastiCache
+POSTGRES = (("TCP", 5432),)
+REDIS = (("TCP", names.PORT_REDIS),)
+DB_PORTS = (*POSTGRES, *REDIS)   # RDS PostgreSQL, ElastiCache
 PROMETHEUS = (("TCP", 9090),)
 # Where Prometheus scrapes, per namespace (model servers serve /metrics on their HTTP port).
 METRICS_PORTS: dict[str, tuple[tuple[str, int], ...]] = {
@@ -91,6 +93,9 @@ FLOWS: tuple[Flow, ...] = (
     Flow(names.NS_AGENTS, names.NS_GATEWAY, GATEWAY_LISTENER_PORTS, "agents -> gateway (ModelConfig URL)"),
     Flow(names.NS_AGENTS, names.NS_DATA, DATA_PORTS, "agents -> Milvus, Redis"),
     Flow(names.NS_AGENTS, names.NS_OBSERVABILITY, TELEMETRY_PORTS, "agents -> OTel collector, LangFuse"),
+    Flow(names.NS_AGENTS, VPC, DB_PORTS, "kagent -> its RDS PostgreSQL; agents -> ElastiCache (prod)"),
+    Flow(names.NS_AGENTS, INTERNET, HTTPS, "agents -> remote MCP tool servers (e.g. ticketing), HTTPS"),
+    # (agents -> the Milvus MCP server, in ai-agents itself: covered by SELF)
     # tenants: from themselves (SELF) and the gateway; to themselves, the gateway and data
     Flow(TENANTS, names.NS_GATEWAY, GATEWAY_LISTENER_PORTS, "tenants reach models through the gateway"),
     Flow(TENANTS, names.NS_DATA, DATA_PORTS, "tenants -> Milvus, Redis"),
@@ -108,8 +113,13 @@ FLOWS: tuple[Flow, ...] = (
     Flow(names.NS_OBSERVABILITY, TENANTS, METRICS_PORTS["TENANTS"], "scrape tenants' model servers"),
     Flow(names.NS_OBSERVABILITY, VPC, NODE_SCRAPE, "scrape kubelets and node-exporter (host network)"),
     Flow(names.NS_OBSERVABILITY, INTERNET, HTTPS, "LangFuse -> S3, Alertmanager -> receivers"),
-    Flow(names.NS_OBSERVABILITY, VPC, DB_PORTS, "LangFuse -> RDS / ElastiCache"),
+    Flow(names.NS_OBSERVABILITY, VPC, DB_PORTS, "LangFuse -> RDS PostgreSQL / ElastiCache (prod)"),
+    Flow(names.NS_OBSERVABILITY, names.NS_DATA, REDIS, "LangFuse -> the platform's Redis (Valkey, dev)"),
     Flow(names.NS_SYSTEM, names.NS_OBSERVABILITY, PROMETHEUS, "KEDA queries Prometheus"),
+    # The one way into ai-data from outside agents/tenants/observability, on one port: KEDA's operator
+    # (kube-system) reads the agents' task-queue length for their redis triggers. (ElastiCache in prod
+    # is outside the cluster: its security group admits the cluster SG.)
+    Flow(names.NS_SYSTEM, names.NS_DATA, REDIS, "KEDA -> Valkey (agents' redis scaler trigger)"),
     Flow(VPC, names.NS_OBSERVABILITY, WEBHOOK, "API server -> prometheus-operator webhook"),
     # controllers -> Kubernetes API: on EKS its endpoints are ENIs in the VPC
     Flow(names.NS_GATEWAY, VPC, HTTPS, "kgateway -> Kubernetes API"),

@@ -165,3 +165,27 @@ def matrix_lines(reach: list[dict[str, Any]]) -> list[str]:
         if e["from"] != e["to"]:
             lines.append(f"{e['from']} -> {e['to']}: {', '.join(e['ports'])}")
     return lines
+
+
+def egress_allows_ip(policies: list[dict[str, Any]], address: str, port: int, protocol: str = "TCP") -> bool:
+    """May a namespace with these NetworkPolicies open a connection to an address outside the
+    cluster (a VPC endpoint, the internet) on `port`? Only ipBlock peers (and rules without peers)
+    match such an address; the destination has no NetworkPolicy to agree."""
+    egress = [p for p in policies if "Egress" in (p.get("policyTypes") or ["Ingress"])]
+    if not egress:
+        return True
+    ip = ipaddress.ip_address(address)
+    for p in egress:
+        for rule in p.get("egress") or []:
+            ports = _rule_ports(rule)
+            if ports is not None and f"{port}/{protocol}" not in ports:
+                continue
+            peers = rule.get("to")
+            if not peers:
+                return True
+            for peer in peers:
+                block = peer.get("ipBlock")
+                if block and ip in ipaddress.ip_network(block["cidr"], strict=False) and not any(
+                        ip in ipaddress.ip_network(e, strict=False) for e in block.get("except") or []):
+                    return True
+    return False

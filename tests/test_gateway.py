@@ -14,7 +14,7 @@ import yaml
 
 from components import names
 from components.config import ConfigError, validate
-from plan.engine import ROOT, Plan, execute
+from plan.engine import ROOT, Plan
 from tests.conftest import STACKS, plan_of, stack_doc, write_stack
 
 ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
@@ -240,26 +240,121 @@ def test_bad_gateway_config_names_the_key(changes, path, message):
     assert lines and message in lines[0], err.value.lines()
 
 
-def test_agentgateway_adds_an_inference_pool_per_vllm_model():
-    from components.gateway import InferenceGateway, InferenceGatewayArgs
-    from tests.test_conformance import validate_manifest
+@pytest.fixture(scope="module")
+def agw_plan(tmp_path_factory) -> Plan:
+    """The prod stack with `gateway.inferenceRouting: agentgateway`, planned from a changed stack file."""
+    from plan.engine import read_stack, run_program
 
-    cfg = validate(_raw("prod", inferenceRouting="agentgateway"), "prod")
+    doc = stack_doc("prod")
+    doc["config"]["agentic-platform:gateway"]["inferenceRouting"] = "agentgateway"
+    path = write_stack(tmp_path_factory.mktemp("agw"), doc, name="agw")
+    return run_program(read_stack(str(path)))
 
-    def body():
-        InferenceGateway("gateway", InferenceGatewayArgs(cfg.gateway, cfg.models, cfg.tenants, "c", "vpc-1", {}))
 
-    plan = execute(body, stack="prod", config={})
-    pools = {r.inputs["metadata"]["name"]: r.inputs for r in
-             plan.by_type("kubernetes:inference.networking.k8s.io/v1:InferencePool")}
-    assert set(pools) == {m.name for m in cfg.models if m.engine == "vllm"}
-    for name, pool in pools.items():
-        validate_manifest(pool, "1.34.0")
-        assert pool["spec"]["selector"]["matchLabels"] == {names.MODEL_LABEL: name}
-        assert pool["spec"]["targetPorts"] == [{"number": names.PORT_VLLM}]
-    charts = {r.inputs["name"]: r.inputs for r in plan.by_type(RELEASE)}
-    assert charts["agentgateway"]["version"] == charts["agentgateway-crds"]["version"] == "v1.4.1"
-    assert charts["agentgateway"]["skipCrds"] is True
-    crds = {r.inputs["metadata"]["name"] for r in
-            plan.by_type("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition")}
-    assert "inferencepools.inference.networking.k8s.io" in crds
+def _named(plan: Plan, typ: str) -> dict[tuple[str, str], dict]:
+    return {(r.inputs["metadata"].get("namespace", ""), r.inputs["metadata"]["name"]): r.inputs
+            for r in plan.by_type(typ)}
+
+
+def test_agentgateway_objects_all_validate(agw_plan, tmp_path):
+    from plan.report import write_manifests
+    from tests.test_conformance import kube_version, validate_manifest
+
+    files = [f for f in write_manifests(agw_plan, tmp_path) if f.parent.name != "_helm"]
+    kinds = set()
+    for f in files:
+        doc = yaml.safe_load(f.read_text())
+        validate_manifest(doc, kube_version("prod"))
+        kinds.add(doc["kind"])
+    assert {"InferencePool", "AgentgatewayPolicy", "AgentgatewayBackend", "AgentgatewayParameters"} <= kinds
+
+
+def test_agentgateway_pools_have_endpoint_pickers(agw_plan):
+    vllm = [m for m in stack_config("prod")["agentic-platform:models"] if m["engine"] == "vllm"]
+    assert vllm
+    pools = _named(agw_plan, "kubernetes:inference.networking.k8s.io/v1:InferencePool")
+    deployments = _named(agw_plan, "kubernetes:apps/v1:Deployment")
+    services = _named(agw_plan, "kubernetes:core/v1:Service")
+    assert {n for _, n in pools} == {m["name"] for m in vllm}
+    epp_image = yaml.safe_load((ROOT / "platform/images.yaml").read_text())["epp"]
+    for m in vllm:
+        ns = m.get("tenant") or names.NS_INFERENCE
+        pool = pools[(ns, m["name"])]["spec"]
+        assert pool["selector"]["matchLabels"] == {names.MODEL_LABEL: m["name"]}
+        assert pool["targetPorts"] == [{"number": names.PORT_VLLM}]
+        ref = pool["endpointPickerRef"]
+        # the picker the pool names exists, in the pool's namespace, on the port the pool names
+        svc = services[(ns, ref["name"])]["spec"]
+        assert ref["port"]["number"] in {p["port"] for p in svc["ports"]}
+        epp = deployments[(ns, ref["name"])]["spec"]
+        assert epp["selector"]["matchLabels"].items() <= epp["template"]["metadata"]["labels"].items()
+        assert svc["selector"].items() <= epp["template"]["metadata"]["labels"].items()
+        pod = epp["template"]["spec"]
+        container = pod["containers"][0]
+        assert container["image"] == f"{epp_image['registry']}/{epp_image['repository']}:{epp_image['tag']}"
+        args = container["args"]
+        assert args[args.index("--pool-name") + 1] == m["name"] and args[args.index("--pool-namespace") + 1] == ns
+        assert args[args.index("--pool-group") + 1] == "inference.networking.k8s.io"
+        # restricted Pod Security: the namespace enforces it
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert container["resources"]["limits"] and container["readinessProbe"]
+    releases = {r.inputs["name"]: r.inputs for r in agw_plan.by_type(RELEASE)}
+    assert releases["agentgateway"]["values"]["inferenceExtension"] == {"enabled": True}
+    assert releases["agentgateway"]["skipCrds"] is True
+    assert releases["agentgateway"]["version"] == releases["agentgateway-crds"]["version"]
+
+
+def test_agentgateway_routes_send_model_ids_to_pools_behind_jwt_and_limits(agw_plan):
+    gw_cfg = stack_config("prod")["agentic-platform:gateway"]
+    gateways = _named(agw_plan, GATEWAY)
+    agw = gateways[(names.NS_GATEWAY, "ai-inference-agentgateway")]["spec"]
+    assert agw["gatewayClassName"] == "agentgateway"
+    pools = {n: ns for ns, n in _named(agw_plan, "kubernetes:inference.networking.k8s.io/v1:InferencePool")}
+    pool_routes = {}
+    for route in routes(agw_plan):
+        for rule in route["spec"]["rules"]:
+            for ref in rule["backendRefs"]:
+                if ref["kind"] == "InferencePool":
+                    assert route["spec"]["parentRefs"][0]["name"] == "ai-inference-agentgateway"
+                    assert ref["group"] == "inference.networking.k8s.io" and ref["namespace"] == pools[ref["name"]]
+                    models = {h["value"] for mt in rule["matches"] for h in mt["headers"] if h["name"] == "x-model-id"}
+                    assert models == {ref["name"]}
+                    assert {mt["path"]["value"] for mt in rule["matches"]} == PATHS
+                    pool_routes[route["metadata"]["name"]] = ref["name"]
+    assert sorted(pool_routes.values()) == sorted(pools)
+    grants = _named(agw_plan, "kubernetes:gateway.networking.k8s.io/v1beta1:ReferenceGrant")
+    for ns in set(pools.values()):
+        assert {"group": "inference.networking.k8s.io", "kind": "InferencePool"} in grants[(ns, "ai-gateway-pools")][
+            "spec"]["to"]
+    policies = [p.inputs["spec"] for p in agw_plan.by_type("kubernetes:agentgateway.dev/v1alpha1:AgentgatewayPolicy")]
+    jwt = [p for p in policies if "jwtAuthentication" in p["traffic"]]
+    assert jwt and jwt[0]["targetRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                                            "name": "ai-inference-agentgateway"}]
+    provider = jwt[0]["traffic"]["jwtAuthentication"]["providers"][0]
+    assert provider["issuer"] == gw_cfg["jwt"]["issuer"]
+    assert gw_cfg["jwt"]["jwksUri"].endswith("/" + provider["jwks"]["remote"]["jwksPath"])
+    limited = {t["name"]: p["traffic"]["rateLimit"]["local"][0] for p in policies if "rateLimit" in p["traffic"]
+               for t in p["targetRefs"]}
+    assert set(limited) == set(pool_routes)
+    for bucket in limited.values():
+        assert bucket["requests"] >= 1 and bucket["unit"] in {"Seconds", "Minutes", "Hours"}
+
+
+def test_agentgateway_off_by_default(prod_plan):
+    assert not prod_plan.by_type("kubernetes:inference.networking.k8s.io/v1:InferencePool")
+    assert not [r for r in prod_plan.by_type(RELEASE) if r.inputs["name"].startswith("agentgateway")]
+
+
+@pytest.mark.parametrize(("bucket", "expected"), [
+    ({"maxTokens": 1000, "tokensPerFill": 100, "fillInterval": "1s"}, {"requests": 100, "unit": "Seconds", "burst": 900}),
+    ({"maxTokens": 100, "tokensPerFill": 100, "fillInterval": "60s"}, {"requests": 100, "unit": "Minutes", "burst": 0}),
+    ({"maxTokens": 10, "tokensPerFill": 10, "fillInterval": "500ms"}, {"requests": 20, "unit": "Seconds", "burst": 0}),
+    ({"maxTokens": 7, "tokensPerFill": 7, "fillInterval": "7m"}, {"requests": 1, "unit": "Minutes", "burst": 0}),
+    ({"maxTokens": 7, "tokensPerFill": 7, "fillInterval": "11s"}, {"requests": 2291, "unit": "Hours", "burst": 0}),
+])
+def test_token_bucket_as_agentgateway_local_limit(bucket, expected):
+    from components.config import TokenBucketConfig
+    from components.gateway import local_rate_limit
+
+    assert local_rate_limit(TokenBucketConfig.model_validate(bucket)) == expected

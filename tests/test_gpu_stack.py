@@ -62,3 +62,44 @@ def test_gpu_operator_mode(tmp_path):
     assert v["driver"]["enabled"] is False and v["toolkit"]["enabled"] is False
     assert v["dcgmExporter"]["enabled"] is False and "dcgm-exporter" in rel  # one exporter per node
     assert names.GPU_TOLERATION in v["daemonsets"]["tolerations"]
+
+
+def test_dcgm_scrape_timeout_never_exceeds_the_interval(any_plan, tmp_path):
+    sm = _releases(any_plan)["dcgm-exporter"].inputs["values"]["serviceMonitor"]
+    assert (sm["interval"], sm["scrapeTimeout"]) == ("15s", "10s")
+    from components.config import GpuStackConfig
+    from components.gpu_stack import dcgm_values
+
+    fast = dcgm_values(GpuStackConfig.model_validate({"dcgmScrapeInterval": "5s"}))["serviceMonitor"]
+    assert (fast["interval"], fast["scrapeTimeout"]) == ("5s", "5s")
+    slow = dcgm_values(GpuStackConfig.model_validate({"dcgmScrapeInterval": "1m30s"}))["serviceMonitor"]
+    assert slow["scrapeTimeout"] == "10s"
+
+
+def test_never_is_not_a_scrape_interval():
+    from components.config import GpuStackConfig
+
+    problems = list(GpuStackConfig.model_validate({"dcgmScrapeInterval": "Never"}).problems())
+    assert [p for p, _ in problems] == ["dcgmScrapeInterval"]
+    assert not list(GpuStackConfig.model_validate({"dcgmScrapeInterval": "30s"}).problems())
+
+
+def test_karpenter_is_scraped(any_plan):
+    """Karpenter's metrics (nodes launched, by instance and capacity type) price the GPU nodes. The
+    ServiceMonitor matches the chart's Service (tag v1.14.1: selector labels name/instance, port
+    http-metrics) and exists only after the CRDs (kube-prometheus-stack) and the Karpenter release."""
+    (sm,) = [r for r in any_plan.by_type("kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
+             if r.inputs["metadata"]["name"] == "karpenter"]
+    karpenter = next(r for c, r in _releases(any_plan).items() if c.endswith("/karpenter"))
+    assert sm.inputs["metadata"]["namespace"] == karpenter.inputs["namespace"] == "kube-system"
+    spec = sm.inputs["spec"]
+    assert spec["namespaceSelector"] == {"matchNames": ["kube-system"]}
+    # the chart names its objects after the release: release "karpenter" of chart "karpenter"
+    assert karpenter.inputs["name"] == "karpenter"
+    assert spec["selector"]["matchLabels"] == {"app.kubernetes.io/name": "karpenter",
+                                               "app.kubernetes.io/instance": karpenter.inputs["name"]}
+    (ep,) = spec["endpoints"]
+    assert ep["port"] == "http-metrics" and ep["path"] == "/metrics"
+    kps = _releases(any_plan)["oci://ghcr.io/prometheus-community/charts/kube-prometheus-stack"]
+    assert kps.urn in sm.dependencies and karpenter.urn in sm.dependencies
+    assert karpenter.inputs["values"]["serviceMonitor"]["enabled"] is False  # never two of them

@@ -82,10 +82,61 @@ def test_controller_policy_is_scoped(any_plan):
             assert s["Resource"].endswith(f":cluster/{cluster}")
         if "ssm:GetParameter" in acts:
             assert s["Resource"].endswith("::parameter/aws/service/*")
-        if any(a.startswith("iam:") and "InstanceProfile" in a and a != "iam:GetInstanceProfile" for a in acts):
+        if any(a.startswith("iam:") and "InstanceProfile" in a and a not in READ_ONLY_PROFILE_ACTIONS for a in acts):
             assert "Condition" in s, s
         if s["Resource"] == "*":
-            assert all(a.split(":")[1].startswith(("Describe", "Get")) for a in acts), s
+            assert all(a.split(":")[1].startswith(("Describe", "Get", "List")) for a in acts), s
+
+
+# Every action of the upstream Karpenter v1.14 controller policy (aws/karpenter-provider-aws tag
+# v1.14.1, website/content/en/v1.14/getting-started/getting-started-with-karpenter/cloudformation.yaml:
+# NodeLifecycle, IAMIntegration, EKSIntegration, Interruption and ResourceDiscovery policies).
+UPSTREAM_V114_ACTIONS = {
+    "ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate", "ec2:CreateTags",
+    "ec2:TerminateInstances", "ec2:DeleteLaunchTemplate",
+    "iam:PassRole", "iam:CreateInstanceProfile", "iam:TagInstanceProfile", "iam:AddRoleToInstanceProfile",
+    "iam:RemoveRoleFromInstanceProfile", "iam:DeleteInstanceProfile", "iam:ListInstanceProfiles",
+    "iam:GetInstanceProfile",
+    "eks:DescribeCluster",
+    "sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage",
+    "ec2:DescribeCapacityReservations", "ec2:DescribeImages", "ec2:DescribeInstances", "ec2:DescribeInstanceStatus",
+    "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes", "ec2:DescribeLaunchTemplates",
+    "ec2:DescribePlacementGroups", "ec2:DescribeSecurityGroups", "ec2:DescribeSpotPriceHistory",
+    "ec2:DescribeSubnets", "ssm:GetParameter", "pricing:GetProducts",
+}
+# Its ZonalShiftPolicy is only used with settings.enableZonalShift (left off, asserted below).
+UPSTREAM_ONLY_WITH_ZONAL_SHIFT = {"arc-zonal-shift:GetManagedResource"}
+READ_ONLY_PROFILE_ACTIONS = {"iam:GetInstanceProfile", "iam:ListInstanceProfiles"}
+
+
+def test_controller_policy_has_every_upstream_v1_14_action(any_plan):
+    stmts = _controller_policy(any_plan)["Statement"]
+    granted = {a for s in stmts for a in _actions(s)}
+    assert not UPSTREAM_V114_ACTIONS - granted, sorted(UPSTREAM_V114_ACTIONS - granted)
+    assert not granted - UPSTREAM_V114_ACTIONS, sorted(granted - UPSTREAM_V114_ACTIONS)  # nothing beyond upstream
+    assert not UPSTREAM_ONLY_WITH_ZONAL_SHIFT & granted
+    assert not _release(any_plan, "karpenter").inputs["values"]["settings"].get("enableZonalShift")
+    (access,) = [s for s in stmts if s["Sid"] == "AllowScopedEC2InstanceAccessActions"]
+    kinds = {r.split(":")[-1].split("/")[0] for r in access["Resource"]}
+    assert kinds == {"image", "snapshot", "security-group", "subnet", "capacity-reservation", "placement-group"}
+
+
+def test_every_tagging_and_mutating_ec2_statement_is_tag_scoped(any_plan):
+    cluster = any_plan.outputs["clusterName"]
+    mutating = {"ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate", "ec2:CreateTags"}
+    for s in _controller_policy(any_plan)["Statement"]:
+        if not mutating & set(_actions(s)) or s["Sid"] == "AllowScopedEC2InstanceAccessActions":
+            continue  # that one: the launch's read-only inputs (AMIs, subnets, SGs, reservations)
+        eq = s["Condition"]["StringEquals"]
+        assert (eq.get(f"aws:RequestTag/kubernetes.io/cluster/{cluster}") == "owned"
+                or eq.get(f"aws:ResourceTag/kubernetes.io/cluster/{cluster}") == "owned"), s
+        like = s["Condition"]["StringLike"]
+        assert "*" in (like.get("aws:RequestTag/karpenter.sh/nodepool"), like.get("aws:ResourceTag/karpenter.sh/nodepool"))
+        if "ec2:CreateTags" in _actions(s) and s["Sid"] == "AllowScopedResourceCreationTagging":
+            assert set(eq["ec2:CreateAction"]) == {"RunInstances", "CreateFleet", "CreateLaunchTemplate"}
+        if s["Sid"] == "AllowScopedResourceTagging":  # retagging its own instances: only these keys
+            assert set(s["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]) == {
+                "eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"}
 
 
 def test_node_role_and_access_entry(prod_plan):
@@ -153,6 +204,11 @@ def test_crds_owned_once_and_controller_values(any_plan):
     assert {"key": "CriticalAddonsOnly", "operator": "Exists"} in v["tolerations"]
     assert v["nodeSelector"] == {"agentic.platform/node-role": "system"}
     assert v["podDisruptionBudget"]["maxUnavailable"] == 1
+    res = v["controller"]["resources"]
+    assert res["requests"]["cpu"] and res["requests"]["memory"] == res["limits"]["memory"]
+    # The chart's own ServiceMonitor would be skipped (no monitoring.coreos.com/v1 at install time);
+    # the GPU stack declares it instead (tests/test_gpu_stack.py).
+    assert v["serviceMonitor"] == {"enabled": False}
     deps = " ".join(ctrl.dependencies)
     assert "PodIdentityAssociation::karpenter-controller-pod-identity" in deps
     assert "aws:eks/nodeGroup:NodeGroup::cluster-system" in deps
@@ -216,6 +272,48 @@ def test_every_node_class_is_hardened(any_plan):
     assert root == ("500Gi" if any_plan.stack == "prod" else "200Gi")
 
 
+def test_prod_gpu_root_volume_has_the_seeds_performance(prod_plan):
+    classes = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in prod_plan.by_type(NODECLASS)}
+    ebs = classes["gpu-inference"]["blockDeviceMappings"][0]["ebs"]
+    assert (ebs["iops"], ebs["throughput"]) == (10000, 500)
+    assert ebs["throughput"] / ebs["iops"] <= 0.25 and ebs["iops"] <= 500 * int(ebs["volumeSize"][:-2])
+    # the node-isolated tenant's pool copies gpu-inference; the CPU pool keeps the gp3 baseline
+    assert classes[names.tenant_pool_name("tenant-b")]["blockDeviceMappings"][0]["ebs"]["iops"] == 10000
+    assert "iops" not in classes["platform"]["blockDeviceMappings"][0]["ebs"]
+
+
+def _mime_parts(user_data: str) -> list[tuple[str, str]]:
+    import email
+
+    msg = email.message_from_string(user_data)
+    assert msg.is_multipart() and msg.get_content_type() == "multipart/mixed"
+    return [(p.get_content_type(), p.get_payload()) for p in msg.get_payload()]
+
+
+def test_gpu_al2023_nodes_get_persistence_mode_user_data(any_plan):
+    classes = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in any_plan.by_type(NODECLASS)}
+    assert "userData" not in classes["platform"]  # CPU nodes: nothing to add
+    for name, spec in classes.items():
+        if name == "platform" or not spec["amiSelectorTerms"][0]["alias"].startswith("al2023@"):
+            continue
+        # Karpenter's AL2023 format: a MIME multi-part archive it appends its NodeConfig to; only a
+        # shell-script part, no NodeConfig of ours (Karpenter's would override it anyway).
+        ((ctype, script),) = _mime_parts(spec["userData"])
+        assert ctype == "text/x-shellscript" and script.startswith("#!/bin/bash\n"), name
+        assert "nvidia-smi -pm 1 || true" in script and "modprobe" not in script
+
+
+def test_bottlerocket_gpu_pool_gets_no_shell_user_data(tmp_path):
+    doc = stack_doc("dev")
+    doc["config"]["agentic-platform:gpuPools"][0]["amiFamily"] = "bottlerocket"
+    doc["config"]["agentic-platform:gpuPools"][0].update(rootVolumeIops=4000, rootVolumeThroughput=250)
+    plan = run_program(read_stack(str(write_stack(tmp_path, doc, "br"))))
+    (spec,) = [r.inputs["spec"] for r in plan.by_type(NODECLASS) if r.inputs["metadata"]["name"] == "gpu-inference"]
+    assert "userData" not in spec  # Bottlerocket reads TOML settings, not a shell script
+    os_vol, data_vol = spec["blockDeviceMappings"]
+    assert "iops" not in os_vol["ebs"] and (data_vol["ebs"]["iops"], data_vol["ebs"]["throughput"]) == (4000, 250)
+
+
 def test_pools_and_classes_depend_on_the_controller(any_plan):
     release = _release(any_plan, "karpenter").urn
     for r in any_plan.by_type(NODEPOOL) + any_plan.by_type(NODECLASS):
@@ -265,6 +363,45 @@ def test_bad_gpu_pool_is_a_key_path_error(tmp_path, change, expected):
     change(doc["config"]["agentic-platform:gpuPools"][0])
     code, err = _plan_exit(tmp_path, doc)
     assert code == 2 and expected in err and "Traceback" not in err, err
+
+
+def _validate_dev(**pool: Any) -> list[tuple[str, str]]:
+    doc = stack_doc("dev")
+    doc["config"]["agentic-platform:gpuPools"][0].update(pool)
+    raw = {k.split(":", 1)[1]: (v if isinstance(v, str) else json.dumps(v)) for k, v in doc["config"].items()
+           if k.startswith(NAMESPACE + ":")}
+    try:
+        validate(raw, "dev")
+    except ConfigError as err:
+        return [(p, m) for p, m in err.problems if p.startswith("gpuPools[0].rootVolume")]
+    return []
+
+
+@pytest.mark.parametrize(("pool", "path", "message"), [
+    ({"rootVolumeIops": 2999}, "gpuPools[0].rootVolumeIops", ""),
+    ({"rootVolumeIops": 16001}, "gpuPools[0].rootVolumeIops", ""),
+    ({"rootVolumeThroughput": 124}, "gpuPools[0].rootVolumeThroughput", ""),
+    ({"rootVolumeThroughput": 1001}, "gpuPools[0].rootVolumeThroughput", ""),
+    ({"rootVolumeIops": 3996, "rootVolumeThroughput": 1000}, "gpuPools[0].rootVolumeThroughput",
+     "1000 MiB/s exceeds 0.25 MiB/s per IOPS of 3996 IOPS"),
+    ({"rootVolumeThroughput": 751}, "gpuPools[0].rootVolumeThroughput",  # unset IOPS: the 3000 baseline
+     "751 MiB/s exceeds 0.25 MiB/s per IOPS of 3000 IOPS"),
+    ({"rootVolumeGiB": 20, "rootVolumeIops": 16000}, "gpuPools[0].rootVolumeIops",
+     "16000 IOPS need a volume of at least 32 GiB"),
+])
+def test_bad_gp3_performance_is_a_key_path_error(pool, path, message):
+    problems = _validate_dev(**pool)
+    assert [p for p, _ in problems] == [path], problems
+    assert message in problems[0][1]
+
+
+@pytest.mark.parametrize("pool", [
+    {"rootVolumeIops": 4000, "rootVolumeThroughput": 1000},  # exactly 0.25 MiB/s per IOPS
+    {"rootVolumeIops": 16000, "rootVolumeThroughput": 1000, "rootVolumeGiB": 32},
+    {"rootVolumeThroughput": 750}, {"rootVolumeIops": 3000, "rootVolumeThroughput": 125},
+])
+def test_gp3_limits_accept_the_edges(pool):
+    assert _validate_dev(**pool) == []
 
 
 def test_node_isolated_tenant_without_gpu_quota_is_rejected():

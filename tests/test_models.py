@@ -188,3 +188,131 @@ def test_no_plan_output_holds_the_token(tmp_path):
     assert TOKEN_PLACEHOLDER not in out.stdout + out.stderr
     secrets = [p for p in (tmp_path / "manifests").rglob("Secret-hf-token*")]
     assert secrets, "the hf-token Secret is in the manifests"
+
+
+# ------------------------------------------------------------------ images, metrics, writable paths
+
+def _images():
+    import yaml
+    return yaml.safe_load((ROOT / "platform" / "images.yaml").read_text())
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_model_images_repeat_the_pins_of_images_yaml(stack):
+    pins = {e: f"{_images()[e]['repository']}:{_images()[e]['tag']}" for e in ("vllm", "tgi")}
+    models = stack_doc(stack)["config"]["agentic-platform:models"]
+    assert models
+    for m in models:
+        # a derived image (tgi) lives in the operator's registry: <registry>/<repository>:<tag>
+        assert m["image"] == pins[m["engine"]] or m["image"].endswith("/" + pins[m["engine"]]), m["name"]
+
+
+def test_service_monitors_scrape_a_port_the_service_exposes(prod_plan):
+    services = {r.inputs["metadata"]["name"]: r.inputs for r in prod_plan.by_type("kubernetes:core/v1:Service")
+                if r.inputs["metadata"]["namespace"] == names.NS_INFERENCE}
+    monitors = [r.inputs for r in prod_plan.by_type("kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
+                if names.MODEL_LABEL in r.inputs["metadata"].get("labels", {})]
+    assert {m["metadata"]["name"] for m in monitors} >= {"llama-3-70b", "mixtral-8x7b"}
+    for mon in monitors:
+        svc = services[mon["metadata"]["name"]]
+        ports = {p["name"] for p in svc["spec"]["ports"]}
+        for ep in mon["spec"]["endpoints"]:
+            # vLLM and TGI both serve /metrics on the HTTP port (TGI's router route), the one the
+            # observability -> ai-inference NetworkPolicy already allows.
+            assert ep["port"] in ports and ep["path"] == "/metrics"
+
+
+def _writable_mounts(spec):
+    mounts = spec["containers"][0]["volumeMounts"]
+    vols = {v["name"]: v for v in spec["volumes"]}
+    return [m["mountPath"] for m in mounts if not m.get("readOnly") and "configMap" not in vols[m["name"]]]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_cache_path_the_engines_write_is_a_mounted_volume(stack, dev_plan, prod_plan):
+    plan = dev_plan if stack == "dev" else prod_plan
+    deps = model_deployments(plan)
+    assert deps
+    path_vars = {"HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "HF_HOME", "TRITON_CACHE_DIR",
+                 "TORCHINDUCTOR_CACHE_DIR", "NUMBA_CACHE_DIR", "TMPDIR", "VLLM_CACHE_ROOT", "VLLM_CONFIG_ROOT",
+                 "VLLM_ASSETS_CACHE", "HUGGINGFACE_HUB_CACHE"}
+    for name, r in deps.items():
+        spec = pod(r)
+        c = spec["containers"][0]
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        engine = r.inputs["metadata"]["labels"]["agentic.platform/engine"]
+        must = {"HOME", "XDG_CACHE_HOME", "HF_HOME", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR", "NUMBA_CACHE_DIR"}
+        must |= {"VLLM_CACHE_ROOT", "VLLM_ASSETS_CACHE"} if engine == "vllm" else {"HUGGINGFACE_HUB_CACHE"}
+        assert must <= set(env), (name, must - set(env))
+        assert env.get("USER"), "getpass.getuser() needs USER: UID 1000 has no passwd entry"
+        writable = _writable_mounts(spec)
+        for var in path_vars & set(env):
+            assert any(env[var] == w or env[var].startswith(w.rstrip("/") + "/") for w in writable), (name, var)
+        assert "/tmp" in writable and "/dev/shm" in writable
+
+
+# ------------------------------------------------------------------ placement: isolated tenants and spot
+
+@pytest.fixture(scope="module")
+def placement_plan(tmp_path_factory):
+    """prod plus a model of node-isolated tenant-b and one on the spot-tainted gpu-spot pool (tenant-a)."""
+    from plan.engine import run_program
+
+    doc = stack_doc("prod")
+    models = doc["config"]["agentic-platform:models"]
+    base = {"engine": "vllm", "model": "meta-llama/Llama-3.1-8B-Instruct", "image": models[1]["image"],
+            "parametersB": 8.03, "gpus": 1, "minReplicas": 0, "maxReplicas": 1, "maxModelLen": 8192,
+            "cache": "nodeLocal", "cacheSizeGiB": 100}
+    models.append({**base, "name": "b-llama-8b", "tenant": "tenant-b", "pool": "gpu-inference"})
+    models.append({**base, "name": "a-spot-8b", "tenant": "tenant-a", "pool": "gpu-spot"})
+    path = write_stack(tmp_path_factory.mktemp("placement"), doc)
+    raw = {k.split(":", 1)[1]: v for k, v in program_config(read_stack(str(path))).items()
+           if k.startswith("agentic-platform:")}
+    validate(raw, "test")  # the fit and quota checks accept both
+    return run_program(read_stack(str(path)))
+
+
+def test_node_isolated_tenant_model_lands_on_its_dedicated_pool(placement_plan):
+    dep = model_deployments(placement_plan)["b-llama-8b"]
+    assert dep.inputs["metadata"]["namespace"] == "tenant-b"
+    spec = pod(dep)
+    assert spec["nodeSelector"][names.NODEPOOL_LABEL] == names.tenant_pool_name("tenant-b") == "tenant-tenant-b"
+    assert {"key": names.TENANT_TAINT_KEY, "operator": "Equal", "value": "tenant-b",
+            "effect": "NoSchedule"} in spec["tolerations"]
+    assert names.GPU_TOLERATION in spec["tolerations"]
+    # The dedicated NodePool exists and carries exactly that taint and label.
+    pools = {r.inputs["metadata"]["name"]: r.inputs for r in placement_plan.resources
+             if r.type.endswith(":NodePool") and "metadata" in r.inputs}
+    tmpl = pools["tenant-tenant-b"]["spec"]["template"]
+    assert {"key": names.TENANT_TAINT_KEY, "value": "tenant-b", "effect": "NoSchedule"} in [
+        {k: t.get(k) for k in ("key", "value", "effect")} for t in tmpl["spec"]["taints"]]
+    assert tmpl["metadata"]["labels"][names.TENANT_LABEL] == "tenant-b"
+    # The model's Secret, ScaledObject and Service are in the tenant namespace too.
+    for kind in ("kubernetes:core/v1:Service", SCALED_OBJECT):
+        objs = [r for r in placement_plan.by_type(kind) if r.inputs["metadata"]["name"] == "b-llama-8b"]
+        assert objs and objs[0].inputs["metadata"]["namespace"] == "tenant-b", kind
+    assert any(r.inputs["metadata"]["namespace"] == "tenant-b" and r.inputs["metadata"]["name"] == "hf-token"
+               for r in placement_plan.by_type("kubernetes:core/v1:Secret"))
+
+
+def test_spot_pool_model_tolerates_the_pools_spot_taint(placement_plan):
+    dep = model_deployments(placement_plan)["a-spot-8b"]
+    assert dep.inputs["metadata"]["namespace"] == "tenant-a"
+    spec = pod(dep)
+    assert spec["nodeSelector"][names.NODEPOOL_LABEL] == "gpu-spot"
+    pool = next(r.inputs for r in placement_plan.resources
+                if r.type.endswith(":NodePool") and r.inputs.get("metadata", {}).get("name") == "gpu-spot")
+    taints = pool["spec"]["template"]["spec"]["taints"]
+    spot = {"key": "karpenter.sh/capacity-type", "value": "spot", "effect": "NoSchedule"}
+    assert spot in [{k: t.get(k) for k in ("key", "value", "effect")} for t in taints]
+    # Every taint of the pool is tolerated, else the pod would never schedule there.
+    for t in taints:
+        assert any(tol["key"] == t["key"] and tol.get("effect") == t["effect"]
+                   and (tol["operator"] == "Exists" or tol.get("value") == t.get("value"))
+                   for tol in spec["tolerations"]), t
+    assert {"key": "karpenter.sh/capacity-type", "operator": "Equal", "value": "spot",
+            "effect": "NoSchedule"} in spec["tolerations"]
+    # The model on gpu-inference does not carry the spot toleration (it must not drift onto spot-only nodes).
+    other = pod(model_deployments(placement_plan)["llama-3-8b"])
+    assert not any(t["key"] == "karpenter.sh/capacity-type" for t in other["tolerations"])

@@ -96,7 +96,7 @@ def test_collector(dev_plan):
 
 
 def test_prod_langfuse_on_protected_rds(prod_plan):
-    (db,) = [r for r in prod_plan.by_type(RDS) if r.name == "observability-langfuse-db"]
+    (db,) = [r for r in prod_plan.by_type(RDS) if r.name == "langfuse-db"]
     i = db.inputs
     assert db.protect is True
     assert i["storageEncrypted"] is True and i["kmsKeyId"]
@@ -110,8 +110,31 @@ def test_prod_langfuse_on_protected_rds(prod_plan):
 
 
 def test_dev_has_no_rds(dev_plan):
-    assert not [r for r in dev_plan.by_type(RDS) if r.name.startswith("observability-")]
+    assert not [r for r in dev_plan.by_type(RDS) if r.name.startswith("langfuse-")]
     assert release(dev_plan, "langfuse").inputs["values"]["postgresql"]["deploy"] is True
+
+
+def test_langfuse_uses_the_platform_redis_from_the_data_layer_secret(any_plan):
+    v = release(any_plan, "langfuse").inputs["values"]
+    assert v["redis"]["deploy"] is False and not v["redis"].get("host"), "no bundled Valkey, no host in values"
+    env = v["langfuse"]["additionalEnv"]
+    by_name = {e["name"]: e for e in env}
+    names_in_order = [e["name"] for e in env]
+    # $(VAR) expands only variables defined earlier in the list
+    assert names_in_order.index("LANGFUSE_REDIS_URL") < names_in_order.index("REDIS_CONNECTION_STRING")
+    assert by_name["REDIS_CONNECTION_STRING"] == {"name": "REDIS_CONNECTION_STRING", "value": "$(LANGFUSE_REDIS_URL)"}
+    refs = {n: by_name[n]["valueFrom"]["secretKeyRef"] for n in ("LANGFUSE_REDIS_URL", "REDIS_TLS_ENABLED")}
+    # the Secret the data layer really declares in observability, with the keys read here
+    (conn,) = [r for r in any_plan.by_type("kubernetes:core/v1:Secret")
+               if r.inputs["metadata"]["name"] == "redis-connection"
+               and r.inputs["metadata"]["namespace"] == "observability"]
+    for ref in refs.values():
+        assert ref["name"] == "redis-connection" and ref["key"] in conn.inputs["stringData"]
+    assert (refs["LANGFUSE_REDIS_URL"]["key"], refs["REDIS_TLS_ENABLED"]["key"]) == ("url", "tls")
+    # the release waits for nothing it no longer uses: no Redis password of its own
+    (creds,) = [r for r in any_plan.by_type("kubernetes:core/v1:Secret")
+                if r.inputs["metadata"]["name"] == "langfuse-credentials"]
+    assert "redis-password" not in creds.inputs["stringData"]
 
 
 def test_no_generated_secret_in_plain_text(dev_plan, prod_plan):

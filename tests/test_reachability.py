@@ -12,6 +12,10 @@ from plan.engine import ROOT
 from plan.reachability import compute, of_plan, policies_by_namespace
 
 PLATFORM = {"ai-gateway", "ai-agents", "ai-inference", "ai-data", "observability", "observability-node"}
+# Deliberate, narrow exceptions to the intent, (from, to) -> the only ports allowed. KEDA's operator
+# (kube-system) reads the agents' task-queue length in Valkey for their redis scaler triggers: it must
+# reach ai-data, on the Redis port and nothing else (not Milvus, not the exporters).
+NARROW_EXCEPTIONS: dict[tuple[str, str], set[str]] = {("kube-system", "ai-data"): {"6379/TCP"}}
 
 
 def tenants_of(plan) -> list[str]:
@@ -31,6 +35,9 @@ def intent_violations(reach: list[dict], tenants: list[str]) -> list[str]:
             continue
         if src in tenants and dst in tenants:
             bad.append(f"tenant {src} reaches tenant {dst} on {e['ports']}")
+        narrow = NARROW_EXCEPTIONS.get((src, dst))
+        if narrow is not None and set(e["ports"]) <= narrow:
+            continue
         if dst in allowed_in and src not in allowed_in[dst]:
             bad.append(f"{src} reaches {dst} on {e['ports']}")
     return bad
@@ -73,6 +80,18 @@ def test_tenant_to_tenant_rule_breaks_the_intent(prod_plan):
     half[a].append({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [peer_b]}]})
     bad = intent_violations(compute(half, namespaces), [a, b])
     assert bad == [f"tenant {a} reaches tenant {b} on ['any']"]
+
+
+def test_keda_reaches_ai_data_on_redis_only_and_wider_breaks_the_intent(prod_plan):
+    pairs = {(e["from"], e["to"]): e["ports"] for e in of_plan(prod_plan)}
+    assert pairs[("kube-system", "ai-data")] == ["6379/TCP"]
+    policies = copy.deepcopy(policies_by_namespace(prod_plan.resources))
+    policies["ai-data"].append({"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [
+        {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+         "ports": [{"protocol": "TCP", "port": 19530}]}]})
+    namespaces = sorted({e["from"] for e in of_plan(prod_plan)})
+    bad = intent_violations(compute(policies, namespaces), tenants_of(prod_plan))
+    assert bad == ["kube-system reaches ai-data on ['6379/TCP', '19530/TCP']"]
 
 
 def test_tenant_to_inference_rule_breaks_the_intent(prod_plan):

@@ -200,3 +200,19 @@ def test_bad_tenant_config(change, expected):
     doc = stack_doc("prod")
     change(doc["config"]["agentic-platform:tenants"][0])
     assert expected in _config_errors(doc)
+
+
+def test_cross_layer_flows_in_the_policies(prod_plan):
+    from plan.reachability import egress_allows_ip, policies_by_namespace
+
+    pol = policies_by_namespace(prod_plan.resources)
+    # agents: RDS/ElastiCache in the VPC, remote tools over HTTPS outside private ranges (not 10/8)
+    assert egress_allows_ip(pol[names.NS_AGENTS], "10.0.1.5", 5432)
+    assert egress_allows_ip(pol[names.NS_AGENTS], "203.0.113.10", 443)
+    assert not egress_allows_ip(pol[names.NS_AGENTS], "203.0.113.10", 5432)
+    assert not egress_allows_ip(pol[names.NS_AGENTS], "10.200.0.1", 443)   # private, outside the VPC
+    # ai-data admits kube-system (KEDA) on the Redis port only
+    (ingress,) = [p for p in in_ns(prod_plan, NETPOL, names.NS_DATA) if p["metadata"]["name"] == "allow-ingress"]
+    from_system = [r for r in ingress["spec"]["ingress"]
+                   if r["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}]]
+    assert [r["ports"] for r in from_system] == [[{"protocol": "TCP", "port": names.PORT_REDIS}]]
