@@ -300,6 +300,13 @@ class DataServices(pulumi.ComponentResource):
                                          ip_protocol="tcp", from_port=names.PORT_REDIS, to_port=names.PORT_REDIS,
                                          description="Redis from EKS nodes and pods",
                                          opts=pulumi.ResourceOptions(parent=sg))
+        # LangFuse's queues (BullMQ) lose jobs if Redis evicts keys; the default parameter group
+        # evicts (volatile-lru). Agents' session keys carry TTLs, so no eviction costs them nothing.
+        params = aws.elasticache.ParameterGroup(
+            f"{name}-redis", name=f"{a.name_prefix}-redis-noeviction",
+            family=f"{r.engine}{r.engine_version.split('.')[0]}",
+            description="Platform Redis: never evict (LangFuse queues)",
+            parameters=[{"name": "maxmemory-policy", "value": "noeviction"}], tags=a.tags, opts=aws_opts)
         # Unique per account and region, so stacks side by side do not collide.
         group_id = f"{a.name_prefix}-redis"[:40].rstrip("-")
         self.replication_group = aws.elasticache.ReplicationGroup(
@@ -318,6 +325,7 @@ class DataServices(pulumi.ComponentResource):
             transit_encryption_enabled=True,
             auth_token=token.result,
             subnet_group_name=subnets.name,
+            parameter_group_name=params.name,
             security_group_ids=[sg.id],
             snapshot_retention_limit=r.snapshot_retention_days,
             # A deliberate delete still leaves a snapshot to restore from.

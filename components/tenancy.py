@@ -46,6 +46,8 @@ POSTGRES = (("TCP", 5432),)
 REDIS = (("TCP", names.PORT_REDIS),)
 DB_PORTS = (*POSTGRES, *REDIS)   # RDS PostgreSQL, ElastiCache
 PROMETHEUS = (("TCP", 9090),)
+EPP_PORTS = (("TCP", 9002),)                        # endpoint picker's ext-proc gRPC (inference routing)
+EPP_PODS = (("app.kubernetes.io/component", "endpoint-picker"),)
 # Where Prometheus scrapes, per namespace (model servers serve /metrics on their HTTP port).
 METRICS_PORTS: dict[str, tuple[tuple[str, int], ...]] = {
     names.NS_GATEWAY: (("TCP", 9091), ("TCP", 9092)),    # Envoy stats, kgateway controller
@@ -75,6 +77,9 @@ class Flow:
     ports: tuple[tuple[str, int], ...] | None
     why: str
     dst_pods: tuple[tuple[str, str], ...] | None = None
+    # Narrows the source to pods with these labels: the egress goes into a policy of its own that
+    # selects only them (the rest of the namespace does not get it).
+    src_pods: tuple[tuple[str, str], ...] | None = None
 
 
 # The whole network design, as data. Policies are generated from it; reachability checks them.
@@ -121,6 +126,13 @@ FLOWS: tuple[Flow, ...] = (
     # is outside the cluster: its security group admits the cluster SG.)
     Flow(names.NS_SYSTEM, names.NS_DATA, REDIS, "KEDA -> Valkey (agents' redis scaler trigger)"),
     Flow(VPC, names.NS_OBSERVABILITY, WEBHOOK, "API server -> prometheus-operator webhook"),
+    # gateway.inferenceRouting: agentgateway — the proxy asks each model's endpoint picker (EPP,
+    # beside the model servers) where to send a request; the EPP watches its InferencePool and pods.
+    Flow(names.NS_GATEWAY, names.NS_INFERENCE, EPP_PORTS, "agentgateway -> endpoint pickers (ext-proc)",
+         dst_pods=EPP_PODS),
+    Flow(names.NS_GATEWAY, TENANTS, EPP_PORTS, "agentgateway -> tenants' endpoint pickers", dst_pods=EPP_PODS),
+    Flow(names.NS_INFERENCE, VPC, HTTPS, "endpoint pickers -> Kubernetes API", src_pods=EPP_PODS),
+    Flow(TENANTS, VPC, HTTPS, "tenants' endpoint pickers -> Kubernetes API", src_pods=EPP_PODS),
     # controllers -> Kubernetes API: on EKS its endpoints are ENIs in the VPC
     Flow(names.NS_GATEWAY, VPC, HTTPS, "kgateway -> Kubernetes API"),
     Flow(names.NS_AGENTS, VPC, HTTPS, "kagent -> Kubernetes API"),
@@ -179,6 +191,7 @@ def network_policy_specs(managed: list[str], tenants: list[str], vpc_cidr: str,
     out: dict[str, dict[str, dict[str, Any]]] = {}
     ingress: dict[str, list[dict[str, Any]]] = {ns: [] for ns in managed}
     egress: dict[str, list[dict[str, Any]]] = {ns: [] for ns in managed}
+    pod_egress: dict[str, dict[tuple[tuple[str, str], ...], list[dict[str, Any]]]] = {ns: {} for ns in managed}
     for src, dst, f in expand(flows, managed, tenants):
         if dst in ingress:   # the destination admits the source
             peer = _ip_peer(src, vpc_cidr) if src.startswith("ipblock:") else _ns_peer(src)
@@ -192,14 +205,18 @@ def network_policy_specs(managed: list[str], tenants: list[str], vpc_cidr: str,
             rule = {"to": [peer]}
             if f.ports:
                 rule["ports"] = _ports(f.ports)
-            if rule not in egress[src]:
-                egress[src].append(rule)
+            rules = pod_egress[src].setdefault(f.src_pods, []) if f.src_pods else egress[src]
+            if rule not in rules:
+                rules.append(rule)
     for ns in managed:
         out[ns] = {"default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
         if ingress[ns]:
             out[ns]["allow-ingress"] = {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": ingress[ns]}
         if egress[ns]:
             out[ns]["allow-egress"] = {"podSelector": {}, "policyTypes": ["Egress"], "egress": egress[ns]}
+        for pods, rules in pod_egress[ns].items():
+            out[ns][f"allow-egress-{_safe(dict(pods).get('app.kubernetes.io/component', 'pods'))}"] = {
+                "podSelector": {"matchLabels": dict(pods)}, "policyTypes": ["Egress"], "egress": rules}
     return out
 
 

@@ -282,3 +282,12 @@ def test_kubernetes_objects_wait_for_their_namespace(prod_plan, dev_plan):
                 assert ns["ai-data"] in r.dependencies, r.name
                 # Nodes (Karpenter) and the StorageClass first; on destroy the PVCs go before them.
                 assert any("StorageClass" in d for d in r.dependencies), r.name
+
+
+def test_elasticache_never_evicts(prod_plan):
+    """LangFuse's queues share the platform Redis: eviction would silently drop their jobs."""
+    (params,) = prod_plan.by_type("aws:elasticache/parameterGroup:ParameterGroup")
+    assert {"name": "maxmemory-policy", "value": "noeviction"} in params.inputs["parameters"]
+    (rg,) = prod_plan.by_type("aws:elasticache/replicationGroup:ReplicationGroup")
+    assert rg.inputs["parameterGroupName"] == params.inputs["name"]
+    assert params.inputs["family"] == f"{rg.inputs['engine']}{rg.inputs['engineVersion'].split('.')[0]}"

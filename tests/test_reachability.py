@@ -51,8 +51,8 @@ def test_prod_reachability_matches_intent(prod_plan):
     reach = of_plan(prod_plan)
     assert intent_violations(reach, tenants_of(prod_plan)) == []
     pairs = {(e["from"], e["to"]): e["ports"] for e in reach}
-    # the flows the design needs are really open
-    assert pairs[("ai-gateway", "ai-inference")] == ["8000/TCP", "8080/TCP"]
+    # the flows the design needs are really open (9002: endpoint pickers)
+    assert pairs[("ai-gateway", "ai-inference")] == ["8000/TCP", "8080/TCP", "9002/TCP"]
     assert pairs[("ai-agents", "ai-data")] == ["6379/TCP", "19530/TCP"]
     assert "4317/TCP" in pairs[("ai-agents", "observability")]
     for t in tenants_of(prod_plan):
@@ -124,5 +124,5 @@ def test_plan_json_has_reachability_and_no_private_keys(tmp_path):
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     assert not [k for k in doc if k.startswith("_")]
-    assert {"from": "ai-gateway", "to": "ai-inference", "ports": ["8000/TCP", "8080/TCP"]} in doc["reachability"]
+    assert {"from": "ai-gateway", "to": "ai-inference", "ports": ["8000/TCP", "8080/TCP", "9002/TCP"]} in doc["reachability"]
     assert "Reachability:" in proc.stdout and "tenant-a -> ai-gateway" in proc.stdout

@@ -216,3 +216,17 @@ def test_cross_layer_flows_in_the_policies(prod_plan):
     from_system = [r for r in ingress["spec"]["ingress"]
                    if r["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}]]
     assert [r["ports"] for r in from_system] == [[{"protocol": "TCP", "port": names.PORT_REDIS}]]
+
+
+def test_endpoint_picker_flows_are_pod_scoped(prod_plan):
+    """Inference routing (agentgateway): the proxy reaches only the endpoint pickers on 9002, and only
+    the pickers (not the model servers) may call the Kubernetes API in the VPC."""
+    pols = {p["metadata"]["name"]: p["spec"] for p in in_ns(prod_plan, NETPOL, names.NS_INFERENCE)}
+    epp = pols["allow-egress-endpoint-picker"]
+    assert epp["podSelector"] == {"matchLabels": {"app.kubernetes.io/component": "endpoint-picker"}}
+    assert epp["egress"] == [{"to": [{"ipBlock": {"cidr": "10.0.0.0/16"}}], "ports": [{"protocol": "TCP", "port": 443}]}]
+    gateway_egress = next(p["spec"]["egress"] for p in in_ns(prod_plan, NETPOL, names.NS_GATEWAY)
+                          if p["metadata"]["name"] == "allow-egress")
+    to_epp = [r for r in gateway_egress if {"protocol": "TCP", "port": 9002} in r.get("ports", [])]
+    assert to_epp and all(peer["podSelector"] == {"matchLabels": {"app.kubernetes.io/component": "endpoint-picker"}}
+                          for r in to_epp for peer in r["to"])
