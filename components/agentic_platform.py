@@ -38,7 +38,7 @@ class AgenticPlatform(pulumi.ComponentResource):
             private_subnet_ids=self.network.private_subnet_ids, protect_data=config.protect_data,
             tags=tags), child)
         # Every Kubernetes object below uses the cluster's provider, inherited from its layer.
-        k8s = pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.cluster.provider})  # noqa: F841
+        k8s = pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.cluster.provider})
         # Namespaces, quotas, NetworkPolicies and RBAC first: every other layer deploys into them.
         self.tenancy = Tenancy("tenancy", TenancyArgs(
             tenants=config.tenants, platform_quotas=config.platform_quotas, cluster_name=self.cluster.cluster_name,
@@ -52,10 +52,7 @@ class AgenticPlatform(pulumi.ComponentResource):
             depends_on=[self.cluster.coredns, self.cluster.ebs_csi],
             preflight_az_count=config.network.availability_zones if config.cluster.preflight else None), k8s)
         # Observability pods run on the CPU NodePool (Karpenter) in the tenancy layer's namespaces.
-        obs_deps: list[pulumi.Resource] = [self.karpenter.release]
-        if (tenancy := getattr(self, "tenancy", None)) is not None:
-            ns = tenancy.namespaces
-            obs_deps += list(ns.values() if isinstance(ns, dict) else ns)
+        obs_deps: list[pulumi.Resource] = [self.karpenter.release, *self.tenancy.namespaces.values()]
         self.observability = Observability("observability", ObservabilityArgs(
             config=config.observability, storage_class=self.cluster.storage_class_name,
             depends_on=[*obs_deps, self.cluster.storage_class]), k8s)
@@ -102,7 +99,6 @@ class AgenticPlatform(pulumi.ComponentResource):
                 namespaces=self.tenancy.namespaces, model_dependencies=list(self.models.values())), k8s)
         # Agents last: kagent talks to the gateway, reads the data layer's connection Secrets, and its
         # ScaledObjects need the model layer's KEDA.
-        keda = getattr(self.model_serving, "keda", None)
         self.agent_runtime = AgentRuntime("agents", AgentRuntimeArgs(
             runtime=config.agent_runtime, agents=config.agents, models=config.models,
             gateway_url=self.gateway.in_cluster_url if self.gateway is not None else gateway_in_cluster_url(),
@@ -111,8 +107,7 @@ class AgenticPlatform(pulumi.ComponentResource):
             cluster_security_group_id=self.cluster.cluster_security_group_id, redis_tls=self.data.redis_tls,
             prometheus_url=self.observability.prometheus_url,
             otlp_grpc_endpoint=self.observability.otlp_grpc_endpoint, namespaces=self.tenancy.namespaces,
-            keda=[keda] if keda is not None else [], data=list(self.data.connection_secrets)), k8s)
-        # <<layers>>
+            keda=[self.model_serving.keda], data=list(self.data.connection_secrets)), k8s)
 
         self.outputs: dict[str, Any] = {
             "clusterName": self.cluster.cluster_name,
@@ -136,5 +131,4 @@ class AgenticPlatform(pulumi.ComponentResource):
         if self.gateway is not None:
             self.outputs["gatewayUrl"] = self.gateway.in_cluster_url
         self.outputs["agents"] = list(self.agent_runtime.agents)
-        # <<outputs>>
         self.register_outputs(self.outputs)

@@ -2,7 +2,7 @@
 
 Inputs are ``RegisterResourceRequest``s fed to ``policies.harness.evaluate`` -- the same interface the
 offline plan uses -- built directly (``Res``) or recorded from a small program under Pulumi mocks
-(``policy_testkit``). Assertions are on the harness output: policy name and level.
+(``plan.engine.execute``). Assertions are on the harness output: policy name and level.
 """
 
 from __future__ import annotations
@@ -500,7 +500,7 @@ def test_recorded_program_under_mocks():
     import pulumi_eks as eks
     import pulumi_kubernetes as k8s
 
-    from tests.policy_testkit import run_program
+    from plan.engine import execute
 
     def build(secure):
         def program():
@@ -529,8 +529,9 @@ def test_recorded_program_under_mocks():
                     "security_context": {"run_as_non_root": True},
                     "containers": [{"name": "a", "image": "busybox:1.36" if secure else "busybox",
                                     "resources": GOOD_CONTAINER["resources"]}]}}})
-        monitor = run_program(program)
-        return evaluate(monitor.requests, monitor.states(), "prod")
+        # the plan's own mock engine records the requests the harness analyses
+        monitor = execute(program, stack="policy-test", config={}).monitor
+        return evaluate(monitor.requests, {urn: r.state for urn, r in monitor.resources.items()}, "prod")
 
     assert build(True) == []
     names = {f["policy"] for f in build(False)}
