@@ -13,14 +13,15 @@ import yaml
 from plan.engine import Plan, Resource
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)   # libyaml when present: 10x faster
 NOT_OBJECTS = {HELM_RELEASE}
 MOCK_NOTE = ("ids, ARNs, endpoints, kubeconfig and generated values are placeholders from the mock "
              "engine (prefix 'mock-', account 123456789012)")
 
 
-def layer_of(plan: Plan, res: Resource) -> str:
+def layer_of(plan: Plan, res: Resource, by_urn: dict[str, Resource] | None = None) -> str:
     """The layer component (a child of AgenticPlatform) a resource belongs to."""
-    by_urn = {r.urn: r for r in plan.resources}
+    by_urn = by_urn if by_urn is not None else {r.urn: r for r in plan.resources}
     node = res
     while node.parent and node.parent in by_urn:
         parent = by_urn[node.parent]
@@ -78,7 +79,7 @@ def write_manifests(plan: Plan, out_dir: Path) -> list[Path]:
         if path in written:
             raise RuntimeError(f"two objects would be written to {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        path.write_text(yaml.dump(doc, Dumper=DUMPER, sort_keys=False))
         written.append(path)
     return written
 
@@ -87,9 +88,10 @@ def summary(plan: Plan) -> str:
     lines = [f"Offline plan of {plan.project}/{plan.stack}: {len(plan.resources)} resources "
              f"({sum(r.custom for r in plan.resources)} custom, {sum(not r.custom for r in plan.resources)} components)"]
     by_layer: dict[str, Counter] = defaultdict(Counter)
+    by_urn = {r.urn: r for r in plan.resources}
     for r in plan.resources:
         if r.custom:
-            by_layer[layer_of(plan, r)][r.type] += 1
+            by_layer[layer_of(plan, r, by_urn)][r.type] += 1
     for layer in sorted(by_layer):
         counts = by_layer[layer]
         lines.append(f"\n  {layer} ({sum(counts.values())})")
