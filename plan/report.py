@@ -50,9 +50,14 @@ def is_kubernetes_object(r: Resource) -> bool:
     return r.custom and r.type.startswith("kubernetes:") and r.type not in NOT_OBJECTS
 
 
+HEAD = ("apiVersion", "kind", "metadata")
+
+
 def manifest_of(r: Resource) -> dict[str, Any]:
-    """A Kubernetes object as a plain manifest, from the resource's inputs."""
-    return {k: v for k, v in r.inputs.items() if not k.startswith("__")}
+    """A Kubernetes object as a plain manifest, from the resource's inputs (apiVersion, kind and
+    metadata first, as people write them)."""
+    body = {k: v for k, v in r.inputs.items() if not k.startswith("__")}
+    return {**{k: body[k] for k in HEAD if k in body}, **{k: v for k, v in body.items() if k not in HEAD}}
 
 
 def _safe(name: str) -> str:
