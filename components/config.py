@@ -786,6 +786,11 @@ SECRET_KEYS: dict[str, str] = {
     "hfToken": "Hugging Face token the model servers download gated weights with",
     "agentGatewayToken": "bearer token kagent sends to the inference gateway (prod: a service-account JWT from the IdP)",
 }
+# When a secret key must be set (checked with the rest of the config, before anything is declared).
+# (hfToken is optional: without it only ungated models download.)
+SECRET_REQUIRED: dict[str, Callable[[PlatformConfig], bool]] = {
+    "agentGatewayToken": lambda cfg: bool(cfg.agents),
+}
 
 
 class PlatformConfig(Section):
@@ -1112,6 +1117,9 @@ def validate(raw: dict[str, str], stack: str) -> PlatformConfig:
         cfg = cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"name": default})})
     for check in CROSS_CHECKS:
         problems.extend(check(cfg))
+    for key, required in SECRET_REQUIRED.items():
+        if required(cfg) and key not in raw:
+            problems.append((key, f"is required ({SECRET_KEYS[key]}): pulumi config set --secret {key} <value>"))
     if problems:
         raise ConfigError(problems)
     return cfg
@@ -1124,7 +1132,9 @@ def raw_from_pulumi() -> dict[str, str]:
     merged: dict[str, Any] = dict(runtime_config.get_config_env())
     merged.update(runtime_config.CONFIG.get())
     prefix = NAMESPACE + ":"
-    return {k[len(prefix):]: v for k, v in merged.items() if k.startswith(prefix) and k[len(prefix):] not in SECRET_KEYS}
+    # Secret keys count by presence only: their (decrypted) values never enter validation.
+    return {k[len(prefix):]: ("[secret]" if k[len(prefix):] in SECRET_KEYS else v)
+            for k, v in merged.items() if k.startswith(prefix)}
 
 
 def load_config() -> PlatformConfig:

@@ -35,7 +35,8 @@ AGENTS = [{"name": "customer-support", "description": "support", "systemPrompt":
 
 def raw(**over) -> dict[str, str]:
     base = {"environment": "prod", "gpuPools": [{"name": "gpu", "instanceTypes": ["g5.xlarge"], "gpuLimit": 4}],
-            "models": MODELS, "agentRuntime": RUNTIME, "agents": AGENTS}
+            "models": MODELS, "agentRuntime": RUNTIME, "agents": AGENTS,
+            "agentGatewayToken": "[secret]"}   # secret keys count by presence in validation
     base.update(over)
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in base.items()}
 

@@ -37,8 +37,9 @@ def test_defaults_are_private_and_protected():
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_stack_files_are_valid(stack):
     doc = stack_doc(stack)["config"]
-    plain = {k.split(":", 1)[1]: v if isinstance(v, str) else json.dumps(v)
-             for k, v in doc.items() if k.startswith("agentic-platform:") and not (isinstance(v, dict) and "secure" in v)}
+    plain = {k.split(":", 1)[1]: "[secret]" if isinstance(v, dict) and "secure" in v else
+             v if isinstance(v, str) else json.dumps(v)
+             for k, v in doc.items() if k.startswith("agentic-platform:")}
     cfg = validate(plain, stack)
     assert cfg.environment == stack
 
@@ -131,3 +132,27 @@ def test_unreadable_stack_file_exits_2(tmp_path):
     assert proc.returncode == 2 and "not valid YAML" in proc.stderr and "Traceback" not in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "plan", "nosuchstack"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and "no such stack file" in proc.stderr
+
+
+def test_missing_required_secret_is_a_config_error(tmp_path):
+    """Agents need the gateway token: without it the plan stops at validation (exit 2, key named)
+    instead of failing inside a component; the Hugging Face token stays optional (ungated models)."""
+    doc = stack_doc("dev")
+    doc["config"].pop("agentic-platform:agentGatewayToken")
+    doc["config"].pop("agentic-platform:hfToken")
+    proc = subprocess.run([sys.executable, "-m", "plan", str(write_stack(tmp_path, doc, "nosecret"))],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "agentic-platform:agentGatewayToken: is required" in proc.stderr
+    assert "hfToken" not in proc.stderr
+
+
+def test_secret_values_never_enter_validation(monkeypatch):
+    from pulumi.runtime import config as runtime_config
+
+    from components.config import raw_from_pulumi
+
+    monkeypatch.setattr(runtime_config, "get_config_env", lambda: {"agentic-platform:hfToken": "hf_realvalue",
+                                                                    "agentic-platform:environment": "dev"})
+    raw = raw_from_pulumi()
+    assert raw["hfToken"] == "[secret]" and raw["environment"] == "dev"
