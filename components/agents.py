@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import names
+from components.aws import PostgresSpec, postgres
 from components.config import AgentConfig, AgentRuntimeConfig, ModelConfig, ToolServerConfig
 from components.k8s import (
     container_security_context,
@@ -86,6 +86,7 @@ class AgentRuntimeArgs:
     protect_data: bool
     tags: dict[str, str]
     # For the external database: where RDS lives and who may reach it (the cluster security group).
+    cluster_name: pulumi.Input[str]            # final snapshot names are per cluster
     vpc_id: pulumi.Input[str] | None = None
     private_subnet_ids: Sequence[pulumi.Input[str]] = ()
     cluster_security_group_id: pulumi.Input[str] | None = None
@@ -186,25 +187,13 @@ class AgentRuntime(pulumi.ComponentResource):
         a = self._args
         assert a.vpc_id is not None and a.cluster_security_group_id is not None, "external database needs the VPC"
         aws_opts = pulumi.ResourceOptions(parent=self)
-        keep = pulumi.ResourceOptions(parent=self, protect=a.protect_data)
         password = random.RandomPassword(f"{name}-db-password", length=32, special=False, opts=aws_opts)
-        subnets = aws.rds.SubnetGroup(f"{name}-db", subnet_ids=list(a.private_subnet_ids),
-                                      description="kagent PostgreSQL", tags=a.tags, opts=aws_opts)
-        sg = aws.ec2.SecurityGroup(
-            f"{name}-db", vpc_id=a.vpc_id, description="kagent PostgreSQL: from the cluster's nodes and pods only",
-            ingress=[{"protocol": "tcp", "from_port": 5432, "to_port": 5432,
-                      "security_groups": [a.cluster_security_group_id]}],
-            tags=a.tags, opts=aws_opts)
-        self.database = aws.rds.Instance(
-            f"{name}-db", engine="postgres", engine_version=db.engine_version, instance_class=db.instance_class,
-            allocated_storage=db.allocated_storage_gib, storage_type="gp3", storage_encrypted=True,
-            db_name="kagent", username="kagent", password=password.result,
-            db_subnet_group_name=subnets.name, vpc_security_group_ids=[sg.id], multi_az=db.multi_az,
-            publicly_accessible=False, backup_retention_period=db.backup_retention_days,
-            deletion_protection=a.protect_data, skip_final_snapshot=not a.protect_data,
-            final_snapshot_identifier=None if not a.protect_data else f"{name}-kagent-final",
-            iam_database_authentication_enabled=False, auto_minor_version_upgrade=True,
-            tags=a.tags, opts=keep)
+        self.database = postgres(
+            f"{name}-db", PostgresSpec("kagent", db.engine_version, db.instance_class, db.allocated_storage_gib,
+                                       db.multi_az, db.backup_retention_days),
+            cluster_name=a.cluster_name, password=password.result, vpc_id=a.vpc_id,
+            subnet_ids=list(a.private_subnet_ids), cluster_security_group_id=a.cluster_security_group_id,
+            protect=a.protect_data, tags=a.tags, opts=aws_opts)
         self.database_endpoint = self.database.address
         url = pulumi.Output.all(self.database.address, password.result).apply(
             lambda v: f"postgres://kagent:{urllib.parse.quote(v[1], safe='')}@{v[0]}:5432/kagent?sslmode=require")

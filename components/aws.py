@@ -124,3 +124,66 @@ def secure_bucket(resource_name: str, *, purpose: str, protect: bool, opts: pulu
         # A bucket policy put before the public-access block can be refused as "public".
         opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[block])))
     return SecureBucket(bucket, key)
+
+
+@dataclass
+class PostgresSpec:
+    """What differs between the platform's RDS PostgreSQL databases."""
+
+    purpose: str                   # e.g. "langfuse", "kagent": database, user and name prefix
+    engine_version: str
+    instance_class: str
+    storage_gib: int
+    multi_az: bool
+    backup_retention_days: int
+
+
+def postgres(resource_name: str, spec: PostgresSpec, *, cluster_name: pulumi.Input[str],
+             password: pulumi.Input[str], vpc_id: pulumi.Input[str], subnet_ids: list[pulumi.Input[str]],
+             cluster_security_group_id: pulumi.Input[str], protect: bool, tags: dict[str, str],
+             opts: pulumi.ResourceOptions) -> aws.rds.Instance:
+    """An RDS PostgreSQL instance as every database of the platform must be: encrypted with a key of
+    its own (rotation on), private subnets, reachable on 5432 from the cluster security group only,
+    backed up, a final snapshot on delete, deletion protection and `protect` with protectData.
+    Depends on the network (and the cluster SG id) only, so it builds while EKS does."""
+    keep = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protect))
+    key = aws.kms.Key(f"{resource_name}-key", description=f"Encryption of the {spec.purpose} RDS database",
+                      enable_key_rotation=True, deletion_window_in_days=30, tags=tags, opts=keep)
+    subnets = aws.rds.SubnetGroup(f"{resource_name}", subnet_ids=subnet_ids,
+                                  description=f"{spec.purpose} database: private subnets", tags=tags, opts=opts)
+    sg = aws.ec2.SecurityGroup(f"{resource_name}", vpc_id=vpc_id,
+                               description=f"{spec.purpose} database: PostgreSQL from the cluster only",
+                               tags=tags, opts=opts)
+    aws.vpc.SecurityGroupIngressRule(f"{resource_name}-from-cluster", security_group_id=sg.id,
+                                     referenced_security_group_id=cluster_security_group_id,
+                                     ip_protocol="tcp", from_port=5432, to_port=5432,
+                                     description="PostgreSQL from EKS nodes and pods",
+                                     opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(parent=sg)))
+    return aws.rds.Instance(
+        resource_name,
+        identifier_prefix=f"{spec.purpose}-",
+        engine="postgres",
+        engine_version=spec.engine_version,
+        instance_class=spec.instance_class,
+        allocated_storage=spec.storage_gib,
+        max_allocated_storage=spec.storage_gib * 4,
+        storage_type="gp3",
+        storage_encrypted=True,
+        kms_key_id=key.arn,
+        db_name=spec.purpose,
+        username=spec.purpose,
+        password=pulumi.Output.secret(password),
+        db_subnet_group_name=subnets.name,
+        vpc_security_group_ids=[sg.id],
+        multi_az=spec.multi_az,
+        publicly_accessible=False,
+        deletion_protection=protect,
+        skip_final_snapshot=False,
+        # Per cluster: two stacks in one account and region never collide.
+        final_snapshot_identifier=pulumi.Output.concat(cluster_name, f"-{spec.purpose}-final"),
+        backup_retention_period=spec.backup_retention_days,
+        copy_tags_to_snapshot=True,
+        auto_minor_version_upgrade=True,
+        tags=tags,
+        opts=pulumi.ResourceOptions.merge(keep, pulumi.ResourceOptions(additional_secret_outputs=["password"])),
+    )

@@ -20,7 +20,8 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import names
-from components.aws import pod_identity_role, policy_json, secure_bucket
+from components.aws import PostgresSpec, pod_identity_role, policy_json, secure_bucket
+from components.aws import postgres as postgres_database
 from components.config import LangfuseConfig, ObservabilityConfig
 from components.data import REDIS_SECRET
 from components.k8s import (
@@ -321,7 +322,6 @@ class LangFuse(pulumi.ComponentResource):
         super().__init__("agentic:observability:LangFuse", name, None, opts)
         lf = args.config
         child = pulumi.ResourceOptions(parent=self)
-        keep = pulumi.ResourceOptions(parent=self, protect=args.protect_data)
 
         bucket = secure_bucket(f"{name}-blobs", purpose="langfuse", protect=args.protect_data,
                                force_destroy=not args.protect_data, tags=args.tags, opts=child)
@@ -332,7 +332,12 @@ class LangFuse(pulumi.ComponentResource):
 
         self.database: aws.rds.Instance | None = None
         if lf.database == "rds":
-            postgres = self._rds(name, args, keep, child)
+            postgres = postgres_database(
+                f"{name}-db", PostgresSpec("langfuse", lf.rds_engine_version, lf.rds_instance_class,
+                                           lf.rds_storage_gib, lf.rds_multi_az, lf.rds_backup_retention_days),
+                cluster_name=args.cluster_name, password=args.db_password, vpc_id=args.vpc_id,
+                subnet_ids=args.private_subnet_ids, cluster_security_group_id=args.cluster_security_group_id,
+                protect=args.protect_data, tags=args.tags, opts=child)
             self.database = postgres
             postgresql: dict[str, Any] = {"deploy": False, "host": postgres.address, "port": 5432,
                                           "auth": {"username": "langfuse", "database": "langfuse"}}
@@ -403,49 +408,3 @@ class LangFuse(pulumi.ComponentResource):
 
         self.url = LANGFUSE_URL
         self.register_outputs({"url": LANGFUSE_URL})
-
-    def _rds(self, name: str, args: LangFuseArgs,
-             keep: pulumi.ResourceOptions, child: pulumi.ResourceOptions) -> aws.rds.Instance:
-        """LangFuse's PostgreSQL on RDS: KMS-encrypted, Multi-AZ, backed up, reachable on 5432 from
-        the cluster security group only. Depends on the network (and the cluster SG id) only."""
-        lf = args.config
-        key = aws.kms.Key(f"{name}-db", description="Encryption of the LangFuse RDS database",
-                          enable_key_rotation=True, deletion_window_in_days=30, tags=args.tags, opts=keep)
-        subnets = aws.rds.SubnetGroup(f"{name}-db", subnet_ids=args.private_subnet_ids,
-                                      description="LangFuse database: private subnets", tags=args.tags, opts=child)
-        sg = aws.ec2.SecurityGroup(f"{name}-db", vpc_id=args.vpc_id,
-                                   description="LangFuse database: PostgreSQL from the cluster only",
-                                   tags=args.tags, opts=child)
-        aws.vpc.SecurityGroupIngressRule(f"{name}-db-from-cluster", security_group_id=sg.id,
-                                         referenced_security_group_id=args.cluster_security_group_id,
-                                         ip_protocol="tcp", from_port=5432, to_port=5432,
-                                         description="PostgreSQL from EKS nodes and pods", opts=child)
-        return aws.rds.Instance(
-            f"{name}-db",
-            identifier_prefix="langfuse-",
-            engine="postgres",
-            engine_version=lf.rds_engine_version,
-            instance_class=lf.rds_instance_class,
-            allocated_storage=lf.rds_storage_gib,
-            max_allocated_storage=lf.rds_storage_gib * 4,
-            storage_type="gp3",
-            storage_encrypted=True,
-            kms_key_id=key.arn,
-            db_name="langfuse",
-            username="langfuse",
-            password=args.db_password,
-            db_subnet_group_name=subnets.name,
-            vpc_security_group_ids=[sg.id],
-            multi_az=lf.rds_multi_az,
-            publicly_accessible=False,
-            deletion_protection=args.protect_data,
-            skip_final_snapshot=False,
-            # Per cluster: two stacks in one account and region never collide.
-            final_snapshot_identifier=pulumi.Output.concat(args.cluster_name, "-langfuse-final"),
-            backup_retention_period=lf.rds_backup_retention_days,
-            copy_tags_to_snapshot=True,
-            auto_minor_version_upgrade=True,
-            iam_database_authentication_enabled=False,
-            tags=args.tags,
-            opts=pulumi.ResourceOptions.merge(keep, pulumi.ResourceOptions(additional_secret_outputs=["password"])),
-        )

@@ -50,7 +50,7 @@ def run_component(cfg, token="t0ken"):
         AgentRuntime("agents", AgentRuntimeArgs(
             runtime=cfg.agent_runtime, agents=cfg.agents, models=cfg.models, gateway_url=GATEWAY,
             gateway_token=pulumi.Output.secret(token), protect_data=cfg.protect_data, tags={"t": "1"},
-            vpc_id="vpc-1", private_subnet_ids=["subnet-1", "subnet-2"], cluster_security_group_id="sg-1"))
+            cluster_name="unit", vpc_id="vpc-1", private_subnet_ids=["subnet-1", "subnet-2"], cluster_security_group_id="sg-1"))
 
     return execute(body, stack="unit", config={})
 
@@ -79,6 +79,9 @@ def test_external_database_is_rds_with_secret_password(unit_plan):
     (db,) = unit_plan.by_type("aws:rds/instance:Instance")
     assert db.inputs["engine"] == "postgres" and db.inputs["storageEncrypted"] is True
     assert db.inputs["publiclyAccessible"] is False
+    # the platform's one PostgreSQL helper: own KMS key, final snapshot named per cluster, secret password
+    assert db.inputs["kmsKeyId"] and db.inputs["skipFinalSnapshot"] is False
+    assert db.inputs["finalSnapshotIdentifier"] == "unit-kagent-final" and db.inputs["password"] == "[secret]"
     assert "mock-generated" not in json.dumps(unit_plan_inputs(unit_plan)), "a generated password leaked"
 
 
