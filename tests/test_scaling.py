@@ -32,11 +32,15 @@ def with_tenants(n: int) -> dict:
     return doc
 
 
-def plan_size_and_time(tmp_path, n: int) -> tuple[int, float]:
+def plan_size_and_time(tmp_path, n: int, runs: int = 2) -> tuple[int, float]:
+    """Resources and the best of `runs` wall times (the best filters out a busy neighbour's noise)."""
     path = write_stack(tmp_path, with_tenants(n), f"scale{n}")
-    start = time.perf_counter()
-    plan = run_program(read_stack(str(path)))
-    return len(plan.resources), time.perf_counter() - start
+    best, count = float("inf"), 0
+    for _ in range(runs):
+        start = time.perf_counter()
+        count = len(run_program(read_stack(str(path))).resources)
+        best = min(best, time.perf_counter() - start)
+    return count, best
 
 
 def test_plan_grows_linearly_with_tenants_and_models(tmp_path):
