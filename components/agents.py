@@ -25,6 +25,7 @@ from components.k8s import (
     platform_data,
     pod_security_context,
     resources,
+    secret,
     selector,
 )
 
@@ -37,7 +38,7 @@ DEMO_SUBCHARTS = ("k8s-agent", "kgateway-agent", "istio-agent", "promql-agent", 
                   "cilium-debug-agent", "grafana-mcp", "querydoc", "kagent-tools")
 GATEWAY_TOKEN_SECRET = "kagent-gateway-token"
 GATEWAY_TOKEN_KEY = "token"
-KAGENT_POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+KAGENT_POD_SECURITY = pod_security_context(None)   # the images' own numeric USER (65532, 1001)
 DB_SECRET = "kagent-database"
 DB_MOUNT = "/etc/kagent/db"
 REDIS_SECRET = "redis-connection"    # components/data.py REDIS_SECRET (keys host, port, password, ...)
@@ -173,10 +174,8 @@ class AgentRuntime(pulumi.ComponentResource):
         if token is None:
             raise ValueError("agentic-platform:agentGatewayToken is not set: kagent needs a token for the gateway "
                              "(pulumi config set --secret agentGatewayToken ...)")
-        return k8s.core.v1.Secret(
-            f"{name}-gateway-token", metadata=meta(GATEWAY_TOKEN_SECRET, NS, labels=labels("kagent", "gateway-auth")),
-            type="Opaque", string_data={GATEWAY_TOKEN_KEY: pulumi.Output.secret(token)},
-            opts=self._opts(additional_secret_outputs=["stringData", "data"]))
+        return secret(f"{name}-gateway-token", GATEWAY_TOKEN_SECRET, NS, {GATEWAY_TOKEN_KEY: token},
+                      app="kagent", component="gateway-auth", opts=self._opts())
 
     def _database(self, name: str, rt: AgentRuntimeConfig) -> tuple[dict[str, Any], list[pulumi.Resource]]:
         """Chart values and dependencies of kagent's database."""
@@ -197,13 +196,11 @@ class AgentRuntime(pulumi.ComponentResource):
         self.database_endpoint = self.database.address
         url = pulumi.Output.all(self.database.address, password.result).apply(
             lambda v: f"postgres://kagent:{urllib.parse.quote(v[1], safe='')}@{v[0]}:5432/kagent?sslmode=require")
-        secret = k8s.core.v1.Secret(
-            f"{name}-db-url", metadata=meta(DB_SECRET, NS, labels=labels("kagent", "database")), type="Opaque",
-            string_data={"url": pulumi.Output.secret(url)},
-            opts=self._opts(additional_secret_outputs=["stringData", "data"]))
+        url_secret = secret(f"{name}-db-url", DB_SECRET, NS, {"url": url}, app="kagent", component="database",
+                            opts=self._opts())
         # urlFile, not url: the URL (with the password) stays in a Secret, never in Helm values.
         values = {"postgres": {"urlFile": f"{DB_MOUNT}/url", "bundled": {"enabled": False}}}
-        return values, [secret]
+        return values, [url_secret]
 
     def _values(self, rt: AgentRuntimeConfig, default_model: str, db_values: dict[str, Any]) -> dict[str, Any]:
         a = self._args
@@ -309,7 +306,7 @@ class AgentRuntime(pulumi.ComponentResource):
         # No `replicas`: kagent then leaves the Deployment's replica count to KEDA's HPA.
         deployment = {"resources": resources(r.cpu, r.memory, cpu_limit=r.cpu_limit, memory_limit=r.memory_limit),
                       "securityContext": container_security_context(read_only_root=False),
-                      "podSecurityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                      "podSecurityContext": KAGENT_POD_SECURITY,
                       "labels": {"kagent.dev/monitored": "true", "app.kubernetes.io/part-of": "agentic-platform"}}
         if self._args.otlp_grpc_endpoint is not None:
             deployment["env"] = [{"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": self._args.otlp_grpc_endpoint}]

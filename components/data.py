@@ -24,11 +24,10 @@ from components.k8s import (
     PART_OF,
     container_security_context,
     helm_release,
-    labels,
-    meta,
     platform_data,
     pod_security_context,
     resources,
+    secret,
 )
 
 MILVUS_RELEASE = "milvus"
@@ -238,11 +237,8 @@ class DataServices(pulumi.ComponentResource):
         # Alphanumeric: it goes into ACL config and URLs unquoted. 32 chars ≈ 190 bits.
         password = random.RandomPassword(f"{name}-valkey-password", length=32, special=False,
                                          opts=pulumi.ResourceOptions(parent=self))
-        users = k8s.core.v1.Secret(
-            f"{name}-valkey-users",
-            metadata=meta(VALKEY_USERS_SECRET, names.NS_DATA, labels=labels("valkey", "auth")),
-            type="Opaque", string_data={"default": password.result},
-            opts=self._k8s(names.NS_DATA))
+        users = secret(f"{name}-valkey-users", VALKEY_USERS_SECRET, names.NS_DATA, {"default": password.result},
+                       app="valkey", component="auth", opts=self._k8s(names.NS_DATA))
         pin, exporter = image("valkey"), image("redis-exporter")
         values: dict[str, Any] = {
             "image": {"registry": pin["registry"], "repository": pin["repository"], "tag": pin["tag"]},
@@ -343,20 +339,13 @@ class DataServices(pulumi.ComponentResource):
         tls = self.redis_tls
         url = pulumi.Output.all(self.redis_host, password).apply(
             lambda hp: f"{'rediss' if tls else 'redis'}://:{urllib.parse.quote(hp[1], safe='')}@{hp[0]}:{names.PORT_REDIS}")
-        return k8s.core.v1.Secret(
-            f"{name}-redis-connection-{namespace}",
-            metadata=meta(REDIS_SECRET, namespace, labels=labels("redis", "connection")),
-            type="Opaque",
-            string_data={"host": self.redis_host, "port": str(names.PORT_REDIS), "username": "default",
-                         "password": password, "tls": "true" if tls else "false",
-                         "url": pulumi.Output.secret(url)},
-            opts=self._k8s(namespace))
+        return secret(f"{name}-redis-connection-{namespace}", REDIS_SECRET, namespace,
+                      {"host": self.redis_host, "port": str(names.PORT_REDIS), "username": "default",
+                       "password": password, "tls": "true" if tls else "false", "url": url},
+                      app="redis", component="connection", opts=self._k8s(namespace))
 
     def _milvus_secret(self, name: str, namespace: str) -> k8s.core.v1.Secret:
-        return k8s.core.v1.Secret(
-            f"{name}-milvus-connection-{namespace}",
-            metadata=meta(MILVUS_SECRET, namespace, labels=labels("milvus", "connection")),
-            type="Opaque",
-            string_data={"host": self.milvus_host, "port": str(self.milvus_port),
-                         "address": self.milvus_address, "uri": f"http://{self.milvus_address}"},
-            opts=self._k8s(namespace))
+        return secret(f"{name}-milvus-connection-{namespace}", MILVUS_SECRET, namespace,
+                      {"host": self.milvus_host, "port": str(self.milvus_port),
+                       "address": self.milvus_address, "uri": f"http://{self.milvus_address}"},
+                      app="milvus", component="connection", opts=self._k8s(namespace))

@@ -72,10 +72,11 @@ def container_security_context(*, read_only_root: bool = True) -> dict[str, Any]
     }
 
 
-def pod_security_context(uid: int = 1000, *, fs_group: int | None = None) -> dict[str, Any]:
-    """Pod-level half of Pod Security `restricted`."""
-    out: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid,
-                           "seccompProfile": {"type": "RuntimeDefault"}}
+def pod_security_context(uid: int | None = 1000, *, fs_group: int | None = None) -> dict[str, Any]:
+    """Pod-level half of Pod Security `restricted`. `uid=None` keeps the image's own numeric USER."""
+    out: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    if uid is not None:
+        out.update(runAsUser=uid, runAsGroup=uid)
     if fs_group is not None:
         out["fsGroup"] = fs_group
     return out
@@ -87,6 +88,16 @@ def resources(cpu: str, memory: str, *, cpu_limit: str | None = None, memory_lim
     req = {"cpu": cpu, "memory": memory, **(extra or {})}
     lim = {"cpu": cpu_limit or cpu, "memory": memory_limit or memory, **(extra or {})}
     return {"requests": req, "limits": lim}
+
+
+def secret(resource_name: str, name: str, namespace: str, data: dict[str, pulumi.Input[str]], *,
+           component: str, opts: pulumi.ResourceOptions, app: str | None = None) -> k8s.core.v1.Secret:
+    """An Opaque Secret whose values are Pulumi secrets: they stay encrypted in state and show as
+    "[secret]" in the plan; charts and pods refer to it by name, never to the values."""
+    return k8s.core.v1.Secret(
+        resource_name, metadata=meta(name, namespace, labels=labels(app or name, component)), type="Opaque",
+        string_data={key: pulumi.Output.secret(value) for key, value in data.items()},
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["stringData", "data"])))
 
 
 def chart_pin(key: str) -> dict[str, str]:

@@ -31,6 +31,7 @@ from components.k8s import (
     meta,
     pod_security_context,
     resources,
+    secret,
     selector,
 )
 
@@ -468,12 +469,9 @@ class ModelServing(pulumi.ComponentResource):
             if args.hf_token is None:
                 continue
             ns_dep = [args.namespaces[ns]] if ns in args.namespaces else []
-            # string_data is the Pulumi secret Output itself: it stays secret in state and plan.
-            self.token_secrets[ns] = k8s.core.v1.Secret(
-                f"{name}-hf-token-{ns}", metadata=meta(HF_TOKEN_SECRET, ns, labels=labels("hf-token", "model-server")),
-                type="Opaque", string_data={HF_TOKEN_KEY: pulumi.Output.secret(args.hf_token)},
-                opts=pulumi.ResourceOptions(parent=self, depends_on=ns_dep,
-                                            additional_secret_outputs=["stringData", "data"]))
+            self.token_secrets[ns] = secret(
+                f"{name}-hf-token-{ns}", HF_TOKEN_SECRET, ns, {HF_TOKEN_KEY: args.hf_token}, app="hf-token",
+                component="model-server", opts=pulumi.ResourceOptions(parent=self, depends_on=ns_dep))
 
         self.models: dict[str, ModelDeployment] = {}
         for m in args.models:

@@ -34,6 +34,7 @@ from components.k8s import (
     platform_data,
     pod_security_context,
     resources,
+    secret,
 )
 
 NS = names.NS_OBSERVABILITY
@@ -128,14 +129,11 @@ class Observability(pulumi.ComponentResource):
         pk = pulumi.Output.secret(public_key.result.apply(lambda v: f"pk-lf-{v}"))
         sk = pulumi.Output.secret(secret_key.result.apply(lambda v: f"sk-lf-{v}"))
 
-        def secret(resource: str, secret_name: str, component: str, data: dict[str, pulumi.Input[str]]):
-            return k8s.core.v1.Secret(
-                f"{name}-{resource}", metadata=meta(secret_name, NS, labels=labels(secret_name, component)),
-                type="Opaque", string_data={k: pulumi.Output.secret(v) for k, v in data.items()},
-                opts=ns_ready)
+        def ns_secret(resource: str, secret_name: str, component: str, data: dict[str, pulumi.Input[str]]):
+            return secret(f"{name}-{resource}", secret_name, NS, data, component=component, opts=ns_ready)
 
-        grafana_secret = secret("grafana-admin", GRAFANA_SECRET, "grafana",
-                                {"admin-user": "admin", "admin-password": grafana_pw.result})
+        grafana_secret = ns_secret("grafana-admin", GRAFANA_SECRET, "grafana",
+                                   {"admin-user": "admin", "admin-password": grafana_pw.result})
 
         # --------------------------------------------------------- kube-prometheus-stack
         def pvc(size_gib: int) -> dict[str, Any]:
@@ -235,13 +233,13 @@ class Observability(pulumi.ComponentResource):
             "postgres-password": db_pw.result, "clickhouse-password": clickhouse_pw.result,
             "public-key": pk, "secret-key": sk,
         }
-        self.langfuse_credentials = secret("langfuse-credentials", LANGFUSE_SECRET, "langfuse", creds)
+        self.langfuse_credentials = ns_secret("langfuse-credentials", LANGFUSE_SECRET, "langfuse", creds)
         self.langfuse_db_password = pulumi.Output.secret(db_pw.result)
 
         # --------------------------------------------------------- OpenTelemetry collector
         basic = pulumi.Output.all(pk, sk).apply(
             lambda ks: "Basic " + base64.b64encode(f"{ks[0]}:{ks[1]}".encode()).decode())
-        collector_secret = secret("otel-langfuse-auth", COLLECTOR_SECRET, "otel-collector", {"authorization": basic})
+        collector_secret = ns_secret("otel-langfuse-auth", COLLECTOR_SECRET, "otel-collector", {"authorization": basic})
         image = _image("otel-collector")
         collector_values = {
             "mode": "deployment",

@@ -46,6 +46,17 @@ def _workload(args: ResourceValidationArgs):
     return pod_spec(args.resource_type, args.props)
 
 
+def _restricted_workload(args: ResourceValidationArgs):
+    """(pod spec, namespace) of a workload outside the allow-listed namespaces, else None."""
+    spec = _workload(args)
+    if spec is None:
+        return None
+    ns = namespace_of(args.props)
+    if ns in config_list(args, "allowedNamespaces", DEFAULT_PRIVILEGED_NAMESPACES):
+        return None
+    return spec, ns
+
+
 # ----------------------------------------------------------------------------- requests + limits
 
 
@@ -76,12 +87,9 @@ k8s_resources_requests_limits = ResourceValidationPolicy(
 
 
 def _privileged(args: ResourceValidationArgs, report) -> None:
-    spec = _workload(args)
-    if spec is None:
+    if (found := _restricted_workload(args)) is None:
         return
-    ns = namespace_of(args.props)
-    if ns in config_list(args, "allowedNamespaces", DEFAULT_PRIVILEGED_NAMESPACES):
-        return
+    spec, ns = found
     for flag in ("hostNetwork", "hostPID", "hostIPC"):
         if truthy(get(spec, flag)):
             report(f"pod uses {flag} in namespace '{ns}'.")
@@ -130,12 +138,9 @@ k8s_images_pinned = ResourceValidationPolicy(
 
 
 def _non_root(args: ResourceValidationArgs, report) -> None:
-    spec = _workload(args)
-    if spec is None:
+    if (found := _restricted_workload(args)) is None:
         return
-    ns = namespace_of(args.props)
-    if ns in config_list(args, "allowedNamespaces", DEFAULT_PRIVILEGED_NAMESPACES):
-        return
+    spec, _ = found
     pod_level = get(spec, "securityContext", "runAsNonRoot")
     for kind, c in containers(spec):
         if kind == "ephemeralContainers":
