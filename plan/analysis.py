@@ -1,22 +1,33 @@
-"""What the plan derives from the declared resources after the program ran: policy findings
-(the CrossGuard pack, in-process) and reports other layers add (e.g. reachability)."""
+"""What the plan derives from the declared resources after the program ran: every Kubernetes
+object (declared, and rendered from each Helm release by real Helm), their admission as the API
+server would do it, policy findings (the CrossGuard pack, in-process, over declared resources and
+rendered objects) and reachability."""
 
 from __future__ import annotations
 
 from components.config import PlatformConfig
+from plan import objects as k8s_objects
+from plan.admission.admit import admit, summary_lines
 from plan.engine import Plan
+from plan.render import render_all
+from policies.harness import evaluate
 
 
 def analyse(plan: Plan, config: PlatformConfig) -> None:
-    """Fill `plan.policies` and `plan.extras`."""
-    try:
-        from policies.harness import evaluate
-    except ImportError:  # the pack lands with its own issue
-        evaluate = None
-    if evaluate is not None:
-        states = {urn: reg.state for urn, reg in plan.monitor.resources.items()}
-        plan.policies = evaluate(plan.monitor.requests, states, config.environment)
+    """Fill `plan.objects`, `plan.policies` and `plan.extras`."""
+    kube_version = f"{config.cluster.version}.0"
+    declared = k8s_objects.declared(plan)
+    # TEMPORARY until the vendored archives land (platform/charts/lock.yaml): render nothing.
+    from plan.render import ROOT
+    ready = (ROOT / 'platform' / 'charts' / 'lock.yaml').is_file()
+    plan.objects = declared + (render_all(plan, declared, kube_version) if ready else [])
+
+    states = {urn: reg.state for urn, reg in plan.monitor.resources.items()}
+    plan.policies = evaluate(plan.monitor.requests, states, config.environment)
+
+    plan.extras["admission"] = admit(plan.objects, plan.resources, kube_version=kube_version)
+    plan.extras.setdefault("_summary", {})["Admission"] = summary_lines(plan.extras["admission"], plan.objects)
     # Tenancy: which namespace may connect to which, from the declared NetworkPolicies.
     from plan.reachability import matrix_lines, of_plan
     plan.extras["reachability"] = of_plan(plan)
-    plan.extras.setdefault("_summary", {})["Reachability"] = matrix_lines(plan.extras["reachability"])
+    plan.extras["_summary"]["Reachability"] = matrix_lines(plan.extras["reachability"])

@@ -274,6 +274,7 @@ class Plan:
     monitor: RecordingMonitor
     policies: list[dict[str, Any]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+    objects: list[Any] = field(default_factory=list)   # plan.objects.K8sObject: declared and rendered
 
     def by_type(self, typ: str) -> list[Resource]:
         return [r for r in self.resources if r.type == typ]

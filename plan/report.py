@@ -11,10 +11,10 @@ from typing import Any
 import yaml
 
 from plan.engine import Plan, Resource
+from plan.objects import K8sObject
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)   # libyaml when present: 10x faster
-NOT_OBJECTS = {HELM_RELEASE}
 MOCK_NOTE = ("ids, ARNs, endpoints, kubeconfig and generated values are placeholders from the mock "
              "engine (prefix 'mock-', account 123456789012)")
 
@@ -46,46 +46,43 @@ def to_json(plan: Plan) -> dict[str, Any]:
     return doc
 
 
-def is_kubernetes_object(r: Resource) -> bool:
-    return r.custom and r.type.startswith("kubernetes:") and r.type not in NOT_OBJECTS
-
-
-HEAD = ("apiVersion", "kind", "metadata")
-
-
-def manifest_of(r: Resource) -> dict[str, Any]:
-    """A Kubernetes object as a plain manifest, from the resource's inputs (apiVersion, kind and
-    metadata first, as people write them)."""
-    body = {k: v for k, v in r.inputs.items() if not k.startswith("__")}
-    return {**{k: body[k] for k in HEAD if k in body}, **{k: v for k, v in body.items() if k not in HEAD}}
-
-
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
+def object_path(obj: K8sObject) -> Path:
+    """<namespace or _cluster>/<Kind>-<name>.yaml"""
+    return Path(_safe(obj.namespace or "_cluster")) / f"{obj.kind}-{_safe(obj.name)}.yaml"
+
+
 def write_manifests(plan: Plan, out_dir: Path) -> list[Path]:
-    """One file per Kubernetes object (DIR/<namespace or _cluster>/<Kind>-<name>.yaml) and one per
-    Helm release (DIR/_helm/<release>.yaml)."""
+    """One file per Kubernetes object, declared or rendered by a Helm release
+    (DIR/<namespace or _cluster>/<Kind>-<name>.yaml), one per Helm release (DIR/_helm/<release>.yaml)
+    and DIR/index.json listing every object with its file, source and hook."""
     written: list[Path] = []
+    index = []
     for r in plan.resources:
         if r.type == HELM_RELEASE:
             i = r.inputs
-            doc = {"release": i.get("name", r.name), "chart": i.get("chart"),
-                   "repository": (i.get("repositoryOpts") or {}).get("repo"), "version": i.get("version"),
-                   "namespace": i.get("namespace"), "values": i.get("values", {})}
+            doc = {"release": i.get("name", r.name), "chart": i.get("chart"), "version": i.get("version"),
+                   "upstream": i.get("description"), "namespace": i.get("namespace"), "values": i.get("values", {})}
             path = out_dir / "_helm" / f"{_safe(doc['release'])}.yaml"
-        elif is_kubernetes_object(r):
-            doc = manifest_of(r)
-            md = doc.get("metadata") or {}
-            path = out_dir / _safe(md.get("namespace") or "_cluster") / f"{doc.get('kind')}-{_safe(md.get('name', r.name))}.yaml"
-        else:
-            continue
-        if path in written:
-            raise RuntimeError(f"two objects would be written to {path}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(yaml.dump(doc, Dumper=DUMPER, sort_keys=False))
+            written.append(path)
+    seen: set[Path] = set()
+    for obj in plan.objects:
+        rel = object_path(obj)
+        if rel in seen:   # two objects of one name and kind: admission reports the conflict
+            rel = rel.with_name(f"{rel.stem}.{len(seen)}.yaml")
+        seen.add(rel)
+        path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.dump(doc, Dumper=DUMPER, sort_keys=False))
+        path.write_text(yaml.dump(obj.manifest, Dumper=DUMPER, sort_keys=False))
         written.append(path)
+        index.append({"file": str(rel), "apiVersion": obj.api_version, "kind": obj.kind, "namespace": obj.namespace,
+                      "name": obj.name, "source": obj.source, "release": obj.release, "hook": obj.hook})
+    (out_dir / "index.json").write_text(json.dumps(index, indent=1))
     return written
 
 

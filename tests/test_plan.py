@@ -67,12 +67,20 @@ def test_manifests_written(cli_run):
     for f in files:
         doc = yaml.safe_load(f.read_text())
         if f.parent.name == "_helm":
-            assert {"chart", "repository", "version", "namespace", "values"} <= set(doc)
+            assert {"release", "chart", "version", "upstream", "namespace", "values"} <= set(doc)
         else:
             assert doc["apiVersion"] and doc["kind"] and doc["metadata"]["name"]
-            assert f.name == f"{doc['kind']}-{doc['metadata']['name']}.yaml"
+            assert f.name.startswith(f"{doc['kind']}-{doc['metadata']['name']}")
             assert f.parent.name == doc["metadata"].get("namespace", "_cluster")
     assert "manifests under" in proc.stdout
+    # index.json: every object file, with its source (a declaring URN or, rendered, its release's URN)
+    index = json.loads((out / "m" / "index.json").read_text())
+    objects = {str(f.relative_to(out / "m")) for f in files if f.parent.name != "_helm"}
+    assert {e["file"] for e in index} == objects
+    urns = {r["urn"] for r in json.loads((out / "p.json").read_text())["resources"]}
+    for e in index:
+        assert {"file", "apiVersion", "kind", "namespace", "name", "source", "release", "hook"} <= set(e)
+        assert e["source"] in urns, e
 
 
 def test_prod_plan_takes_seconds(cli_run):
