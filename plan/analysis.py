@@ -10,7 +10,7 @@ from plan import objects as k8s_objects
 from plan.admission.admit import admit, summary_lines
 from plan.engine import Plan
 from plan.render import render_all
-from policies.harness import evaluate
+from policies.harness import evaluate, evaluate_objects
 
 
 def analyse(plan: Plan, config: PlatformConfig) -> None:
@@ -24,6 +24,9 @@ def analyse(plan: Plan, config: PlatformConfig) -> None:
 
     states = {urn: reg.state for urn, reg in plan.monitor.resources.items()}
     plan.policies = evaluate(plan.monitor.requests, states, config.environment)
+    # The chart objects CrossGuard cannot see under `pulumi preview` (docs/policies.md).
+    plan.policies += evaluate_objects([(o.manifest, o.source, o.ref) for o in plan.objects if o.release or o.controller],
+                                      config.environment)
 
     plan.extras["admission"] = admit(plan.objects, plan.resources, kube_version=kube_version)
     plan.extras.setdefault("_summary", {})["Admission"] = summary_lines(plan.extras["admission"], plan.objects)

@@ -31,7 +31,7 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import proto
-from pulumi_policy import EnforcementLevel
+from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
 from . import (
@@ -153,8 +153,38 @@ def evaluate(requests: Iterable, states: Mapping[str, Mapping], environment: str
     return findings
 
 
+def type_token(api_version: str, kind: str) -> str:
+    """The pulumi-kubernetes type token of a Kubernetes object: `apps/v1` Deployment ->
+    `kubernetes:apps/v1:Deployment`, `v1` Pod -> `kubernetes:core/v1:Pod`."""
+    group_version = api_version if "/" in api_version else f"core/{api_version}"
+    return f"kubernetes:{group_version}:{kind}"
+
+
+def evaluate_objects(objects: Iterable[tuple[Mapping, str, str]], environment: str,
+                     policies: list | None = None) -> list[dict]:
+    """Run the resource rules over Kubernetes objects that no Pulumi resource declares: the objects a
+    Helm release renders. Under `pulumi preview` a `helm.sh/v3:Release` is one opaque resource, so
+    CrossGuard never sees its chart's pods; the offline plan renders them and puts each object
+    through the same rules, as if it were a typed resource of its kind. `objects`: (manifest, urn to
+    report, object name for the finding's `object`); stack rules (which correlate declared
+    resources) do not run here."""
+    policies = [p for p in (ALL_POLICIES if policies is None else policies) if isinstance(p, ResourceValidationPolicy)]
+    config = load_policy_config(environment)
+    svc = _PolicyAnalyzerServicer(PACK_NAME, PACK_VERSION, policies, PACK_ENFORCEMENT_LEVEL)
+    svc.Configure(policy_config_request(config, policies), None)
+    findings: list[dict] = []
+    for manifest, urn, ref in objects:
+        typ = type_token(str(manifest.get("apiVersion", "")), str(manifest.get("kind", "")))
+        name = str((manifest.get("metadata") or {}).get("name", ""))
+        response = svc.Analyze(proto.AnalyzeRequest(type=typ, properties=_struct(manifest), urn=urn, name=name,
+                                                    options=proto.AnalyzerResourceOptions()), None)
+        findings += [{**_finding(d, urn), "object": ref} for d in response.diagnostics]
+    return findings
+
+
 def has_mandatory(findings: Iterable[Mapping]) -> bool:
     return any(f["level"] == "mandatory" for f in findings)
 
 
-__all__ = ["ALL_POLICIES", "downgrade", "evaluate", "has_mandatory", "load_policy_config", "policy_config_request"]
+__all__ = ["ALL_POLICIES", "downgrade", "evaluate", "evaluate_objects", "has_mandatory", "load_policy_config",
+           "policy_config_request"]
