@@ -17,9 +17,9 @@ def analyse(plan: Plan, config: PlatformConfig) -> None:
     """Fill `plan.objects`, `plan.policies` and `plan.extras`."""
     kube_version = f"{config.cluster.version}.0"
     declared = k8s_objects.declared(plan)
-    # TEMPORARY until the vendored archives land (platform/charts/lock.yaml): render nothing.
-    from plan.render import ROOT
-    ready = (ROOT / 'platform' / 'charts' / 'lock.yaml').is_file()
+    # TEMPORARY until every release installs a vendored archive: render nothing.
+    from plan.render import releases
+    ready = all(r.chart.is_file() for r in releases(plan))
     plan.objects = declared + (render_all(plan, declared, kube_version) if ready else [])
 
     states = {urn: reg.state for urn, reg in plan.monitor.resources.items()}

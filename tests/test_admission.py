@@ -206,3 +206,18 @@ def test_max_nodes_from_node_groups_and_nodepool_limits():
                 "spec": {"limits": {"nvidia.com/gpu": "16"}, "template": {"spec": {"requirements": [
                     {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["g5.xlarge", "g5.12xlarge"]}]}}}})
     assert max_nodes([pool], [group]) == 4 + 16   # 16 GPUs / 1 GPU per g5.xlarge
+
+
+def test_secrets_that_controllers_and_hook_jobs_create_count_as_existing():
+    reader = deployment("operator", namespace="mon", pod={"volumes": [{"name": "tls", "secret": {"secretName": "op-admission"}}]})
+    certgen = obj({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "op-admission-create", "namespace": "mon"},
+                   "spec": {"template": {"spec": {"containers": [{
+                       "name": "create", "image": "registry.k8s.io/ingress-nginx/kube-webhook-certgen:v1.6.1",
+                       "args": ["create", "--host=op", "--namespace=mon", "--secret-name=op-admission"]}]}}}})
+    assert references.check([reader])   # nobody makes it
+    assert references.check([reader, certgen]) == []
+    def keda(rotate: str) -> K8sObject:
+        return deployment("keda", namespace="mon",
+                          container={"args": [f"--enable-cert-rotation={rotate}", "--cert-secret-name=op-admission"]})
+    assert references.check([reader, keda("true")]) == []
+    assert references.check([reader, keda("false")])

@@ -99,14 +99,13 @@ def conflicts(objects: list[K8sObject]) -> list[dict[str, Any]]:
     return out
 
 
-def admit(objects: list[K8sObject], resources: list[Any], *, kube_version: str,
-          runtime: dict[tuple[str, str], str] | None = None) -> list[dict[str, Any]]:
+def admit(objects: list[K8sObject], resources: list[Any], *, kube_version: str) -> list[dict[str, Any]]:
     """Every admission finding, in a stable order."""
     findings = conflicts(objects)
     findings += [_finding(o, "schema", msg) for o, msg in schema.check(objects, kube_version)]
     findings += pod_security(objects)
     findings += [_finding(o, check, msg) for o, check, msg in quota.check(objects, max_nodes(objects, resources))]
-    findings += [_finding(o, "reference", msg) for o, msg in references.check(objects, runtime)]
+    findings += [_finding(o, "reference", msg) for o, msg in references.check(objects)]
     findings += [_finding(o, "image", msg) for o, msg in images.check(objects)]
     findings += [_finding(None, "podIdentity", msg, urn)
                  for urn, msg in pod_identity.check(objects, resources, addon_accounts(resources))]

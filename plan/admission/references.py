@@ -21,11 +21,39 @@ RUNTIME: dict[tuple[str, str], str] = {
 }
 
 
-def _runtime(kind: str, name: str, extra: dict[tuple[str, str], str]) -> str | None:
-    for (k, pattern), who in {**RUNTIME, **extra}.items():
+def _runtime(kind: str, name: str) -> str | None:
+    for (k, pattern), who in RUNTIME.items():
         if k == kind and re.fullmatch(pattern, name):
             return who
     return None
+
+
+def _flag(args: list[str], flag: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+        if arg == flag and i + 1 < len(args):
+            return args[i + 1]
+    return None
+
+
+def created_at_run_time(objects: list[K8sObject]) -> dict[tuple[str, str, str], str]:
+    """(namespace, kind, name) -> who creates it, for objects the platform's controllers and hook
+    jobs make while they run, read from their real arguments:
+    - kube-webhook-certgen `create --secret-name=X` (the certificate Job kube-prometheus-stack runs
+      as a pre-install hook; jet/kube-webhook-certgen cmd/create.go) writes Secret X;
+    - the KEDA operator with `--enable-cert-rotation=true` writes `--cert-secret-name`
+      (kedacore/keda cmd/operator/main.go, pkg/certificates)."""
+    out = {}
+    for o in objects:
+        for _path, _meta, spec in pod_templates(o.manifest):
+            for c in list(spec.get("initContainers") or []) + list(spec.get("containers") or []):
+                args = [str(a) for a in (c.get("args") or []) + (c.get("command") or [])]
+                if "create" in args and (secret := _flag(args, "--secret-name")) and "certgen" in str(c.get("image")):
+                    out[(o.namespace or "", "Secret", secret)] = f"{o.kind} {o.name} (kube-webhook-certgen create)"
+                if _flag(args, "--enable-cert-rotation") == "true" and (secret := _flag(args, "--cert-secret-name")):
+                    out[(o.namespace or "", "Secret", secret)] = f"{o.kind} {o.name} (KEDA certificate rotation)"
+    return out
 
 
 def pod_references(spec: dict[str, Any]) -> list[tuple[str, str]]:
@@ -75,11 +103,9 @@ def _storage_classes(objects: list[K8sObject]) -> tuple[set[str], bool]:
     return names, has_default
 
 
-def check(objects: list[K8sObject], runtime: dict[tuple[str, str], str] | None = None) -> list[tuple[K8sObject, str]]:
-    """(object, problem) for every reference nothing provides. `runtime` adds (kind, name pattern)
-    entries for objects the platform's controllers create (see admit.RUNTIME_BY_CONTROLLERS)."""
-    extra = runtime or {}
-    have = {(o.namespace or "", o.kind, o.name) for o in objects}
+def check(objects: list[K8sObject]) -> list[tuple[K8sObject, str]]:
+    """(object, problem) for every reference nothing provides."""
+    have = {(o.namespace or "", o.kind, o.name) for o in objects} | set(created_at_run_time(objects))
     classes, has_default = _storage_classes(objects)
     problems = []
     for o in objects:
@@ -88,7 +114,7 @@ def check(objects: list[K8sObject], runtime: dict[tuple[str, str], str] | None =
             for kind, name in pod_references(spec):
                 if kind == "PersistentVolumeClaim" and name in templates:
                     continue
-                if (o.namespace or "default", kind, name) in have or _runtime(kind, name, extra):
+                if (o.namespace or "default", kind, name) in have or _runtime(kind, name):
                     continue
                 problems.append((o, f"{path}: {kind} {o.namespace}/{name} does not exist (not declared, not rendered "
                                     "by a chart, not created by a known controller)"))
