@@ -86,6 +86,22 @@ def write_manifests(plan: Plan, out_dir: Path) -> list[Path]:
     return written
 
 
+def object_lines(plan: Plan, by_urn: dict[str, Resource]) -> list[str]:
+    """Kubernetes objects per layer, and per source: the program itself or a Helm release."""
+    rendered = [o for o in plan.objects if o.release]
+    lines = [f"\n  Kubernetes objects: {len(plan.objects)} ({len(plan.objects) - len(rendered)} declared, "
+             f"{len(rendered)} rendered by {len({o.release for o in rendered})} Helm releases, "
+             f"{sum(1 for o in rendered if o.hook)} of them hooks)"]
+    per_layer: dict[str, Counter] = defaultdict(Counter)
+    for o in plan.objects:
+        layer = layer_of(plan, by_urn[o.source], by_urn) if o.source in by_urn else "(root)"
+        per_layer[layer][o.release or o.controller or "declared"] += 1
+    for layer in sorted(per_layer):
+        counts = per_layer[layer]
+        lines.append(f"    {layer} ({sum(counts.values())}): " + ", ".join(f"{src} {n}" for src, n in sorted(counts.items())))
+    return lines
+
+
 def summary(plan: Plan) -> str:
     lines = [f"Offline plan of {plan.project}/{plan.stack}: {len(plan.resources)} resources "
              f"({sum(r.custom for r in plan.resources)} custom, {sum(not r.custom for r in plan.resources)} components)"]
@@ -99,6 +115,7 @@ def summary(plan: Plan) -> str:
         lines.append(f"\n  {layer} ({sum(counts.values())})")
         for typ, n in sorted(counts.items()):
             lines.append(f"    {n:4d}  {typ}")
+    lines.extend(object_lines(plan, by_urn))
     protected = [r for r in plan.resources if r.protect]
     lines.append(f"\n  protected from destroy: {len(protected)}")
     lines.append("\nOutputs:")

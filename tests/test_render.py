@@ -1,0 +1,85 @@
+"""The plan renders every Helm release with the real Helm binary and its vendored chart, and admits
+every object, declared or rendered, as the cluster would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from plan import render
+from plan.engine import ROOT
+from tests.conftest import STACKS, plan_of
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def planned(request):
+    return plan_of(request.param)
+
+
+def test_every_release_renders_objects_from_its_vendored_archive(planned):
+    specs = render.releases(planned)
+    assert specs, "the plan has no Helm releases"
+    per_release = Counter(o.release for o in planned.objects if o.release)
+    for spec in specs:
+        assert spec.chart.is_relative_to(ROOT / "platform" / "charts") and spec.chart.is_file(), spec.chart
+        assert per_release[spec.name] > 0, f"release {spec.name} rendered nothing"
+
+
+def test_rendered_objects_are_many_and_namespaced_like_helm_installs_them(planned):
+    rendered = [o for o in planned.objects if o.release]
+    assert len(rendered) > 2 * len([o for o in planned.objects if not o.release])   # hundreds, not a handful
+    kinds = Counter(o.kind for o in rendered)
+    assert kinds["Deployment"] and kinds["CustomResourceDefinition"] and kinds["ServiceAccount"]
+    releases = {s.urn: s.namespace for s in render.releases(planned)}
+    for o in rendered:
+        if o.kind in ("Deployment", "StatefulSet", "DaemonSet", "Service", "ServiceAccount", "ConfigMap"):
+            assert o.namespace, o.ref
+            assert o.source in releases
+
+
+def test_hooks_are_marked(planned):
+    hooks = [o for o in planned.objects if o.hook]
+    assert hooks, "no chart renders a hook? (kube-prometheus-stack's admission jobs are pre-install hooks)"
+    for o in hooks:
+        assert o.metadata["annotations"][render.HOOK] == o.hook
+
+
+def test_zero_admission_findings(planned):
+    found = planned.extras["admission"]
+    assert found == [], "\n".join(f"[{f['check']}] {f['object'] or f['source']}: {f['message']}" for f in found)
+
+
+def test_cache_key_follows_archive_values_and_kube_version(planned):
+    spec = render.releases(planned)[0]
+    key = render._key(spec, "1.34.0", ())
+    assert key == render._key(spec, "1.34.0", ())
+    assert key != render._key(spec, "1.33.0", ())
+    assert key != render._key(spec, "1.34.0", ("example.com/v1",))
+    other = render.ReleaseSpec(spec.urn, spec.name, spec.namespace, spec.chart, spec.version,
+                               json.dumps({"changed": True}), spec.include_crds)
+    assert key != render._key(other, "1.34.0", ())
+
+
+def test_a_chart_that_does_not_render_is_an_error(tmp_path):
+    spec = render.ReleaseSpec("urn:x", "x", "default", tmp_path / "missing.tgz", "1.0.0", "{}", True)
+    with pytest.raises(render.RenderError, match="does not exist"):
+        render.render_one(spec, "1.34.0", ())
+    keda = next(p for p in (ROOT / "platform" / "charts").glob("keda-*.tgz"))
+    bad = render.ReleaseSpec("urn:x", "x", "default", keda, "", json.dumps({"image": "not-a-map"}), True)
+    with pytest.raises(render.RenderError, match="helm template x"):
+        render.render_one(bad, "1.34.0", ())
+
+
+def test_missing_helm_is_a_clear_message_and_writes_nothing(tmp_path):
+    env = {**os.environ, "AGENTIC_HELM": str(tmp_path / "no-helm")}
+    proc = subprocess.run([sys.executable, "-m", "plan", "dev", "--json", str(tmp_path / "p.json"),
+                           "--manifests", str(tmp_path / "m")], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 3
+    assert "Helm is not installed" in proc.stderr and "make tools/helm/bin/helm" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "p.json").exists() and not (tmp_path / "m").exists()
