@@ -1,8 +1,10 @@
 """python -m plan STACK_OR_FILE [--json FILE] [--manifests DIR] [--preflight]
 
 Runs the real program in-process under Pulumi's mock engine with the stack file's config and
-reports what `pulumi up` would declare. Exit 0 planned, 1 mandatory policy violation (or failed
-pre-flight), 2 invalid stack config."""
+reports what `pulumi up` would declare, every object it puts on the cluster (Helm releases rendered
+by real Helm) and their admission. Exit 0 planned, 1 a mandatory policy violation, an object the
+cluster would reject, a chart that does not render (or a failed pre-flight), 2 invalid stack
+config, 3 no Helm binary."""
 
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
 
     raw = {k.split(":", 1)[1]: v for k, v in program_config(stack).items() if k.startswith(NAMESPACE + ":")}
     try:
-        config = validate(raw, stack.name)
+        # The stack file's `secure:` keys: a secret key given in plain text is a config error.
+        config = validate(raw, stack.name, secret_keys=[k.split(":", 1)[1] for k in stack.secret_keys])
     except ConfigError as err:
         print(f"{stack.path.name}: invalid stack config ({len(err.problems)} problem(s)):", file=sys.stderr)
         for line in err.lines():
@@ -48,10 +51,20 @@ def main(argv: list[str] | None = None) -> int:
 
     from plan.analysis import analyse
     from plan.engine import run_program
+    from plan.render import HelmMissingError, RenderError, helm_version
     from plan.report import summary, to_json, write_manifests
 
+    try:
+        helm_version()   # before anything runs: without Helm nothing is planned or written
+    except HelmMissingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
     plan = run_program(stack)
-    analyse(plan, config)
+    try:
+        analyse(plan, config)
+    except RenderError as err:   # a chart that cannot render with these values fails `pulumi up` too
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(summary(plan))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -62,11 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         files = write_manifests(plan, written)
         print(f"wrote {len(files)} manifests under {written}")
     mandatory = [f for f in plan.policies if f["level"] == "mandatory"]
+    rejected = plan.extras.get("admission") or []
     if mandatory:
         print(f"\n{len(mandatory)} mandatory policy violation(s): " +
               ", ".join(sorted({f['policy'] for f in mandatory})), file=sys.stderr)
-        return 1
-    return 0
+    if rejected:
+        print(f"\n{len(rejected)} object(s) the cluster would reject: " +
+              ", ".join(sorted({f['check'] for f in rejected})), file=sys.stderr)
+    return 1 if mandatory or rejected else 0
 
 
 if __name__ == "__main__":

@@ -127,6 +127,7 @@ def summary(plan: Plan) -> str:
         lines.extend(f"  {x}" for x in lines_)
     lines.append(f"\nPolicies: {len(plan.policies)} finding(s)")
     for f in plan.policies:
-        lines.append(f"  [{f['level']}] {f['policy']}: {f['message']}" + (f"  ({f['urn']})" if f.get("urn") else ""))
+        where = f.get("object") or f.get("urn")   # a rendered object's name; else the resource's URN
+        lines.append(f"  [{f['level']}] {f['policy']}: {f['message']}" + (f"  ({where})" if where else ""))
     lines.append(f"\nNote: {MOCK_NOTE}.")
     return "\n".join(lines)

@@ -39,6 +39,7 @@ from . import (
     PACK_ENFORCEMENT_LEVEL,
     PACK_NAME,
     PACK_VERSION,
+    k8s_rules,
     load_policy_config,
 )
 
@@ -175,6 +176,8 @@ def evaluate_objects(objects: Iterable[tuple[Mapping, str, str]], environment: s
     findings: list[dict] = []
     for manifest, urn, ref in objects:
         typ = type_token(str(manifest.get("apiVersion", "")), str(manifest.get("kind", "")))
+        if typ not in k8s_rules.RESOURCE_TYPES:
+            continue   # no resource rule reads it (CRDs, RBAC, ConfigMaps): skip the costly proxying
         name = str((manifest.get("metadata") or {}).get("name", ""))
         response = svc.Analyze(proto.AnalyzeRequest(type=typ, properties=_struct(manifest), urn=urn, name=name,
                                                     options=proto.AnalyzerResourceOptions()), None)

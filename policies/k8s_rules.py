@@ -18,6 +18,7 @@ from pulumi_policy import (
 
 from .common import (
     GPU_RESOURCE,
+    WORKLOAD_TYPES,
     as_list,
     config_list,
     containers,
@@ -292,3 +293,9 @@ POLICIES = [
     helm_release_version_pinned,
     gpu_nodepool_limits_and_taint,
 ]
+
+
+# Every type a rule of this module reads (the others return at once): the offline plan sends only
+# these of the objects Helm renders through the rules (policies.harness.evaluate_objects), not the
+# megabytes of CRDs and RBAC a chart also carries.
+RESOURCE_TYPES = frozenset({*WORKLOAD_TYPES, "kubernetes:core/v1:Service", *HELM_TYPES, NODEPOOL_TYPE})
