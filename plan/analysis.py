@@ -30,7 +30,9 @@ def analyse(plan: Plan, config: PlatformConfig) -> None:
 
     plan.extras["admission"] = admit(plan.objects, plan.resources, kube_version=kube_version)
     plan.extras.setdefault("_summary", {})["Admission"] = summary_lines(plan.extras["admission"], plan.objects)
-    # Tenancy: which namespace may connect to which, from the declared NetworkPolicies.
-    from plan.reachability import matrix_lines, of_plan
-    plan.extras["reachability"] = of_plan(plan)
-    plan.extras["_summary"]["Reachability"] = matrix_lines(plan.extras["reachability"])
+    # Tenancy: every connection the platform makes, judged pod by pod against every NetworkPolicy
+    # (declared and rendered); a needed connection denied, or a monitor that scrapes nothing, rejects.
+    from plan import connections
+    plan.extras["reachability"] = connections.reachability(plan)
+    plan.extras["admission"] += connections.rejections(plan.extras["reachability"])
+    plan.extras["_summary"]["Reachability"] = connections.summary_lines(plan.extras["reachability"])

@@ -1,226 +1,245 @@
-"""Cross-layer flows: every connection the layers really declare (a consumer's URL, a connection
-Secret it reads, a scaler trigger, a ServiceMonitor) is allowed by the declared NetworkPolicies.
-
-The connections are derived from the plan, not from the FLOWS table, so a layer that starts
-talking to a new place without a flow fails here."""
+"""The connections the platform really makes (plan/connections.py, derived from the objects: DNS,
+Pod Identity, the API server both ways, every ServiceMonitor target, routes, the addresses in env
+and configs, connection Secrets, KEDA triggers, tools) are all allowed by the NetworkPolicies on
+both stacks, and nothing beyond the FLOWS design reaches a tenant's way into the platform's stores.
+A ServiceMonitor that scrapes nothing, or a flow taken away, is caught."""
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from urllib.parse import urlparse
+import copy
+from functools import cache
+from types import SimpleNamespace
 
 import pytest
+from conftest import plan_of
 
 from components import names
-from plan.reachability import egress_allows_ip, of_plan, policies_by_namespace
+from components.tenancy import FLOWS, expand
+from plan import connections
+from plan.reachability import PortSet, probes, selector_matches
 
-SECRET = "kubernetes:core/v1:Secret"
-SERVICE = "kubernetes:core/v1:Service"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-RELEASE = "kubernetes:helm.sh/v3:Release"
-MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
-ELASTICACHE = "aws:elasticache/replicationGroup:ReplicationGroup"
-VPC, INTERNET = "vpc", "internet"
-PUBLIC_ADDRESS = "203.0.113.10"   # TEST-NET-3: outside every private range
-SVC_HOST = re.compile(r"^(?P<svc>[a-z0-9-]+)\.(?P<ns>[a-z0-9-]+)\.svc(\.cluster\.local)?$")
-# ServiceMonitors rendered by charts (not plan objects): release -> metrics port the monitor scrapes.
-CHART_MONITORS = {"milvus": 9091, "valkey": 9121}
+PUBLIC = "0.0.0.0/0 except 10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+POD_IDENTITY = "169.254.170.23/32"
+# Stores: every pod of ai-data, and these pods of observability (metrics, traces and their databases).
+OBSERVABILITY_STORES = {"prometheus", "alertmanager", "clickhouse", "postgresql", "zookeeper", "redis", "valkey", "minio"}
 
 
-def kind(plan, suffix: str) -> list:
-    return [r for r in plan.resources if r.type.endswith(suffix)]
+@cache
+def derivation(stack: str) -> connections.Derivation:
+    return connections.build(plan_of(stack))
 
 
-def release(plan, name: str):
-    found = [r for r in plan.by_type(RELEASE) if r.inputs.get("name") == name]
-    return found[0] if found else None
+def reach(stack: str) -> dict:
+    return plan_of(stack).extras["reachability"]
 
 
-def target_of_url(url: str) -> tuple[str, int]:
-    u = urlparse(url)
-    port = u.port or (443 if u.scheme == "https" else 80)
-    m = SVC_HOST.match(u.hostname or "")
-    return (m["ns"], port) if m else (INTERNET, port)
+def vpc(stack: str) -> str:
+    return connections.vpc_cidr_of(plan_of(stack))
 
 
-def redis_target(plan) -> tuple[str, int]:
-    valkey = release(plan, "valkey")
-    if valkey is not None:
-        return valkey.inputs["namespace"], names.PORT_REDIS
-    (group,) = plan.by_type(ELASTICACHE)
-    return VPC, int(group.inputs["port"])
+def conns(stack: str, src: str = "", dst: str = "", port: int | None = None, why: str = "") -> list[dict]:
+    """Connections whose from/to start with `src`/`dst` (and port, and a `why` fragment)."""
+    return [c for c in reach(stack)["connections"] if c["from"].startswith(src) and c["to"].startswith(dst)
+            and (port is None or c["port"] == port) and why in c["why"]]
 
 
-def container_port(plan, ns: str, service: dict, port) -> int | str:
-    """A Service port (number or name) -> the pods' port (what NetworkPolicies see)."""
-    for p in service["spec"]["ports"]:
-        if port in (p.get("port"), p.get("name")):
-            target = p.get("targetPort", p["port"])
-            if isinstance(target, int):
-                return target
-            sel = service["spec"].get("selector") or {}
-            for d in plan.by_type(DEPLOYMENT):
-                tmpl = d.inputs["spec"]["template"]
-                if d.inputs["metadata"].get("namespace") == ns and \
-                        sel.items() <= (tmpl["metadata"].get("labels") or {}).items():
-                    for c in tmpl["spec"]["containers"]:
-                        for cp in c.get("ports") or []:
-                            if cp.get("name") == target:
-                                return cp["containerPort"]
-            return target
-    return port
+def tenants(stack: str) -> list[str]:
+    return sorted(o.name for o in plan_of(stack).objects
+                  if o.kind == "Namespace" and names.TENANT_LABEL in (o.metadata.get("labels") or {}))
 
 
-def services(plan, ns: str) -> list[dict]:
-    return [s.inputs for s in plan.by_type(SERVICE) if s.inputs["metadata"].get("namespace") == ns]
+# ------------------------------------------------------------------------------------ all allowed
 
-
-def connections(plan) -> list[tuple[str, str, int | str | None, str]]:
-    """(source namespace, destination namespace | vpc | internet, port or None for 'some port', why)."""
-    out = []
-    redis_ns, redis_port = redis_target(plan)
-    milvus = release(plan, "milvus")
-    # consumers of the data layer's connection Secrets
-    for s in plan.by_type(SECRET):
-        md = s.inputs["metadata"]
-        if md["name"] == "redis-connection":
-            out.append((md["namespace"], redis_ns, redis_port, "redis-connection consumer -> Redis"))
-        if md["name"] == "milvus-connection" and milvus is not None:
-            out.append((md["namespace"], milvus.inputs["namespace"], names.PORT_MILVUS,
-                        "milvus-connection consumer -> Milvus"))
-    # kagent's ModelConfigs -> the gateway; the gateway's routes -> the model servers' pods
-    for mc in kind(plan, ":ModelConfig"):
-        ns, port = target_of_url(mc.inputs["spec"]["openAI"]["baseUrl"])
-        out.append((mc.inputs["metadata"]["namespace"], ns, port, "ModelConfig -> gateway"))
-    for gw in kind(plan, "gateway.networking.k8s.io/v1:Gateway"):
-        gw_ns = gw.inputs["metadata"]["namespace"]
-        for route in kind(plan, ":HTTPRoute"):
-            for rule in route.inputs["spec"]["rules"]:
-                for ref in rule.get("backendRefs") or []:
-                    if ref.get("kind", "Service") != "Service":
-                        continue
-                    ns = ref.get("namespace", route.inputs["metadata"]["namespace"])
-                    svc = [s for s in services(plan, ns) if s["metadata"]["name"] == ref["name"]]
-                    port = ref.get("port")
-                    port = container_port(plan, ns, svc[0], port) if svc and port else port
-                    out.append((gw_ns, ns, port, f"gateway -> backend {ref['name']}"))
-    # tools: in-cluster MCP servers by Service address, remote ones over HTTPS
-    for t in kind(plan, ":RemoteMCPServer"):
-        ns, port = target_of_url(t.inputs["spec"]["url"])
-        out.append((t.inputs["metadata"]["namespace"], ns, port, f"agents -> tool {t.inputs['metadata']['name']}"))
-    # agents' telemetry
-    for a in kind(plan, "kagent.dev/v1alpha2:Agent"):
-        for env in a.inputs["spec"]["declarative"]["deployment"].get("env") or []:
-            if env["name"] == "OTEL_EXPORTER_OTLP_ENDPOINT":
-                ns, port = target_of_url(env["value"])
-                out.append((a.inputs["metadata"]["namespace"], ns, port, "agent -> OTLP"))
-    # KEDA (its operator's namespace) -> each trigger's target
-    keda = release(plan, "keda")
-    if keda is not None:
-        for so in kind(plan, ":ScaledObject"):
-            for trig in so.inputs["spec"]["triggers"]:
-                if trig["type"] == "redis":
-                    out.append((keda.inputs["namespace"], redis_ns, redis_port, "KEDA redis trigger"))
-                if trig["type"] == "prometheus":
-                    ns, port = target_of_url(trig["metadata"]["serverAddress"])
-                    out.append((keda.inputs["namespace"], ns, port, "KEDA prometheus trigger"))
-    # LangFuse: the platform's Redis (through the Secret), its external PostgreSQL
-    lf = release(plan, "langfuse")
-    if lf is not None:
-        v = lf.inputs["values"]
-        if any((e.get("valueFrom") or {}).get("secretKeyRef", {}).get("name") == "redis-connection"
-               for e in v["langfuse"].get("additionalEnv") or []):
-            out.append((lf.inputs["namespace"], redis_ns, redis_port, "LangFuse -> Redis"))
-        if not v["postgresql"]["deploy"]:
-            out.append((lf.inputs["namespace"], VPC, int(v["postgresql"].get("port", 5432)), "LangFuse -> RDS"))
-    kagent = release(plan, "kagent")
-    if kagent is not None and kagent.inputs["values"]["database"]["postgres"].get("urlFile"):
-        out.append((kagent.inputs["namespace"], VPC, 5432, "kagent -> RDS"))
-    # Prometheus -> every ServiceMonitor's targets
-    prom_ns = release(plan, "kube-prometheus-stack").inputs["namespace"]
-    for sm in plan.by_type(MONITOR):
-        spec, own = sm.inputs["spec"], sm.inputs["metadata"]["namespace"]
-        ns_sel = spec.get("namespaceSelector") or {}
-        if ns_sel.get("any"):
-            want = spec["selector"]["matchLabels"].items()
-            targets = sorted({r.inputs["metadata"]["namespace"] for r in plan.resources
-                              if isinstance(r.inputs.get("metadata"), dict) and r.inputs["metadata"].get("namespace")
-                              and want <= (r.inputs["metadata"].get("labels") or {}).items()})
-        else:
-            targets = ns_sel.get("matchNames") or [own]
-        for ns in targets:
-            for ep in spec["endpoints"]:
-                port = ep.get("targetPort") or ep.get("port")
-                matching = [s for s in services(plan, ns)
-                            if spec["selector"]["matchLabels"].items() <= s["metadata"].get("labels", {}).items()]
-                resolved = container_port(plan, ns, matching[0], port) if matching else port
-                out.append((prom_ns, ns, resolved if isinstance(resolved, int) else None,
-                            f"Prometheus -> ServiceMonitor {sm.inputs['metadata']['name']}"))
-    for rel, port in CHART_MONITORS.items():
-        r = release(plan, rel)
-        if r is not None and r.inputs["values"]["metrics"]["serviceMonitor"]["enabled"]:
-            out.append((prom_ns, r.inputs["namespace"], port, f"Prometheus -> {rel} (chart ServiceMonitor)"))
-    return out
-
-
-def check(plan) -> tuple[list, list[str]]:
-    pairs = {(e["from"], e["to"]): e["ports"] for e in of_plan(plan)}
-    policies = policies_by_namespace(plan.resources)
-    (vpc,) = plan.by_type("aws:ec2/vpc:Vpc")
-    vpc_address = str(ipaddress.ip_network(vpc.inputs["cidrBlock"]).network_address + 100)
-    conns, blocked = connections(plan), []
-    for src, dst, port, why in conns:
-        if dst in (VPC, INTERNET):
-            ok = egress_allows_ip(policies.get(src, []), vpc_address if dst == VPC else PUBLIC_ADDRESS, int(port))
-        else:
-            ports = pairs.get((src, dst))
-            ok = bool(ports) and (port is None or ports == ["any"] or f"{port}/TCP" in ports)
-        if not ok:
-            blocked.append(f"{why}: {src} -> {dst}:{port}")
-    return conns, blocked
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_needed_connection_is_allowed(stack):
+    r = reach(stack)
+    assert r["enforced"] is True, "the vpc-cni add-on must enable network policy, or none of this is enforced"
+    assert [f"{c['from']} -> {c['to']} {c['port']}/{c['protocol']}: {c['why']}" for c in r["denied"]] == []
+    assert r["findings"] == []
+    assert len(r["connections"]) > 100
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_every_declared_connection_is_allowed(stack, dev_plan, prod_plan):
-    plan = dev_plan if stack == "dev" else prod_plan
-    conns, blocked = check(plan)
-    assert blocked == []
-    # the derivation found the connections the layers make (a vacuous pass is a failure)
-    whys = {c[3] for c in conns}
-    for expected in ("redis-connection consumer -> Redis", "milvus-connection consumer -> Milvus",
-                     "ModelConfig -> gateway", "KEDA redis trigger", "KEDA prometheus trigger",
-                     "LangFuse -> Redis", "agent -> OTLP"):
-        assert expected in whys, expected
-    assert any(w.startswith("gateway -> backend") for w in whys)
-    assert any(w.startswith("Prometheus -> ServiceMonitor") for w in whys)
-    assert any(c[1] == INTERNET for c in conns), "a remote tool server over HTTPS"
+def test_the_derivation_finds_what_the_platform_does(stack):
+    """Not a vacuous pass: each kind of connection is derived, with the right ports."""
+    v = vpc(stack)
+    # DNS from every non-host pod, both protocols
+    dns = conns(stack, dst="kube-system/Deployment/coredns", why="DNS")
+    assert {c["protocol"] for c in dns} == {"UDP", "TCP"} and {c["port"] for c in dns} == {53}
+    assert {c["from"] for c in dns} >= {p.ref for p in derivation(stack).cluster.pods
+                                        if not p.host_network and p.labels.get("k8s-app") != "kube-dns"}
+    # Pod Identity: every associated account's pods, to the agent
+    assert conns(stack, f"{names.NS_DATA}/Deployment/milvus", POD_IDENTITY, 80)
+    assert conns(stack, "kube-system/Deployment/karpenter", POD_IDENTITY, 80)
+    assert conns(stack, f"{names.NS_OBSERVABILITY}/Deployment/langfuse-web", POD_IDENTITY, 80)
+    # the API server: controllers to it, it to the webhooks (from the control plane ENIs in the VPC)
+    assert conns(stack, f"{names.NS_AGENTS}/Deployment/kagent-controller", v, 443, "Kubernetes API")
+    assert conns(stack, f"{names.NS_OBSERVABILITY}/StatefulSet/prometheus-", v, 443, "Kubernetes API")
+    assert conns(stack, v, f"{names.NS_OBSERVABILITY}/Deployment/kube-prometheus-stack-operator", 10250, "webhook")
+    assert conns(stack, v, "kube-system/Deployment/keda-operator-metrics-apiserver", 6443, "aggregated API")
+    # Prometheus -> the targets of its ServiceMonitors, on the container ports behind the names
+    prom = f"{names.NS_OBSERVABILITY}/StatefulSet/prometheus-"
+    assert conns(stack, prom, f"{names.NS_INFERENCE}/Deployment/", why="ServiceMonitor")
+    assert conns(stack, prom, f"{names.NS_DATA}/Deployment/milvus", 9091, "ServiceMonitor")
+    assert conns(stack, prom, "kube-system/DaemonSet/dcgm-exporter", 9400, "ServiceMonitor")
+    assert conns(stack, prom, "kube-system/Deployment/karpenter", 8080, "ServiceMonitor kube-system/karpenter")
+    assert conns(stack, prom, f"{names.NS_HOST_MONITORING}/DaemonSet/", 9100, "ServiceMonitor")
+    assert conns(stack, prom, v, 10250, "kubelet")
+    assert conns(stack, prom, "kube-system/Deployment/coredns", 9153, "ServiceMonitor")
+    # LangFuse -> ClickHouse (both protocols), its PostgreSQL and the platform's Redis
+    lf = f"{names.NS_OBSERVABILITY}/Deployment/langfuse-"
+    assert conns(stack, lf, f"{names.NS_OBSERVABILITY}/StatefulSet/langfuse-clickhouse", 8123)
+    assert conns(stack, lf, f"{names.NS_OBSERVABILITY}/StatefulSet/langfuse-clickhouse", 9000)
+    # Milvus -> etcd and S3 (the gateway endpoint's public prefix-list addresses)
+    assert conns(stack, f"{names.NS_DATA}/Deployment/milvus", f"{names.NS_DATA}/StatefulSet/milvus-etcd", 2379)
+    assert conns(stack, f"{names.NS_DATA}/Deployment/milvus", PUBLIC, 443, "object storage")
+    # KEDA -> Prometheus (prometheus triggers) and Redis (the agents' redis triggers)
+    keda = "kube-system/Deployment/keda-operator"
+    assert conns(stack, keda, f"{names.NS_OBSERVABILITY}/StatefulSet/prometheus-", 9090, "KEDA prometheus trigger")
+    assert conns(stack, keda, why="KEDA redis trigger")
+    # kagent's controller -> its tools: the in-cluster MCP server and the remote one over HTTPS
+    assert conns(stack, f"{names.NS_AGENTS}/Deployment/kagent-controller", f"{names.NS_AGENTS}/Deployment/knowledge-base", 8000)
+    assert conns(stack, f"{names.NS_AGENTS}/Deployment/kagent-controller", PUBLIC, 443, "ticketing")
+    assert conns(stack, f"{names.NS_AGENTS}/Deployment/knowledge-base", f"{names.NS_DATA}/", names.PORT_MILVUS)
 
 
-def test_dev_redis_is_valkey_in_ai_data_and_keda_reaches_it(dev_plan):
-    conns, _ = check(dev_plan)
-    assert ("kube-system", names.NS_DATA, names.PORT_REDIS, "KEDA redis trigger") in conns
-    assert (names.NS_OBSERVABILITY, names.NS_DATA, names.PORT_REDIS, "LangFuse -> Redis") in conns
+def test_dev_uses_the_in_cluster_stores():
+    lf = f"{names.NS_OBSERVABILITY}/Deployment/langfuse-"
+    assert conns("dev", lf, f"{names.NS_DATA}/Deployment/valkey", names.PORT_REDIS, "redis-connection")
+    assert conns("dev", lf, f"{names.NS_OBSERVABILITY}/StatefulSet/langfuse-postgresql", 5432)
+    assert conns("dev", "kube-system/Deployment/keda-operator", f"{names.NS_DATA}/Deployment/valkey", names.PORT_REDIS)
 
 
-def test_prod_databases_and_elasticache_are_in_the_vpc(prod_plan):
-    conns, _ = check(prod_plan)
-    assert (names.NS_AGENTS, VPC, 5432, "kagent -> RDS") in conns
-    assert (names.NS_OBSERVABILITY, VPC, 5432, "LangFuse -> RDS") in conns
-    assert (names.NS_OBSERVABILITY, VPC, names.PORT_REDIS, "LangFuse -> Redis") in conns
-    assert (names.NS_AGENTS, VPC, names.PORT_REDIS, "redis-connection consumer -> Redis") in conns
+def test_prod_uses_rds_and_elasticache_in_the_vpc():
+    v, lf = vpc("prod"), f"{names.NS_OBSERVABILITY}/Deployment/langfuse-"
+    assert conns("prod", lf, v, 5432, "DATABASE_HOST")
+    assert conns("prod", lf, v, names.PORT_REDIS, "redis-connection")
+    assert conns("prod", f"{names.NS_AGENTS}/Deployment/kagent-controller", v, 5432, "kagent-database")
+    assert conns("prod", "kube-system/Deployment/keda-operator", v, names.PORT_REDIS, "KEDA redis trigger")
 
 
-def test_a_missing_flow_is_caught(prod_plan):
-    """Remove the egress rules of ai-agents: its declared connections are reported blocked."""
-    from plan.engine import Plan
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_operator_pods_connections(stack):
+    """The gateway proxies -> the model servers of every HTTPRoute; the agents -> the gateway."""
+    if not any(o.controller for o in plan_of(stack).objects):
+        pytest.skip("the plan has no operator-made objects yet (plan/operators.py not wired into analyse)")
+    assert conns(stack, f"{names.NS_GATEWAY}/", f"{names.NS_INFERENCE}/Deployment/", why="gateway -> HTTPRoute")
+    assert conns(stack, f"{names.NS_AGENTS}/", f"{names.NS_GATEWAY}/", why="ModelConfig")
+    assert conns(stack, "", f"{names.NS_GATEWAY}/", why="load balancer")
+    assert conns(stack, f"{names.NS_GATEWAY}/", PUBLIC, 443, "GatewayExtension")   # the JWT issuer's JWKS
+    assert reach(stack)["unresolved"] == []
 
-    resources = [r for r in prod_plan.resources
-                 if not (r.type.endswith(":NetworkPolicy") and r.inputs["metadata"]["name"] == "allow-egress"
-                         and r.inputs["metadata"]["namespace"] == names.NS_AGENTS)]
-    assert len(resources) == len(prod_plan.resources) - 1
-    broken = Plan(prod_plan.project, prod_plan.stack, resources, prod_plan.outputs, prod_plan.monitor)
-    _, blocked = check(broken)
-    assert any("ModelConfig -> gateway" in b for b in blocked)
-    assert any("kagent -> RDS" in b for b in blocked)
-    assert any("agents -> tool ticketing" in b for b in blocked)
+
+# ------------------------------------------------------------------------------------ caught
+
+def _with(stack: str, change) -> dict:
+    """The reachability of the stack's objects after `change(objects)` (a deep copy)."""
+    plan = plan_of(stack)
+    objects = [copy.copy(o) for o in plan.objects]
+    for o in objects:
+        o.manifest = copy.deepcopy(o.manifest)
+    change(objects)
+    return connections.reachability(SimpleNamespace(objects=objects, resources=plan.resources))
+
+
+def _one(objects, kind: str, ns: str, name: str):
+    (o,) = [o for o in objects if o.kind == kind and o.namespace == ns and o.name == name]
+    return o
+
+
+def test_a_service_monitor_with_a_wrong_port_name_is_a_finding():
+    def rename(objects):
+        _one(objects, "ServiceMonitor", "kube-system", "karpenter").manifest["spec"]["endpoints"][0]["port"] = "metrics"
+
+    r = _with("prod", rename)
+    (f,) = [f for f in r["findings"] if f["object"] == "kube-system/ServiceMonitor/karpenter"]
+    assert "endpoint port 'metrics' is not a port name of the Services it selects" in f["message"]
+    assert "kube-system/karpenter: http-metrics" in f["message"]
+    assert f in connections.rejections(r) and f["check"] == "reachability"
+    assert not [c for c in r["connections"] if "ServiceMonitor kube-system/karpenter" in c["why"]]
+
+
+def test_a_service_monitor_that_selects_no_service_or_no_prometheus_is_a_finding():
+    def break_them(objects):
+        _one(objects, "ServiceMonitor", "kube-system", "karpenter").manifest["spec"]["selector"] = {
+            "matchLabels": {"app.kubernetes.io/name": "no-such-app"}}
+        (prom,) = [o for o in objects if o.kind == "Prometheus"]
+        prom.manifest["spec"]["serviceMonitorSelector"] = {"matchLabels": {"release": "kube-prometheus-stack"}}
+
+    r = _with("dev", break_them)
+    messages = {f["object"]: f["message"] for f in r["findings"]}
+    assert messages["kube-system/ServiceMonitor/karpenter"].startswith("selects no Service")
+    # monitors without the release label are now ignored by Prometheus: each is a finding
+    unlabelled = [o.ref for o in plan_of("dev").objects if o.kind == "ServiceMonitor"
+                  and (o.metadata.get("labels") or {}).get("release") != "kube-prometheus-stack"]
+    assert unlabelled and all("no Prometheus selects" in messages.get(ref, "") or ref == "kube-system/ServiceMonitor/karpenter"
+                              for ref in unlabelled)
+
+
+def test_a_missing_flow_is_caught():
+    """Take ai-agents' allow-egress away: the agents' namespace connections are reported denied."""
+    def drop(objects):
+        objects.remove(_one(objects, "NetworkPolicy", names.NS_AGENTS, "allow-egress"))
+
+    r = _with("prod", drop)
+    denied = {(c["from"], c["to"], c["port"]) for c in r["denied"]}
+    controller = f"{names.NS_AGENTS}/Deployment/kagent-controller"
+    assert (controller, PUBLIC, 443) in denied                          # the ticketing tool
+    assert (controller, vpc("prod"), 5432) in denied                    # its RDS database
+    assert (controller, f"{names.NS_AGENTS}/Deployment/knowledge-base", 8000) in denied
+    rejected = connections.rejections(r)
+    assert any(controller in x["message"] and "ticketing" in x["message"] for x in rejected)
+
+
+# ------------------------------------------------------------------------------------ nothing else
+
+def granted(stack: str, src_ns: str, dst) -> PortSet:
+    """The ports FLOWS grants from namespace `src_ns` to pod `dst` (its dst_pods narrowing included;
+    a flow for a feature counts as granted wherever it could apply). Flows from the VPC CIDR grant
+    no namespace."""
+    plan = plan_of(stack)
+    managed = sorted(o.name for o in plan.objects if o.kind == "Namespace" and not o.group)
+    everywhere = [*managed, *derivation(stack).cluster.namespaces]
+    features = {f.when: everywhere for f in FLOWS if f.when is not None}
+    out = PortSet()
+    for src, dst_ns, f in expand(FLOWS, managed, tenants(stack), features):
+        if src != src_ns or dst_ns != dst.namespace:
+            continue
+        if f.dst_pods and not selector_matches({"matchLabels": dict(f.dst_pods)}, dst.labels):
+            continue
+        out = out | (PortSet.everything() if f.ports is None else PortSet((p, n, n) for p, n in f.ports))
+    return out
+
+
+def stores(stack: str) -> list:
+    return [p for p in derivation(stack).cluster.pods if not p.wildcard and (
+        p.namespace == names.NS_DATA or (p.namespace == names.NS_OBSERVABILITY
+                                         and p.labels.get("app.kubernetes.io/name") in OBSERVABILITY_STORES))]
+
+
+def ungranted(stack: str, sources: list[str]) -> list[str]:
+    d = derivation(stack)
+    out = []
+    for src_ns in sources:
+        srcs = [p for p in d.cluster.pods if p.namespace == src_ns] + probes([src_ns])
+        for store in stores(stack):
+            if store.namespace == src_ns:
+                continue
+            may = PortSet()
+            for s in srcs:
+                may = may | d.cluster.reachable_ports(s, store)
+            extra = [label for label in may.labels() if label not in (may & granted(stack, src_ns, store)).labels()]
+            if extra:
+                out.append(f"{src_ns} -> {store.ref}: {', '.join(extra)}")
+    return out
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_tenants_reach_the_platform_stores_only_as_flows_grant(stack):
+    assert stores(stack), "no stores found"
+    assert ungranted(stack, tenants(stack)) == []
+    # and the grant is real: a tenant's pods may reach Milvus and Redis in ai-data
+    d, t = derivation(stack), tenants(stack)[0]
+    milvus = [p for p in stores(stack) if p.labels.get("app.kubernetes.io/name") == "milvus"
+              and any(cp.number == names.PORT_MILVUS for cp in p.ports)]
+    assert milvus and any((names.PORT_MILVUS, "TCP") in d.cluster.reachable_ports(probes([t])[0], p) for p in milvus)
