@@ -7,18 +7,44 @@ from typing import Any
 
 import pulumi
 
+from components import names, tenancy
 from components.agents import AgentRuntime, AgentRuntimeArgs
 from components.cluster import Cluster, ClusterArgs
 from components.config import PlatformConfig
 from components.data import DataArgs, DataServices
-from components.gateway import InferenceGateway, InferenceGatewayArgs
+from components.gateway import InferenceGateway, InferenceGatewayArgs, endpoint_picker_namespaces
 from components.gateway import in_cluster_url as gateway_in_cluster_url
 from components.gpu_stack import GpuStack, GpuStackArgs
-from components.karpenter import Karpenter, KarpenterArgs
-from components.models import ModelServing, ModelServingArgs
+from components.k8s import NodeSource
+from components.karpenter import Karpenter, KarpenterArgs, max_node_count
+from components.models import ModelServing, ModelServingArgs, model_namespaces, pvc_namespaces, s3_cache_namespaces
 from components.network import Network, NetworkArgs
-from components.observability import LangFuse, LangFuseArgs, Observability, ObservabilityArgs
+from components.observability import LangFuse, LangFuseArgs, Observability, ObservabilityArgs, node_exporter_quota
 from components.tenancy import Tenancy, TenancyArgs
+
+
+def network_features(config: PlatformConfig) -> dict[str, set[str]]:
+    """Which namespaces really run what the conditional flows of the tenancy layer are for (each
+    from the rule of the layer that builds it)."""
+    valkey = config.data.redis.mode == "inCluster"
+    data = {names.NS_DATA}
+    return {
+        tenancy.MODEL_SERVERS: model_namespaces(config.models),
+        tenancy.S3_MODEL_CACHE: s3_cache_namespaces(config.models),
+        tenancy.ENDPOINT_PICKERS: endpoint_picker_namespaces(config.gateway, config.models),
+        tenancy.VALKEY: data if valkey else set(),
+        tenancy.MILVUS_MONITOR: data if config.data.service_monitors else set(),
+        tenancy.VALKEY_MONITOR: data if valkey and config.data.service_monitors else set(),
+    }
+
+
+def namespaces_with_pvcs(config: PlatformConfig) -> set[str]:
+    """Namespaces where PVCs live: Milvus/Valkey (ai-data), Prometheus/Alertmanager/Grafana and
+    LangFuse's stores (observability), kagent's bundled PostgreSQL, models' `pvc` caches."""
+    out = {names.NS_DATA, names.NS_OBSERVABILITY, *pvc_namespaces(config.models)}
+    if config.agent_runtime.database.mode == "bundled":
+        out.add(names.NS_AGENTS)
+    return out
 
 
 class AgenticPlatform(pulumi.ComponentResource):
@@ -40,9 +66,17 @@ class AgenticPlatform(pulumi.ComponentResource):
         # Every Kubernetes object below uses the cluster's provider, inherited from its layer.
         k8s = pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.cluster.provider})
         # Namespaces, quotas, NetworkPolicies and RBAC first: every other layer deploys into them.
+        # observability-node runs one node-exporter per node: its quota follows the most nodes the
+        # system node group and the Karpenter pools can have.
+        max_nodes = max_node_count(config.cluster.system_nodes.max_size, config.gpu_pools, config.cpu_pool,
+                                   config.tenants)
         self.tenancy = Tenancy("tenancy", TenancyArgs(
             tenants=config.tenants, platform_quotas=config.platform_quotas, cluster_name=self.cluster.cluster_name,
-            vpc_cidr=str(config.network.cidr), kubernetes_version=config.cluster.version, tags=tags), k8s)
+            vpc_cidr=str(config.network.cidr), kubernetes_version=config.cluster.version, tags=tags,
+            features=network_features(config),
+            quota_overrides={names.NS_HOST_MONITORING: node_exporter_quota(
+                max_nodes, config.platform_quotas.for_namespace(names.NS_HOST_MONITORING))},
+            pvc_namespaces=namespaces_with_pvcs(config), storage_driver=[self.cluster.ebs_csi]), k8s)
 
         self.karpenter = Karpenter("karpenter", KarpenterArgs(
             cluster_name=cluster_name, cluster=self.cluster.cluster_name, endpoint=self.cluster.endpoint,
@@ -51,14 +85,23 @@ class AgenticPlatform(pulumi.ComponentResource):
             # CoreDNS and the EBS CSI add-on (which waits for the Pod Identity agent) run first.
             depends_on=[self.cluster.coredns, self.cluster.ebs_csi],
             preflight_az_count=config.network.availability_zones if config.cluster.preflight else None), k8s)
-        # Observability pods run on the CPU NodePool (Karpenter) in the tenancy layer's namespaces.
-        obs_deps: list[pulumi.Resource] = [self.karpenter.release, *self.tenancy.namespaces.values()]
+        # Where pods run: controllers on the system node group; the platform's services (gateway,
+        # agents, data, observability) on Karpenter's CPU NodePool, which needs the controller and
+        # the NodePool itself; model servers and the GPU stack on the GPU NodePools.
+        self.system_nodes = NodeSource("system", (self.cluster.system_nodes,))
+        self.platform_nodes = NodeSource("platform", (self.karpenter.release,
+                                                      self.karpenter.node_pools[config.cpu_pool.name]))
+        gpu_pools = [p for n, p in self.karpenter.node_pools.items() if n != config.cpu_pool.name]
+        # Observability pods run in the tenancy layer's namespaces.
+        obs_deps: list[pulumi.Resource] = [*self.tenancy.namespaces.values()]
         self.observability = Observability("observability", ObservabilityArgs(
             config=config.observability, storage_class=self.cluster.storage_class_name,
-            depends_on=[*obs_deps, self.cluster.storage_class]), k8s)
+            cache_storage_class=self.cluster.cache_storage_class_name, nodes=self.platform_nodes,
+            depends_on=[*obs_deps, self.cluster.storage_class, self.cluster.cache_storage_class]), k8s)
         # The DCGM exporter's ServiceMonitor needs kube-prometheus-stack's CRDs.
         self.gpu_stack = GpuStack("gpu-stack", GpuStackArgs(config.gpu_stack, self.karpenter.release,
-                                                            depends_on=[self.observability.kube_prometheus_stack]), k8s)
+                                                            depends_on=[self.observability.kube_prometheus_stack,
+                                                                        *gpu_pools]), k8s)
         # Data: buckets and ElastiCache depend on the network only (its SG rule on the cluster SG) and
         # build while EKS does; the charts wait for nodes, the StorageClass and the ServiceMonitor CRDs.
         self.data = DataServices("data", DataArgs(
@@ -67,9 +110,8 @@ class AgenticPlatform(pulumi.ComponentResource):
             private_subnet_ids=self.network.private_subnet_ids,
             cluster_security_group_id=self.cluster.cluster_security_group_id,
             storage_class=self.cluster.storage_class_name, protect_data=config.protect_data, tags=tags,
-            namespaces=self.tenancy.namespaces,
-            depends_on=[self.karpenter.release, self.cluster.storage_class,
-                        self.observability.kube_prometheus_stack]), k8s)
+            namespaces=self.tenancy.namespaces, nodes=self.platform_nodes,
+            depends_on=[self.cluster.storage_class, self.observability.kube_prometheus_stack]), k8s)
         # LangFuse after the data layer: its pods read the Redis connection Secret at start.
         self.langfuse = LangFuse("langfuse", LangFuseArgs(
             config=config.observability.langfuse, cluster_name=self.cluster.cluster_name,
@@ -77,7 +119,7 @@ class AgenticPlatform(pulumi.ComponentResource):
             vpc_id=self.network.vpc_id, private_subnet_ids=self.network.private_subnet_ids,
             cluster_security_group_id=self.cluster.cluster_security_group_id, tags=tags,
             credentials=self.observability.langfuse_credentials,
-            db_password=self.observability.langfuse_db_password,
+            db_password=self.observability.langfuse_db_password, nodes=self.platform_nodes,
             depends_on=[*obs_deps, self.cluster.storage_class, *self.data.connection_secrets]), k8s)
         # Models: pods need their namespace, the GPU NodePools and device plugin (destroy order: the
         # servers go before the NodePools), and the ServiceMonitor CRD of kube-prometheus-stack.
@@ -87,8 +129,9 @@ class AgenticPlatform(pulumi.ComponentResource):
             hf_token=secrets.get("hfToken"), tags=tags, namespaces=self.tenancy.namespaces,
             node_isolated_tenants={t.name for t in config.tenants if t.isolation == "node"},
             scheduling_for=self.tenancy.scheduling_for,
-            compute=[*self.karpenter.node_pools.values(), self.gpu_stack.plugin,
-                     self.observability.kube_prometheus_stack]), k8s)
+            compute=[self.karpenter.release, *self.karpenter.node_pools.values(), self.gpu_stack.plugin,
+                     self.observability.kube_prometheus_stack, self.cluster.cache_storage_class],
+            system_nodes=self.system_nodes), k8s)
         self.models = self.model_serving.models
         # Gateway: routes to the model Services (after the model layer), JWT and rate limits on each.
         self.gateway = None
@@ -96,7 +139,8 @@ class AgenticPlatform(pulumi.ComponentResource):
             self.gateway = InferenceGateway("gateway", InferenceGatewayArgs(
                 config=config.gateway, models=config.models, tenants=config.tenants,
                 cluster_name=self.cluster.cluster_name, vpc_id=self.network.vpc_id, tags=tags,
-                namespaces=self.tenancy.namespaces, model_dependencies=list(self.models.values())), k8s)
+                namespaces=self.tenancy.namespaces, model_dependencies=list(self.models.values()),
+                platform_nodes=self.platform_nodes, system_nodes=self.system_nodes), k8s)
         # Agents last: kagent talks to the gateway, reads the data layer's connection Secrets, and its
         # ScaledObjects need the model layer's KEDA.
         self.agent_runtime = AgentRuntime("agents", AgentRuntimeArgs(
@@ -108,7 +152,7 @@ class AgenticPlatform(pulumi.ComponentResource):
             cluster_security_group_id=self.cluster.cluster_security_group_id, redis_tls=self.data.redis_tls,
             prometheus_url=self.observability.prometheus_url,
             otlp_grpc_endpoint=self.observability.otlp_grpc_endpoint, namespaces=self.tenancy.namespaces,
-            keda=[self.model_serving.keda], data=list(self.data.connection_secrets)), k8s)
+            keda=[self.model_serving.keda], data=list(self.data.connection_secrets), nodes=self.platform_nodes), k8s)
 
         self.outputs: dict[str, Any] = {
             "clusterName": self.cluster.cluster_name,

@@ -15,8 +15,9 @@ import pulumi_random as random
 
 from components import names
 from components.aws import PostgresSpec, postgres
-from components.config import AgentConfig, AgentRuntimeConfig, ModelConfig, ToolServerConfig
+from components.config import AgentConfig, AgentRuntimeConfig, ModelConfig, ToolServerConfig, quantity_value
 from components.k8s import (
+    NodeSource,
     container_security_context,
     custom_object,
     helm_release,
@@ -46,6 +47,10 @@ REDIS_SECRET = "redis-connection"    # components/data.py REDIS_SECRET (keys hos
 REDIS_AUTH_PARAMS = (("host", "host"), ("port", "port"), ("password", "password"))
 MILVUS_SECRET = "milvus-connection"  # components/data.py MILVUS_SECRET (keys host, port, address, uri)
 MCP_PORT = 8000
+# kagent 0.9.12 names an agent's one container `kagent` and its Deployment after the Agent
+# (go/core/internal/controller/translator/agent/manifest_builder.go buildPodTemplate /
+# buildWorkloadObjects); pods are <agent>-<replicaset hash>-<suffix>.
+AGENT_CONTAINER = "kagent"
 # zilliztech/mcp-server-milvus at the pinned commit (7d5187b, its HEAD; checked 2026-08) has the flags
 # --milvus-uri/--milvus-token/--milvus-db, --sse, --streamable-http, --stateless and --port, reads
 # MILVUS_URI/MILVUS_TOKEN/MILVUS_DB, but no --host: main() sets `mcp.settings.host = "localhost"` in
@@ -68,6 +73,12 @@ MILVUS_MCP_LAUNCHER = (
     " allowed_hosts=os.environ['MCP_ALLOWED_HOSTS'].split(','))\n"
     "mcp.run(transport='streamable-http')\n"
 )
+
+
+def agent_cpu_query(agent: str) -> str:
+    """Cores the agent's pods use (cAdvisor via the kubelet, scraped by kube-prometheus-stack)."""
+    return (f'sum(rate(container_cpu_usage_seconds_total{{namespace="{NS}",container="{AGENT_CONTAINER}",'
+            f'pod=~"{agent}-[a-z0-9]+-[a-z0-9]+"}}[2m]))')
 
 
 def mcp_allowed_hosts(service: str, namespace: str) -> list[str]:
@@ -98,6 +109,8 @@ class AgentRuntimeArgs:
     # The KEDA release (ScaledObjects wait for its CRDs/webhook) and the data layer's Secrets.
     keda: Sequence[pulumi.Resource] = ()
     data: Sequence[pulumi.Resource] = ()
+    # Where kagent, its agents and the MCP servers run (Karpenter's platform NodePool).
+    nodes: NodeSource | None = None
 
 
 class AgentRuntime(pulumi.ComponentResource):
@@ -118,10 +131,11 @@ class AgentRuntime(pulumi.ComponentResource):
         db_values, db_deps = self._database(name, rt)
         used = [m for m in args.models if m.name in {a.model for a in args.agents}]
         default_model = used[0].name if used else (args.models[0].name if args.models else "default")
+        nodes = list(args.nodes or ())
         self.release = helm_release(
             f"{name}-kagent", "kagent", namespace=NS, skip_crds=True,  # kagent-crds owns them
             values=self._values(rt, default_model, db_values),
-            opts=self._opts(self.crds, token_secret, *db_deps))
+            opts=self._opts(self.crds, token_secret, *db_deps, *nodes))
 
         # One ModelConfig per catalog model an agent uses, all through the gateway.
         self.model_configs: dict[str, str] = {}
@@ -151,8 +165,7 @@ class AgentRuntime(pulumi.ComponentResource):
         for a in args.agents:
             servers = [self.tool_servers[t.server] for t in a.tools if t.server in self.tool_servers]
             agent = custom_object(
-                f"{name}-agent-{a.name}", KAGENT, "Agent", a.name, namespace=NS,
-                labels=labels(a.name, "agent", extra={"kagent.dev/monitored": "true"}),
+                f"{name}-agent-{a.name}", KAGENT, "Agent", a.name, namespace=NS, labels=labels(a.name, "agent"),
                 spec=self._agent_spec(a), opts=self._opts(self.release, *servers))
             self.agents[a.name] = agent
             assert redis_auth is not None
@@ -286,7 +299,7 @@ class AgentRuntime(pulumi.ComponentResource):
                           "livenessProbe": {**probe, "initialDelaySeconds": 20, "failureThreshold": 3},
                           "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}],
                       "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]}}},
-            opts=self._opts(*self._args.data))
+            opts=self._opts(*self._args.data, *(self._args.nodes or ())))
         svc = k8s.core.v1.Service(
             f"{name}-mcp-{t.name}", metadata=meta(t.name, NS, labels=lbl),
             spec={"selector": selector(t.name), "ports": [{"name": "mcp", "port": MCP_PORT, "targetPort": "mcp"}]},
@@ -307,7 +320,7 @@ class AgentRuntime(pulumi.ComponentResource):
         deployment = {"resources": resources(r.cpu, r.memory, cpu_limit=r.cpu_limit, memory_limit=r.memory_limit),
                       "securityContext": container_security_context(read_only_root=False),
                       "podSecurityContext": KAGENT_POD_SECURITY,
-                      "labels": {"kagent.dev/monitored": "true", "app.kubernetes.io/part-of": "agentic-platform"}}
+                      "labels": {"app.kubernetes.io/part-of": "agentic-platform"}}
         if self._args.otlp_grpc_endpoint is not None:
             deployment["env"] = [{"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": self._args.otlp_grpc_endpoint}]
         return {"type": "Declarative", "description": a.description,
@@ -319,9 +332,17 @@ class AgentRuntime(pulumi.ComponentResource):
         (also `address`, `username`) from trigger metadata, env or auth params; TLS is either
         `enableTLS` in metadata (a bool) or `tls: enable` in the TriggerAuthentication, never both
         (error). prometheus_scaler.go: `serverAddress`, `query`, `threshold` required;
-        `ignoreNullValues` defaults to true (an empty result counts as 0)."""
+        `ignoreNullValues` defaults to true (an empty result counts as 0).
+
+        The second trigger is the agent's CPU, not a sessions gauge: kagent 0.9.12 agents serve no
+        Prometheus metrics (one container port, `http`, for A2A; the Python runtime configures
+        OpenTelemetry traces and logs only, no meter: python/packages/kagent-core/src/kagent/core/
+        tracing/_utils.py), so `agent_active_sessions` has no series and read 0 forever. cAdvisor's
+        container_cpu_usage_seconds_total (kube-prometheus-stack's kubelet ServiceMonitor) is there
+        for every agent pod: the query sums the agent's cores; threshold = cores per replica."""
         s = a.scaling
-        query = f'sum(agent_active_sessions{{agent="{a.name}"}})'
+        query = agent_cpu_query(a.name)
+        threshold = quantity_value(a.resources.cpu) * s.cpu_utilization / 100
         return {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": a.name},  # kagent names it so
             "minReplicaCount": s.min_replicas, "maxReplicaCount": s.max_replicas,
@@ -331,8 +352,8 @@ class AgentRuntime(pulumi.ComponentResource):
                  # ElastiCache (prod) has in-transit encryption on: the scaler must speak TLS.
                  "metadata": {"listName": s.queue_list, "listLength": str(s.queue_length),
                               "enableTLS": "true" if self._args.redis_tls else "false"}},
-                {"type": "prometheus", "name": "active-sessions",
+                {"type": "prometheus", "name": "cpu",
                  "metadata": {"serverAddress": self._args.prometheus_url, "query": query,
-                              "threshold": str(s.active_sessions), "ignoreNullValues": "true"}},
+                              "threshold": f"{threshold:g}", "ignoreNullValues": "true"}},
             ],
         }

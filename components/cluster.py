@@ -3,6 +3,7 @@ default StorageClass and the one Kubernetes provider every Kubernetes object of 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -10,6 +11,7 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
+from components import names
 from components.aws import pod_identity_role
 from components.config import ClusterConfig
 from components.k8s import labels, meta
@@ -27,7 +29,17 @@ NODE_POLICIES = (
 )
 CNI_POLICY = "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
 EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
-STORAGE_CLASS = "gp3-encrypted"
+STORAGE_CLASS = names.STORAGE_CLASS_DATA
+STORAGE_CLASS_CACHE = names.STORAGE_CLASS_CACHE
+# Amazon VPC CNI network policies: NetworkPolicies are enforced only with the add-on's
+# `enableNetworkPolicy` ("Restrict Pod network traffic with Kubernetes network policies",
+# docs.aws.amazon.com/eks/latest/userguide/cni-network-policy-configure.html: "Enable the network
+# policy parameter for the add-on", configuration values {"enableNetworkPolicy": "true"}). That
+# turns on the policy engine, the add-on's node agent (`nodeAgent`: the aws-network-policy-agent
+# container of the aws-node DaemonSet, present by default: amazon-vpc-cni-k8s charts/aws-vpc-cni
+# values.yaml nodeAgent.enabled: true), and the network policy controller. Only the documented key:
+# the add-on rejects configuration values outside its schema.
+VPC_CNI_CONFIGURATION = {"enableNetworkPolicy": "true"}
 
 
 @dataclass
@@ -119,7 +131,8 @@ class Cluster(pulumi.ComponentResource):
         cni = pod_identity_role(f"{name}-vpc-cni", cluster_name=self.cluster_name, namespace="kube-system",
                                 service_account="aws-node", managed_policy_arns=(CNI_POLICY,), tags=tags, opts=child)
         vpc_cni = addon("vpc-cni", [], pod_identity_associations=[{"role_arn": cni.role.arn,
-                                                                    "service_account": "aws-node"}])
+                                                                    "service_account": "aws-node"}],
+                        configuration_values=json.dumps(VPC_CNI_CONFIGURATION))
         kube_proxy = addon("kube-proxy", [])
 
         # --- system node group
@@ -173,19 +186,27 @@ class Cluster(pulumi.ComponentResource):
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
                                      opts=pulumi.ResourceOptions(parent=self))
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.provider)
-        # Default StorageClass: encrypted gp3. With protectData, a deleted PVC keeps its volume.
-        self.storage_class = k8s.storage.v1.StorageClass(
-            f"{name}-{STORAGE_CLASS}",
-            metadata=meta(STORAGE_CLASS, labels=labels("storage", "storage-class"),
-                          annotations={"storageclass.kubernetes.io/is-default-class": "true"}),
-            provisioner="ebs.csi.aws.com",
-            parameters={"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4"},
-            reclaim_policy="Retain" if args.protect_data else "Delete",
-            volume_binding_mode="WaitForFirstConsumer",
-            allow_volume_expansion=True,
-            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[self.ebs_csi])),
-        )
+        # Default StorageClass, for data stores: encrypted gp3. With protectData, a deleted PVC keeps
+        # its volume. The cache class (model caches, metrics) always deletes it: nothing there is
+        # worth a leaked, billed volume.
+        def storage_class(sc_name: str, reclaim: str, annotations: dict[str, str] | None = None):
+            return k8s.storage.v1.StorageClass(
+                f"{name}-{sc_name}",
+                metadata=meta(sc_name, labels=labels("storage", "storage-class", instance=sc_name),
+                              annotations=annotations),
+                provisioner="ebs.csi.aws.com",
+                parameters={"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4"},
+                reclaim_policy=reclaim,
+                volume_binding_mode="WaitForFirstConsumer",
+                allow_volume_expansion=True,
+                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[self.ebs_csi])),
+            )
+
+        self.storage_class = storage_class(STORAGE_CLASS, "Retain" if args.protect_data else "Delete",
+                                           {"storageclass.kubernetes.io/is-default-class": "true"})
+        self.cache_storage_class = storage_class(STORAGE_CLASS_CACHE, "Delete")
         self.storage_class_name = STORAGE_CLASS
+        self.cache_storage_class_name = STORAGE_CLASS_CACHE
         self.node_security_group_id = self.cluster_security_group_id
         self.system_node_label = SYSTEM_NODE_LABEL
         self.register_outputs({"clusterName": self.cluster_name, "endpoint": self.endpoint,

@@ -259,6 +259,9 @@ class CpuPoolConfig(NodePoolConfig):
             facts = instance_facts(t)
             if facts is not None and facts.gpus > 0:
                 yield f"instanceTypes[{i}]", f"'{t}' is a GPU type; the CPU pool must not hold GPUs"
+        if self.cpu_limit is None and self.memory_limit_gib is None:
+            # The node count bounds spend and sizes the node-exporter quota (observability-node).
+            yield "cpuLimit", "set cpuLimit or memoryLimitGiB: an unlimited pool has no maximum node count"
 
 
 class GpuStackConfig(Section):
@@ -452,7 +455,7 @@ class WorkloadSize(Section):
 
 
 class EtcdConfig(Section):
-    """Milvus's metadata store (the chart's etcd), on the gp3-encrypted StorageClass."""
+    """Milvus's metadata store (the chart's etcd), on the data StorageClass."""
 
     replicas: int = Field(3, ge=1, le=7)
     storage_gib: int = Field(20, ge=1, alias="storageGiB")
@@ -723,13 +726,15 @@ class AgentToolRef(Section):
 
 
 class AgentScalingConfig(Section):
-    """KEDA per agent: Redis task-list length and Prometheus agent_active_sessions."""
+    """KEDA per agent: Redis task-list length and the agent's CPU (Prometheus, cAdvisor). kagent
+    0.9.12 agents export no metrics, so there is no sessions gauge to scale on (docs/agents.md)."""
 
     min_replicas: int = Field(2, ge=0)
     max_replicas: int = Field(10, ge=1)
     queue_list: str = Field("agent-task-queue", min_length=1, description="Redis list of pending tasks")
     queue_length: int = Field(10, ge=1, description="tasks per replica")
-    active_sessions: int = Field(50, ge=1, description="agent_active_sessions per replica")
+    cpu_utilization: int = Field(70, ge=1, le=100,
+                                 description="% of the agent's CPU request per replica before KEDA adds one")
     polling_interval_s: int = Field(15, ge=1)
     cooldown_period_s: int = Field(300, ge=0)
 

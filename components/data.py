@@ -2,7 +2,7 @@
 in-cluster Valkey or ElastiCache, with connection details handed to consumers as Secrets.
 
 Nothing is lost by accident: with `protectData` the buckets, their KMS keys, the ElastiCache group
-and its key are protected, and PVC-backed stores sit on the gp3-encrypted StorageClass, whose reclaim
+and its key are protected, and PVC-backed stores sit on the data StorageClass (names.STORAGE_CLASS_DATA), whose reclaim
 policy is then Retain."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from components.aws import SecureBucket, pod_identity_role, policy_json, secure_
 from components.config import DataConfig, MilvusConfig, RedisConfig, WorkloadSize
 from components.k8s import (
     PART_OF,
+    NodeSource,
     container_security_context,
     helm_release,
     platform_data,
@@ -82,10 +83,12 @@ class DataArgs:
     tags: dict[str, str]
     # Platform namespaces by name (from tenancy); objects in a namespace wait for it.
     namespaces: Mapping[str, pulumi.Resource] = field(default_factory=dict)
-    # What the Helm releases wait for: nodes to run on (Karpenter), the StorageClass, and the
-    # Prometheus operator CRDs their ServiceMonitors need. Also the destroy order: releases (and
-    # their PVCs) go before the controllers that delete EBS volumes.
+    # What the Helm releases wait for: the StorageClass, and the Prometheus operator CRDs their
+    # ServiceMonitors need. Also the destroy order: releases (and their PVCs) go before the
+    # controllers that delete EBS volumes.
     depends_on: Sequence[pulumi.Resource] = ()
+    # Where Milvus and Valkey run (Karpenter's platform NodePool): the releases wait for it.
+    nodes: NodeSource | None = None
 
 
 class DataServices(pulumi.ComponentResource):
@@ -206,6 +209,10 @@ class DataServices(pulumi.ComponentResource):
                                              **container_security_context(read_only_root=False)},
                 # A majority must stay up through voluntary disruptions (node drains, consolidation).
                 "pdb": {"create": m.etcd.replicas > 1},
+                # bitnami etcd 8.12.0 values.yaml persistentVolumeClaimRetentionPolicy: without it the
+                # StatefulSet's PVCs outlive `helm uninstall`; kept only when data is protected.
+                "persistentVolumeClaimRetentionPolicy": {"enabled": not a.protect_data, "whenDeleted": "Delete",
+                                                         "whenScaled": "Retain"},
             },
         }
         if cluster:
@@ -228,7 +235,7 @@ class DataServices(pulumi.ComponentResource):
         # Pods must not start before their role is bound, or the S3 SDK falls back to the node's.
         return helm_release(f"{name}-milvus", "milvus", namespace=names.NS_DATA, values=values,
                             release_name=MILVUS_RELEASE,
-                            opts=self._k8s(names.NS_DATA, identity.association, *a.depends_on))
+                            opts=self._k8s(names.NS_DATA, identity.association, *a.depends_on, *(a.nodes or ())))
 
     # ------------------------------------------------------------------------------ Redis
 
@@ -262,6 +269,11 @@ class DataServices(pulumi.ComponentResource):
         if r.replicas > 0:
             values["replica"] = {"enabled": True, "replicas": r.replicas, "replicationUser": "default",
                                  "persistence": {"size": f"{r.storage_gib}Gi", "storageClass": a.storage_class}}
+            if not a.protect_data:
+                # valkey-helm 0.11.0 templates/statefulset.yaml renders
+                # replica.persistentVolumeClaimRetentionPolicy into the StatefulSet.
+                values["replica"]["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Delete",
+                                                                             "whenScaled": "Retain"}
         else:
             # keepPvc: the chart annotates the claim helm.sh/resource-policy=keep, so an uninstall
             # leaves the data behind when data is protected.
@@ -269,7 +281,7 @@ class DataServices(pulumi.ComponentResource):
                                      "className": a.storage_class, "keepPvc": a.protect_data}
         self.valkey_release = helm_release(
             f"{name}-valkey", "valkey", namespace=names.NS_DATA, values=values, release_name=VALKEY_RELEASE,
-            opts=self._k8s(names.NS_DATA, users, *a.depends_on))
+            opts=self._k8s(names.NS_DATA, users, *a.depends_on, *(a.nodes or ())))
         return f"{VALKEY_RELEASE}.{names.NS_DATA}.svc.cluster.local", password.result, False
 
     def _elasticache(self, name: str, r: RedisConfig) -> tuple[pulumi.Output[str], pulumi.Output[str], bool]:

@@ -25,6 +25,7 @@ from components.cluster import SYSTEM_NODE_LABEL
 from components.config import GatewayConfig, ModelConfig, ModelRouteConfig, TenantConfig, TokenBucketConfig
 from components.k8s import (
     PLATFORM_DIR,
+    NodeSource,
     container_security_context,
     custom_object,
     helm_release,
@@ -89,6 +90,17 @@ class InferenceGatewayArgs:
     # gateway's objects depend on them.
     namespaces: dict[str, pulumi.Resource] = field(default_factory=dict)
     model_dependencies: list[pulumi.Resource] = field(default_factory=list)
+    # Where the controllers' pods run: kgateway and agentgateway (and the proxies, the endpoint
+    # pickers) on Karpenter's platform NodePool, the Load Balancer Controller on the system nodes.
+    platform_nodes: NodeSource | None = None
+    system_nodes: NodeSource | None = None
+
+
+def endpoint_picker_namespaces(cfg: GatewayConfig | None, models: list[ModelConfig]) -> set[str]:
+    """Namespaces that get an endpoint picker (inference routing: one per vLLM model)."""
+    if cfg is None or cfg.inference_routing != "agentgateway":
+        return set()
+    return {names.model_namespace(m) for m in models if m.engine == "vllm"}
 
 
 def in_cluster_url() -> str:
@@ -174,7 +186,7 @@ class InferenceGateway(pulumi.ComponentResource):
                            "resources": resources("100m", "256Mi", cpu_limit="1", memory_limit="512Mi"),
                            "securityContext": container_security_context(),
                            "podSecurityContext": pod_security_context(10101)},
-        }, opts=opts_(self.kgateway_crds, *gw_ns_deps))
+        }, opts=opts_(self.kgateway_crds, *gw_ns_deps, *(args.platform_nodes or ())))
 
         # --- AWS Load Balancer Controller: turns the proxy's LoadBalancer Service into an NLB
         lbc_identity = pod_identity_role(
@@ -192,7 +204,20 @@ class InferenceGateway(pulumi.ComponentResource):
             "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}],
             "resources": resources("100m", "256Mi", cpu_limit="500m"),
             "podDisruptionBudget": {"maxUnavailable": 1} if cfg.lbc_replicas > 1 else {},
-        }, opts=opts_(lbc_identity.association))  # credentials exist before the controller starts
+            # The chart's Service mutator webhook (templates/webhook.yaml at chart 3.5.0, enabled by
+            # enableServiceMutatorWebhook: true, serviceMutatorWebhookConfig.failurePolicy: Fail, no
+            # namespaceSelector) intercepts every Service CREATE in the cluster to default
+            # type-LoadBalancer Services to its loadBalancerClass. This release installs right after
+            # the control plane, before its pods can run, so every Service created meanwhile (KEDA,
+            # kgateway, kagent, CoreDNS's kube-dns) is rejected and atomic releases roll back
+            # (kubernetes-sigs/aws-load-balancer-controller#4140). Off: the platform's only
+            # LoadBalancer Service (the NLB) carries `aws-load-balancer-type: external`, which the
+            # controller reconciles without the webhook and the in-tree cloud provider ignores
+            # (aws-load-balancer-controller docs/guide/service/nlb.md). The pod mutator webhooks stay:
+            # they are label-gated per namespace (and failurePolicy Ignore for readiness gates).
+            "enableServiceMutatorWebhook": False,
+        }, opts=opts_(lbc_identity.association,  # credentials exist before the controller starts
+                      *(args.system_nodes or ())))
 
         # --- the Gateway: proxy and NLB settings through GatewayParameters
         lb = cfg.load_balancer
@@ -453,7 +478,8 @@ class InferenceGateway(pulumi.ComponentResource):
             "resources": resources("100m", "256Mi", cpu_limit="1", memory_limit="512Mi"),
             "securityContext": container_security_context(),
             "podSecurityContext": pod_security_context(10101),
-        }, opts=pulumi.ResourceOptions(parent=self, depends_on=[self.agentgateway_crds, *gw_ns_deps]))
+        }, opts=pulumi.ResourceOptions(parent=self, depends_on=[self.agentgateway_crds, *gw_ns_deps,
+                                                                *(args.platform_nodes or ())]))
 
         vllm = [m for m in args.models if m.engine == "vllm"]  # the EPP reads vLLM's metrics
         for model in vllm:

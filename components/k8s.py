@@ -3,6 +3,7 @@ releases and custom resources. One place, so a convention changes once."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,21 @@ MANAGED_BY = "pulumi"
 
 # Seconds Helm waits for a release before failing (and, with atomic, rolling back).
 HELM_TIMEOUT_S = 900
+
+
+@dataclass(frozen=True)
+class NodeSource:
+    """Where a layer's pods run, as what must exist before they can: the system node group, or
+    Karpenter's controller release and the NodePool whose nodes the pods land on. A release or
+    workload whose pods run there depends on it (an atomic release waits for Ready pods, so it must
+    not start its clock before nodes can exist), and on destroy it goes first, while the nodes
+    (and Karpenter, to remove them) still exist."""
+
+    name: str
+    resources: tuple[pulumi.Resource, ...]
+
+    def __iter__(self):
+        return iter(self.resources)
 
 
 @cache

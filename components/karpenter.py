@@ -8,6 +8,7 @@ Karpenter v1 CloudFormation policy: launch and delete only what carries this clu
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -230,18 +231,7 @@ class Karpenter(pulumi.ComponentResource):
         # --- node classes and pools. They depend on the release: on destroy they go first, while
         # the controller still runs and can terminate the instances it launched.
         self.node_classes, self.node_pools = {}, {}
-        pools: list[tuple[NodePoolConfig, int | None, dict[str, str], list[dict[str, str]]]] = []
-        for p in args.gpu_pools:
-            pools.append((p, p.gpu_limit, {NODE_ROLE_LABEL: "gpu"}, [dict(names.GPU_TAINT)]))
-        pools.append((args.cpu_pool, None, {NODE_ROLE_LABEL: "platform"}, []))
-        by_name = {p.name: p for p in args.gpu_pools}
-        for t in (t for t in args.tenants if t.isolation == "node"):
-            src = by_name[(t.gpu_pools or [args.gpu_pools[0].name])[0]]
-            tenant_pool = src.model_copy(update={"name": names.tenant_pool_name(t.name), "weight": None})
-            pools.append((tenant_pool, t.quota.gpu, {NODE_ROLE_LABEL: "gpu", names.TENANT_LABEL: t.name},
-                          [dict(names.GPU_TAINT), {"key": names.TENANT_TAINT_KEY, "value": t.name,
-                                                   "effect": "NoSchedule"}]))
-        for pool, gpu_limit, extra_labels, taints in pools:
+        for pool, gpu_limit, extra_labels, taints in pool_definitions(args.gpu_pools, args.cpu_pool, args.tenants):
             dep = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
             node_class = custom_object(
                 f"{name}-nodeclass-{pool.name}", "karpenter.k8s.aws/v1", "EC2NodeClass", pool.name,
@@ -351,6 +341,55 @@ def controller_policy(cluster: str, partition: pulumi.Input[str], region: pulumi
         return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
     return pulumi.Output.all(partition, region, account, queue_arn, node_role_arn).apply(lambda a: build(*a))
+
+
+PoolDefinition = tuple[NodePoolConfig, int | None, dict[str, str], list[dict[str, str]]]
+
+
+def pool_definitions(gpu_pools: Sequence[GpuPoolConfig], cpu_pool: CpuPoolConfig,
+                     tenants: Sequence[TenantConfig]) -> list[PoolDefinition]:
+    """Every NodePool the platform declares, as (pool, GPU limit, node labels, taints): the GPU
+    pools, the CPU pool, and a copy of its first GPU pool per node-isolated tenant (GPU limit = the
+    tenant's GPU quota)."""
+    pools: list[PoolDefinition] = []
+    for p in gpu_pools:
+        pools.append((p, p.gpu_limit, {NODE_ROLE_LABEL: "gpu"}, [dict(names.GPU_TAINT)]))
+    pools.append((cpu_pool, None, {NODE_ROLE_LABEL: "platform"}, []))
+    by_name = {p.name: p for p in gpu_pools}
+    for t in (t for t in tenants if t.isolation == "node"):
+        src = by_name[(t.gpu_pools or [gpu_pools[0].name])[0]]
+        tenant_pool = src.model_copy(update={"name": names.tenant_pool_name(t.name), "weight": None})
+        pools.append((tenant_pool, t.quota.gpu, {NODE_ROLE_LABEL: "gpu", names.TENANT_LABEL: t.name},
+                      [dict(names.GPU_TAINT), {"key": names.TENANT_TAINT_KEY, "value": t.name,
+                                               "effect": "NoSchedule"}]))
+    return pools
+
+
+def max_pool_nodes(pool: NodePoolConfig, gpu_limit: int | None) -> int | None:
+    """The most nodes a pool can hold under its limits, counted in its smallest instance type per
+    limited resource; None if nothing limits it. Karpenter stops launching only once a limit is
+    exceeded (karpenter.sh v1 docs, NodePool `limits`), so the last node may cross it: ceil."""
+    facts = [f for t in pool.instance_types if (f := instance_facts(t)) is not None]
+    bounds = []
+    for limit, per_node in ((gpu_limit, [f.gpus for f in facts if f.gpus > 0]),
+                            (pool.cpu_limit, [f.vcpu for f in facts]),
+                            (pool.memory_limit_gib, [f.memory_gib for f in facts])):
+        if limit is not None:
+            bounds.append(math.ceil(limit / min(per_node, default=1)))
+    return min(bounds) if bounds else None
+
+
+def max_node_count(system_nodes_max: int, gpu_pools: Sequence[GpuPoolConfig], cpu_pool: CpuPoolConfig,
+                   tenants: Sequence[TenantConfig]) -> int:
+    """The most nodes the cluster can have: the system node group's maxSize plus every NodePool at
+    its limits. A pool without any limit cannot be bounded (the config requires one)."""
+    total = system_nodes_max
+    for pool, gpu_limit, _, _ in pool_definitions(gpu_pools, cpu_pool, tenants):
+        n = max_pool_nodes(pool, gpu_limit)
+        if n is None:
+            raise ValueError(f"NodePool {pool.name} has no cpu, memory or GPU limit: its node count is unbounded")
+        total += n
+    return total
 
 
 def _has_nvme(pool: NodePoolConfig) -> bool:

@@ -24,6 +24,7 @@ from components.aws import pod_identity_role, policy_json, secure_bucket
 from components.config import GpuPoolConfig, ModelConfig, ModelServingConfig
 from components.instances import InstanceFacts, instance_facts
 from components.k8s import (
+    NodeSource,
     container_security_context,
     custom_object,
     helm_release,
@@ -118,6 +119,27 @@ def startup_budget_s(m: ModelConfig) -> int:
     return int(min(max(weights_gib(m) * STARTUP_S_PER_GIB, STARTUP_MIN_S), STARTUP_MAX_S))
 
 
+def rollout_budget_s(m: ModelConfig) -> int:
+    """How long the first replica may take to serve: a GPU node launch plus the startup budget. The
+    one figure the Deployment's and the Service's Pulumi await timeouts come from."""
+    return startup_budget_s(m) + NODE_LAUNCH_S
+
+
+def model_namespaces(models: list[ModelConfig]) -> set[str]:
+    """Namespaces that run model servers (the tenancy layer's MODEL_SERVERS flows)."""
+    return {names.model_namespace(m) for m in models}
+
+
+def s3_cache_namespaces(models: list[ModelConfig]) -> set[str]:
+    """Namespaces with a model streaming from S3 through Pod Identity (S3_MODEL_CACHE flows)."""
+    return {names.model_namespace(m) for m in models if m.cache == "s3"}
+
+
+def pvc_namespaces(models: list[ModelConfig]) -> set[str]:
+    """Namespaces holding a model's cache PVC."""
+    return {names.model_namespace(m) for m in models if m.cache == "pvc"}
+
+
 def ephemeral_gib(m: ModelConfig) -> int:
     cache = {"nodeLocal": m.cache_size_gib, "s3": S3_SCRATCH_GIB, "pvc": 0}[m.cache]
     return TMP_GIB + HOME_GIB + cache
@@ -184,8 +206,10 @@ class ModelDeployment(pulumi.ComponentResource):
         self.port = names.model_port(m.engine)
         ns, port = self.namespace, self.port
         version = m.image.rsplit(":", 1)[-1] if "@" not in m.image else None
+        # MODEL_CACHE_LABEL: the tenancy layer lets `s3` pods (only) reach the Pod Identity agent.
         lbl = labels(m.name, "model-server", version=version,
-                     extra={names.MODEL_LABEL: m.name, "agentic.platform/engine": m.engine})
+                     extra={names.MODEL_LABEL: m.name, "agentic.platform/engine": m.engine,
+                            names.MODEL_CACHE_LABEL: m.cache})
         sel = selector(m.name)
         child = pulumi.ResourceOptions(parent=self)
         size = pod_size(m, args.pool)
@@ -197,8 +221,9 @@ class ModelDeployment(pulumi.ComponentResource):
             self.pvc = k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-cache",
                 metadata=meta(f"{m.name}-cache", ns, labels=lbl),
-                # gp3-encrypted (cluster layer): with protectData its reclaim policy is Retain.
-                spec={"accessModes": ["ReadWriteOnce"], "storageClassName": "gp3-encrypted",
+                # A cache (weights download again): the cluster's Delete class, so no volume outlives
+                # the claim, whatever protectData says.
+                spec={"accessModes": ["ReadWriteOnce"], "storageClassName": names.STORAGE_CLASS_CACHE,
                       "resources": {"requests": {"storage": f"{m.cache_size_gib}Gi"}}},
                 # Binding waits for the first consumer; Pulumi must not wait for it.
                 opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
@@ -261,6 +286,13 @@ class ModelDeployment(pulumi.ComponentResource):
         cmd_args += list(m.extra_args)
 
         startup = startup_budget_s(m)
+        # pulumi-kubernetes waits for a Deployment's rollout and for a Service's endpoints (a Service
+        # with a selector is Ready once its Endpoints exist with no "not ready" addresses), each 10
+        # minutes by default "You can override the default timeout value by setting the
+        # 'customTimeouts' option on the resource" (pulumi.com/registry/packages/kubernetes/api-docs/
+        # core/v1/service/ and .../apps/v1/deployment/). A GPU node launch plus a 70B load outlasts
+        # that: both wait the model's rollout budget (one figure).
+        rollout = pulumi.CustomTimeouts(create=f"{rollout_budget_s(m)}s", update=f"{rollout_budget_s(m)}s")
         probe = {"httpGet": {"path": "/health", "port": "http"}}
         container = {
             "name": m.engine,
@@ -314,16 +346,14 @@ class ModelDeployment(pulumi.ComponentResource):
             # No `replicas`: KEDA's HPA owns the count (server-side apply would fight over it).
             spec={"selector": {"matchLabels": sel}, "strategy": strategy, "revisionHistoryLimit": 5,
                   "template": {"metadata": {"labels": lbl}, "spec": pod_spec}},
-            # A GPU node launch plus a 70B load outlasts Pulumi's default 10-minute rollout wait.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=deps, custom_timeouts=pulumi.CustomTimeouts(
-                create=f"{startup + NODE_LAUNCH_S}s", update=f"{startup + NODE_LAUNCH_S}s")),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=deps, custom_timeouts=rollout),
         )
         self.service = k8s.core.v1.Service(
             f"{name}-service",
             metadata=meta(m.name, ns, labels=lbl),
             spec={"type": "ClusterIP", "selector": sel, "trafficDistribution": "PreferClose",
                   "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}]},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on, custom_timeouts=rollout),
         )
         self.pdb = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb", metadata=meta(m.name, ns, labels=lbl),
@@ -403,6 +433,8 @@ class ModelServingArgs:
     node_isolated_tenants: set[str] = field(default_factory=set)
     scheduling_for: SchedulingFor | None = None        # tenancy's (tolerations, nodeSelector) of a tenant
     compute: list[pulumi.Resource] = field(default_factory=list)  # NodePools / GPU stack the pods need
+    # Where KEDA's pods run (the system node group): its atomic release waits for them.
+    system_nodes: NodeSource | None = None
 
 
 def _pool_taints(pool: GpuPoolConfig) -> list[dict[str, Any]]:
@@ -453,7 +485,7 @@ class ModelServing(pulumi.ComponentResource):
                 "webhooks": {"replicaCount": s.keda_replicas, **system},
                 "podDisruptionBudget": {k: {"maxUnavailable": 1} for k in ("operator", "metricServer", "webhooks")},
             },
-            opts=child)
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.system_nodes or ())))
 
         pools = {p.name: p for p in args.pools}
         model_namespaces = sorted({names.model_namespace(m) for m in args.models})

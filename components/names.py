@@ -37,6 +37,14 @@ TENANT_LABEL = "agentic.platform/tenant"           # namespace label and node la
 TENANT_TAINT_KEY = "agentic.platform/tenant"       # taint of a tenant's dedicated NodePool
 GATEWAY_ACCESS_LABEL = "agentic.platform/gateway-access"  # namespaces whose routes the gateway admits
 MODEL_LABEL = "agentic.platform/model"             # pods of a model server
+MODEL_CACHE_LABEL = "agentic.platform/model-cache"  # a model server's cache (pvc, s3, nodeLocal)
+
+# StorageClasses (the cluster layer creates both; encrypted gp3 through the EBS CSI driver).
+# Data stores (Milvus, Valkey, LangFuse's databases, kagent's bundled PostgreSQL): reclaim policy
+# Retain with protectData, the cluster's default class. The name stays: PVC templates refer to it.
+STORAGE_CLASS_DATA = "gp3-encrypted"
+# What can be rebuilt (model caches, Prometheus/Alertmanager/Grafana volumes): always Delete.
+STORAGE_CLASS_CACHE = "gp3-encrypted-cache"
 
 # Gateway
 GATEWAY_NAME = "ai-inference-gateway"

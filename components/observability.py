@@ -22,10 +22,11 @@ import pulumi_random as random
 from components import names
 from components.aws import PostgresSpec, pod_identity_role, policy_json, secure_bucket
 from components.aws import postgres as postgres_database
-from components.config import LangfuseConfig, ObservabilityConfig
+from components.config import LangfuseConfig, ObservabilityConfig, QuotaConfig
 from components.data import REDIS_SECRET
 from components.k8s import (
     PLATFORM_DIR,
+    NodeSource,
     container_security_context,
     custom_object,
     helm_release,
@@ -62,7 +63,24 @@ REDIS_ENV = (
     {"name": "REDIS_TLS_ENABLED", "valueFrom": {"secretKeyRef": {"name": REDIS_SECRET, "key": "tls"}}},
 )
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}
-AGENT_MONITOR_LABEL = "kagent.dev/monitored"
+# node-exporter's one container (prometheus-node-exporter 4.56.1: kubeRBACProxy.enabled false, no
+# sidecars or init containers by default); its DaemonSet rolls with maxUnavailable 1 and no surge
+# (values.yaml updateStrategy), so observability-node never runs more pods than there are nodes.
+NODE_EXPORTER_CPU_M, NODE_EXPORTER_CPU_LIMIT_M = 50, 200
+NODE_EXPORTER_MEMORY_MI, NODE_EXPORTER_MEMORY_LIMIT_MI = 64, 128
+NODE_EXPORTER_RESOURCES = resources(f"{NODE_EXPORTER_CPU_M}m", f"{NODE_EXPORTER_MEMORY_MI}Mi",
+                                    cpu_limit=f"{NODE_EXPORTER_CPU_LIMIT_M}m",
+                                    memory_limit=f"{NODE_EXPORTER_MEMORY_LIMIT_MI}Mi")
+
+
+def node_exporter_quota(max_nodes: int, base: QuotaConfig) -> QuotaConfig:
+    """The observability-node quota: a node-exporter pod on each of the most nodes the cluster can
+    have (system nodes plus every Karpenter pool at its limits), times the container's requests and
+    limits. `base` keeps its object counts and LimitRange defaults."""
+    return base.model_copy(update={
+        "cpu": f"{max_nodes * NODE_EXPORTER_CPU_M}m", "cpu_limit": f"{max_nodes * NODE_EXPORTER_CPU_LIMIT_M}m",
+        "memory": f"{max_nodes * NODE_EXPORTER_MEMORY_MI}Mi",
+        "memory_limit": f"{max_nodes * NODE_EXPORTER_MEMORY_LIMIT_MI}Mi", "pods": max_nodes})
 
 
 @dataclass
@@ -71,6 +89,10 @@ class ObservabilityArgs:
     storage_class: str
     # Resources the Kubernetes objects wait for (the tenancy layer's namespaces).
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    # Prometheus, Alertmanager and Grafana volumes: rebuilt from scratch, the cluster's Delete class.
+    cache_storage_class: str | None = None
+    # Where the pods run (Karpenter's platform NodePool): the releases wait for it.
+    nodes: NodeSource | None = None
 
 
 def cost_dashboard(doc: dict[str, Any], price: float) -> dict[str, Any]:
@@ -99,6 +121,12 @@ def dashboards(price: float) -> dict[str, str]:
 def _image(key: str) -> dict[str, str]:
     pin = platform_data("images.yaml")[key]
     return {"repository": pin["repository"], "tag": str(pin["tag"])}
+
+
+def _bitnami_image(key: str) -> dict[str, str]:
+    """A bitnami subchart's `image` (registry, repository, tag) from platform/images.yaml."""
+    pin = platform_data("images.yaml")[key]
+    return {"registry": pin["registry"], "repository": pin["repository"], "tag": str(pin["tag"])}
 
 
 class Observability(pulumi.ComponentResource):
@@ -136,10 +164,18 @@ class Observability(pulumi.ComponentResource):
                                    {"admin-user": "admin", "admin-password": grafana_pw.result})
 
         # --------------------------------------------------------- kube-prometheus-stack
+        metrics_class = args.cache_storage_class or args.storage_class
+        nodes = list(args.nodes or ())
+
         def pvc(size_gib: int) -> dict[str, Any]:
             return {"volumeClaimTemplate": {"spec": {
-                "storageClassName": args.storage_class, "accessModes": ["ReadWriteOnce"],
+                "storageClassName": metrics_class, "accessModes": ["ReadWriteOnce"],
                 "resources": {"requests": {"storage": f"{size_gib}Gi"}}}}}
+        # The operator's StatefulSets keep their PVCs when the Prometheus/Alertmanager goes
+        # (StatefulSet default whenDeleted: Retain); metrics are not data to keep: delete them with it
+        # (kube-prometheus-stack 88.5.3 values.yaml `persistentVolumeClaimRetentionPolicy`, passed to
+        # the Prometheus/Alertmanager CR and by the operator to the StatefulSet).
+        metrics_retention = {"whenDeleted": "Delete", "whenScaled": "Retain"}
 
         kps_values = {
             "fullnameOverride": KPS_RELEASE,
@@ -167,16 +203,30 @@ class Observability(pulumi.ComponentResource):
                 "retentionSize": f"{int(cfg.prometheus_storage_gib * 0.9)}GB",
                 "replicas": cfg.prometheus_replicas,
                 "storageSpec": pvc(cfg.prometheus_storage_gib),
+                "persistentVolumeClaimRetentionPolicy": metrics_retention,
                 "resources": resources("500m", "2Gi", cpu_limit="2", memory_limit="4Gi"),
             }},
             "alertmanager": {"alertmanagerSpec": {
                 "storage": pvc(cfg.alertmanager_storage_gib),
+                "persistentVolumeClaimRetentionPolicy": metrics_retention,
                 "resources": resources("50m", "128Mi", cpu_limit="200m"),
             }},
             "grafana": {
                 "admin": {"existingSecret": GRAFANA_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"},
-                "persistence": {"enabled": True, "type": "pvc", "storageClassName": args.storage_class,
+                "persistence": {"enabled": True, "type": "pvc", "storageClassName": metrics_class,
                                 "size": f"{cfg.grafana_storage_gib}Gi"},
+                # grafana 12.11.1 _pod.tpl renders `init-chown-data` (runAsUser 0, runAsNonRoot false,
+                # CHOWN/DAC_OVERRIDE, no allowPrivilegeEscalation: false: values.yaml initChownData)
+                # whenever persistence is on; Pod Security `restricted` in `observability` rejects the
+                # pod. fsGroup 472 (values.yaml securityContext) already gives the volume to Grafana's
+                # group (kubelet applies fsGroup on mount). The other containers are restricted as the
+                # chart sets them: grafana (containerSecurityContext) and the dashboard/datasource
+                # sidecars (sidecar.securityContext: no escalation, ALL dropped, RuntimeDefault; the
+                # pod's runAsNonRoot/runAsUser 472).
+                "initChownData": {"enabled": False},
+                # templates/tests/test.yaml: a `helm.sh/hook: test` pod (bats image) with no
+                # resources or security context (testFramework.*: {}), and its RBAC: not installed.
+                "testFramework": {"enabled": False},
                 "resources": resources("100m", "256Mi", cpu_limit="500m", memory_limit="512Mi"),
                 "sidecar": {
                     "dashboards": {"enabled": True, "label": "grafana_dashboard", "labelValue": "1",
@@ -191,13 +241,13 @@ class Observability(pulumi.ComponentResource):
                 "namespaceOverride": names.NS_HOST_MONITORING,
                 # Every node, including tainted GPU and tenant nodes.
                 "tolerations": [{"operator": "Exists"}],
-                "resources": resources("50m", "64Mi", cpu_limit="200m", memory_limit="128Mi"),
+                "resources": NODE_EXPORTER_RESOURCES,
             },
         }
         self.kube_prometheus_stack = helm_release(
             f"{name}-kube-prometheus-stack", "kube-prometheus-stack", namespace=NS, release_name=KPS_RELEASE,
             values=kps_values,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, grafana_secret]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, *nodes, grafana_secret]))
         # Custom resources need the chart's CRDs and operator (and go before them on destroy).
         after_kps = pulumi.ResourceOptions(parent=self, depends_on=[self.kube_prometheus_stack])
 
@@ -217,13 +267,8 @@ class Observability(pulumi.ComponentResource):
             f"{name}-alerts", "monitoring.coreos.com/v1", "PrometheusRule", "agentic-platform-alerts",
             namespace=NS, labels=labels("agentic-platform-alerts", "alerts", extra={"release": KPS_RELEASE}),
             spec={"groups": alerts["groups"]}, opts=after_kps)
-        self.agent_monitor = custom_object(
-            f"{name}-agent-metrics", "monitoring.coreos.com/v1", "ServiceMonitor", "agent-metrics",
-            namespace=NS, labels=labels("agent-metrics", "monitoring", extra={"release": KPS_RELEASE}),
-            spec={"namespaceSelector": {"any": True},
-                  "selector": {"matchLabels": {AGENT_MONITOR_LABEL: "true"}},
-                  "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}]},
-            opts=after_kps)
+        # No ServiceMonitor for the agents: kagent 0.9.12 agents serve no /metrics (their Service has
+        # one port, `http`, the A2A server: docs/agents.md), so one would select nothing.
 
         # --------------------------------------------------------- LangFuse credentials
         # Generated here, with the collector's copy of the API keys; the LangFuse release itself is
@@ -283,7 +328,7 @@ class Observability(pulumi.ComponentResource):
         self.collector = helm_release(
             f"{name}-otel-collector", "opentelemetry-collector", namespace=NS, release_name=COLLECTOR,
             values=collector_values,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.kube_prometheus_stack, collector_secret]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.kube_prometheus_stack, collector_secret, *nodes]))
 
         svc = f"{COLLECTOR}.{NS}.svc.cluster.local"
         self.otlp_grpc_endpoint = f"http://{svc}:{names.PORT_OTLP_GRPC}"
@@ -309,6 +354,8 @@ class LangFuseArgs:
     db_password: pulumi.Input[str]           # Observability.langfuse_db_password (secret)
     # The namespace, and the data layer's `redis-connection` Secret LangFuse's pods read at start.
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    # Where its pods run (Karpenter's platform NodePool): the release waits for it.
+    nodes: NodeSource | None = None
 
 
 class LangFuse(pulumi.ComponentResource):
@@ -324,7 +371,7 @@ class LangFuse(pulumi.ComponentResource):
         bucket = secure_bucket(f"{name}-blobs", purpose="langfuse", protect=args.protect_data,
                                force_destroy=not args.protect_data, tags=args.tags, opts=child)
         self.langfuse_bucket = bucket.bucket
-        pod_identity_role(f"{name}", cluster_name=args.cluster_name, namespace=NS,
+        identity = pod_identity_role(f"{name}", cluster_name=args.cluster_name, namespace=NS,
                           service_account=LANGFUSE_RELEASE, policy=policy_json(bucket.read_write_statements()),
                           tags=args.tags, opts=child)
 
@@ -340,9 +387,15 @@ class LangFuse(pulumi.ComponentResource):
             postgresql: dict[str, Any] = {"deploy": False, "host": postgres.address, "port": 5432,
                                           "auth": {"username": "langfuse", "database": "langfuse"}}
         else:
+            primary: dict[str, Any] = {"persistence": {"storageClass": args.storage_class},
+                                       "resources": resources("250m", "512Mi", cpu_limit="1", memory_limit="1Gi")}
+            if not args.protect_data:
+                # bitnami postgresql 16.4.9 values.yaml primary.persistentVolumeClaimRetentionPolicy:
+                # the StatefulSet's PVC goes with it (helm uninstall) unless data is protected.
+                primary["persistentVolumeClaimRetentionPolicy"] = {"enabled": True, "whenDeleted": "Delete",
+                                                                   "whenScaled": "Retain"}
             postgresql = {"deploy": True, "auth": {"username": "postgres", "database": "langfuse"},
-                          "primary": {"persistence": {"storageClass": args.storage_class},
-                                      "resources": resources("250m", "512Mi", cpu_limit="1", memory_limit="1Gi")}}
+                          "image": _bitnami_image("langfuse-postgresql"), "primary": primary}
         postgresql["auth"].update({"existingSecret": LANGFUSE_SECRET,
                                    "secretKeys": {"userPasswordKey": "postgres-password",
                                                   "adminPasswordKey": "postgres-password"}})
@@ -388,7 +441,8 @@ class LangFuse(pulumi.ComponentResource):
                 "resourcesPreset": "none",
                 "resources": resources("500m", "2Gi", cpu_limit="2", memory_limit="4Gi"),
                 "persistence": {"storageClass": args.storage_class},
-                "zookeeper": {"enabled": lf.clickhouse_replicas > 1},
+                "image": _bitnami_image("langfuse-clickhouse"),
+                "zookeeper": {"enabled": lf.clickhouse_replicas > 1, "image": _bitnami_image("langfuse-zookeeper")},
             },
             # The platform's Redis (data layer: Valkey or ElastiCache), not the chart's own Valkey. Its
             # whole connection comes from the data layer's `redis-connection` Secret in this namespace
@@ -401,7 +455,10 @@ class LangFuse(pulumi.ComponentResource):
         }
         self.langfuse = helm_release(
             f"{name}", "langfuse", namespace=NS, release_name=LANGFUSE_RELEASE, values=langfuse_values,
+            # Its pods get S3 credentials from the Pod Identity agent only once the association exists
+            # (IMDS is closed by hop limit 1); and nodes to run on.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, args.credentials,
+                                                                 identity.association, *(args.nodes or ()),
                                                                  *([self.database] if self.database else [])]))
 
         self.url = LANGFUSE_URL

@@ -6,7 +6,8 @@ access entries for tenants' IAM roles."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -15,7 +16,9 @@ import pulumi_kubernetes as k8s
 
 from components import names
 from components.config import PlatformQuotasConfig, QuotaConfig, TenantConfig
+from components.data import MILVUS_RELEASE
 from components.k8s import labels, meta
+from components.observability import LANGFUSE_RELEASE
 
 # Pod Security enforce level per platform namespace (audit and warn are always `restricted`, so a
 # workload that could be stricter shows up in audit logs and kubectl warnings). Why each: docs/tenancy.md.
@@ -39,7 +42,7 @@ MODEL_PORTS = (("TCP", names.PORT_VLLM), ("TCP", names.PORT_TGI))
 # Gateway listeners: 80/443 as declared, 8080/8443 where kgateway's Envoy binds unprivileged ports.
 GATEWAY_LISTENER_PORTS = tuple(("TCP", p) for p in (80, 443, 8080, 8443))
 AGENT_PORTS = (("TCP", 8080), ("TCP", 8083))     # kagent agents (A2A) and controller API
-DATA_PORTS = (("TCP", names.PORT_MILVUS), ("TCP", names.PORT_REDIS))
+MILVUS = (("TCP", names.PORT_MILVUS),)
 TELEMETRY_PORTS = (("TCP", names.PORT_OTLP_GRPC), ("TCP", names.PORT_OTLP_HTTP), ("TCP", names.PORT_LANGFUSE))
 HTTPS = (("TCP", 443),)
 POSTGRES = (("TCP", 5432),)
@@ -48,15 +51,44 @@ DB_PORTS = (*POSTGRES, *REDIS)   # RDS PostgreSQL, ElastiCache
 PROMETHEUS = (("TCP", 9090),)
 EPP_PORTS = (("TCP", 9002),)                        # endpoint picker's ext-proc gRPC (inference routing)
 EPP_PODS = (("app.kubernetes.io/component", "endpoint-picker"),)
-# Where Prometheus scrapes, per namespace (model servers serve /metrics on their HTTP port).
+KUBE_DNS_PODS = (("k8s-app", "kube-dns"),)
+# Where Prometheus scrapes, per namespace: only ports a ServiceMonitor really targets (model
+# servers serve /metrics on their HTTP port). Nothing scrapes ai-gateway (no kgateway monitor is
+# declared) or ai-agents (kagent 0.9.12 agents serve no /metrics, its controller's metrics
+# endpoint is off by default: docs/agents.md), so neither admits observability.
+MILVUS_METRICS = (("TCP", 9091),)      # milvus-helm milvus-5.0.19 values.yaml metrics port 9091
+VALKEY_METRICS = (("TCP", 9121),)      # valkey-helm 0.11.0 metrics.exporter.port 9121
 METRICS_PORTS: dict[str, tuple[tuple[str, int], ...]] = {
-    names.NS_GATEWAY: (("TCP", 9091), ("TCP", 9092)),    # Envoy stats, kgateway controller
-    names.NS_AGENTS: AGENT_PORTS,
     names.NS_INFERENCE: MODEL_PORTS,
-    names.NS_DATA: (("TCP", 9091), ("TCP", 9121)),       # Milvus, Valkey exporter
-    names.NS_SYSTEM: (("TCP", 8080), ("TCP", 9400)),     # Karpenter/KEDA/LB controller, DCGM exporter
+    names.NS_DATA: (*MILVUS_METRICS, *VALKEY_METRICS),
+    # Karpenter's http-metrics (chart 1.14.1 controller.metrics.port 8080; the GPU stack's
+    # ServiceMonitor), the DCGM exporter (9400).
+    names.NS_SYSTEM: (("TCP", 8080), ("TCP", 9400)),
     "TENANTS": MODEL_PORTS,
 }
+# kube-prometheus-stack 88.5.3 values.yaml `coreDns`: enabled, Service port/targetPort 9153 selecting
+# k8s-app: kube-dns, with a ServiceMonitor: Prometheus scrapes the CoreDNS pods there.
+COREDNS_METRICS = (("TCP", 9153),)
+
+# The EKS Pod Identity agent (DaemonSet, hostNetwork) answers credential requests on the node at
+# 169.254.170.23:80 ("Set up the Amazon EKS Pod Identity Agent",
+# docs.aws.amazon.com/eks/latest/userguide/pod-id-agent-setup.html; the SDKs get
+# AWS_CONTAINER_CREDENTIALS_FULL_URI=http://169.254.170.23/v1/credentials,
+# docs.aws.amazon.com/eks/latest/userguide/pod-id-how-it-works.html). With NetworkPolicies
+# enforced a pod with a PodIdentityAssociation must be allowed to reach it, or the SDK gets no
+# credentials (IMDS is closed by hop limit 1).
+POD_IDENTITY_AGENT_CIDR = "169.254.170.23/32"
+POD_IDENTITY_PORTS = (("TCP", 80),)
+# Pods with a Pod Identity association in managed namespaces (kube-system has no NetworkPolicy):
+# Milvus (service account `milvus`: every Milvus component of the chart, not its etcd, whose pods
+# are named etcd) and LangFuse web/worker (service account `langfuse`, not the bitnami subcharts'
+# pods), selected by their charts' selector labels (milvus-helm 5.0.19 _helpers.tpl
+# "milvus.matchLabels", langfuse-k8s 1.5.41 _helpers.tpl "langfuse.selectorLabels":
+# app.kubernetes.io/name = the chart name, app.kubernetes.io/instance = the release); the model
+# servers that stream weights from S3 (components/models.py labels them).
+MILVUS_PODS = (("app.kubernetes.io/name", "milvus"), ("app.kubernetes.io/instance", MILVUS_RELEASE))
+LANGFUSE_PODS = (("app.kubernetes.io/name", "langfuse"), ("app.kubernetes.io/instance", LANGFUSE_RELEASE))
+S3_CACHE_PODS = ((names.MODEL_CACHE_LABEL, "s3"),)
 # Node-level scrape targets are host-network (node IPs in the VPC): kubelet/cAdvisor, node-exporter.
 NODE_SCRAPE = (("TCP", 10250), ("TCP", 9100))
 WEBHOOK = (("TCP", 10250),)   # prometheus-operator admission webhook, called by the API server ENIs
@@ -64,7 +96,17 @@ WEBHOOK = (("TCP", 10250),)   # prometheus-operator admission webhook, called by
 PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 # Pseudo-namespaces in FLOWS: every managed namespace, every tenant, IP targets.
 ALL, TENANTS, SELF = "*", "TENANTS", "SELF"
-VPC, INTERNET = "ipblock:vpc", "ipblock:internet"
+VPC, INTERNET, POD_IDENTITY_AGENT = "ipblock:vpc", "ipblock:internet", "ipblock:pod-identity-agent"
+
+# Features: a flow with `when` exists only for namespaces where the layer that needs it really runs
+# the pods (TenancyArgs.features: feature -> those namespaces), so no policy selects pods or admits
+# ports that nothing creates.
+MODEL_SERVERS = "model-servers"        # namespaces serving a model (components/models.py)
+S3_MODEL_CACHE = "s3-model-cache"      # namespaces with a model streaming from S3 (Pod Identity)
+ENDPOINT_PICKERS = "endpoint-pickers"  # namespaces with endpoint pickers (gateway.inferenceRouting)
+VALKEY = "valkey"                      # in-cluster Valkey (data.redis.mode inCluster)
+MILVUS_MONITOR = "milvus-monitor"      # the Milvus chart's ServiceMonitor (data.serviceMonitors)
+VALKEY_MONITOR = "valkey-monitor"      # the Valkey chart's exporter ServiceMonitor (in-cluster Valkey)
 
 
 @dataclass(frozen=True)
@@ -80,6 +122,8 @@ class Flow:
     # Narrows the source to pods with these labels: the egress goes into a policy of its own that
     # selects only them (the rest of the namespace does not get it).
     src_pods: tuple[tuple[str, str], ...] | None = None
+    # A feature (above): the flow holds only where its source or destination namespace runs it.
+    when: str | None = None
 
 
 # The whole network design, as data. Policies are generated from it; reachability checks them.
@@ -88,51 +132,69 @@ FLOWS: tuple[Flow, ...] = (
     Flow(ALL, SELF, None, "pods of one namespace talk to each other (controllers, replicas, tenants' own apps)"),
     # the gateway
     Flow(VPC, names.NS_GATEWAY, GATEWAY_LISTENER_PORTS, "the NLB (in the VPC) forwards to the gateway proxies"),
-    Flow(names.NS_GATEWAY, names.NS_INFERENCE, MODEL_PORTS, "gateway -> model servers"),
+    Flow(names.NS_GATEWAY, names.NS_INFERENCE, MODEL_PORTS, "gateway -> model servers", when=MODEL_SERVERS),
     Flow(names.NS_GATEWAY, names.NS_AGENTS, AGENT_PORTS, "gateway -> kagent / agents (the seed's request flow)"),
     Flow(names.NS_GATEWAY, TENANTS, None, "gateway -> tenants' backends (routes in gateway-access namespaces)"),
     Flow(names.NS_GATEWAY, names.NS_OBSERVABILITY, TELEMETRY_PORTS[:2], "gateway traces (OTLP)"),
     Flow(names.NS_GATEWAY, INTERNET, HTTPS, "remote JWKS of the JWT issuer"),
     # agents
-    Flow(names.NS_AGENTS, names.NS_INFERENCE, MODEL_PORTS, "agents -> model servers"),
+    Flow(names.NS_AGENTS, names.NS_INFERENCE, MODEL_PORTS, "agents -> model servers", when=MODEL_SERVERS),
     Flow(names.NS_AGENTS, names.NS_GATEWAY, GATEWAY_LISTENER_PORTS, "agents -> gateway (ModelConfig URL)"),
-    Flow(names.NS_AGENTS, names.NS_DATA, DATA_PORTS, "agents -> Milvus, Redis"),
+    Flow(names.NS_AGENTS, names.NS_DATA, MILVUS, "agents -> Milvus"),
+    Flow(names.NS_AGENTS, names.NS_DATA, REDIS, "agents -> Redis (in-cluster Valkey)", when=VALKEY),
     Flow(names.NS_AGENTS, names.NS_OBSERVABILITY, TELEMETRY_PORTS, "agents -> OTel collector, LangFuse"),
     Flow(names.NS_AGENTS, VPC, DB_PORTS, "kagent -> its RDS PostgreSQL; agents -> ElastiCache (prod)"),
     Flow(names.NS_AGENTS, INTERNET, HTTPS, "agents -> remote MCP tool servers (e.g. ticketing), HTTPS"),
     # (agents -> the Milvus MCP server, in ai-agents itself: covered by SELF)
     # tenants: from themselves (SELF) and the gateway; to themselves, the gateway and data
     Flow(TENANTS, names.NS_GATEWAY, GATEWAY_LISTENER_PORTS, "tenants reach models through the gateway"),
-    Flow(TENANTS, names.NS_DATA, DATA_PORTS, "tenants -> Milvus, Redis"),
+    Flow(TENANTS, names.NS_DATA, MILVUS, "tenants -> Milvus"),
+    Flow(TENANTS, names.NS_DATA, REDIS, "tenants -> Redis (in-cluster Valkey)", when=VALKEY),
     # model servers: model downloads over HTTPS outside private ranges
-    Flow(names.NS_INFERENCE, INTERNET, HTTPS, "model downloads (Hugging Face, S3)"),
+    Flow(names.NS_INFERENCE, INTERNET, HTTPS, "model downloads (Hugging Face, S3)", when=MODEL_SERVERS),
     # data services: S3 and managed databases
     Flow(names.NS_DATA, INTERNET, HTTPS, "Milvus -> S3"),
     Flow(names.NS_DATA, VPC, DB_PORTS, "RDS / ElastiCache in the VPC"),
     # observability: scrapes, LangFuse's S3/RDS/Redis, the API server
-    Flow(names.NS_OBSERVABILITY, names.NS_GATEWAY, METRICS_PORTS[names.NS_GATEWAY], "scrape"),
-    Flow(names.NS_OBSERVABILITY, names.NS_AGENTS, METRICS_PORTS[names.NS_AGENTS], "scrape"),
-    Flow(names.NS_OBSERVABILITY, names.NS_INFERENCE, METRICS_PORTS[names.NS_INFERENCE], "scrape"),
-    Flow(names.NS_OBSERVABILITY, names.NS_DATA, METRICS_PORTS[names.NS_DATA], "scrape"),
+    Flow(names.NS_OBSERVABILITY, names.NS_INFERENCE, METRICS_PORTS[names.NS_INFERENCE], "scrape model servers",
+         when=MODEL_SERVERS),
+    Flow(names.NS_OBSERVABILITY, names.NS_DATA, MILVUS_METRICS, "scrape Milvus", when=MILVUS_MONITOR),
+    Flow(names.NS_OBSERVABILITY, names.NS_DATA, VALKEY_METRICS, "scrape the Valkey exporter", when=VALKEY_MONITOR),
     Flow(names.NS_OBSERVABILITY, names.NS_SYSTEM, METRICS_PORTS[names.NS_SYSTEM], "scrape"),
-    Flow(names.NS_OBSERVABILITY, TENANTS, METRICS_PORTS["TENANTS"], "scrape tenants' model servers"),
+    Flow(names.NS_OBSERVABILITY, names.NS_SYSTEM, COREDNS_METRICS, "scrape CoreDNS (kube-prometheus-stack coreDns)",
+         dst_pods=KUBE_DNS_PODS),
+    Flow(names.NS_OBSERVABILITY, TENANTS, METRICS_PORTS["TENANTS"], "scrape tenants' model servers",
+         when=MODEL_SERVERS),
     Flow(names.NS_OBSERVABILITY, VPC, NODE_SCRAPE, "scrape kubelets and node-exporter (host network)"),
     Flow(names.NS_OBSERVABILITY, INTERNET, HTTPS, "LangFuse -> S3, Alertmanager -> receivers"),
     Flow(names.NS_OBSERVABILITY, VPC, DB_PORTS, "LangFuse -> RDS PostgreSQL / ElastiCache (prod)"),
-    Flow(names.NS_OBSERVABILITY, names.NS_DATA, REDIS, "LangFuse -> the platform's Redis (Valkey, dev)"),
+    Flow(names.NS_OBSERVABILITY, names.NS_DATA, REDIS, "LangFuse -> the platform's Redis (Valkey, dev)", when=VALKEY),
     Flow(names.NS_SYSTEM, names.NS_OBSERVABILITY, PROMETHEUS, "KEDA queries Prometheus"),
     # The one way into ai-data from outside agents/tenants/observability, on one port: KEDA's operator
     # (kube-system) reads the agents' task-queue length for their redis triggers. (ElastiCache in prod
     # is outside the cluster: its security group admits the cluster SG.)
-    Flow(names.NS_SYSTEM, names.NS_DATA, REDIS, "KEDA -> Valkey (agents' redis scaler trigger)"),
+    Flow(names.NS_SYSTEM, names.NS_DATA, REDIS, "KEDA -> Valkey (agents' redis scaler trigger)", when=VALKEY),
     Flow(VPC, names.NS_OBSERVABILITY, WEBHOOK, "API server -> prometheus-operator webhook"),
     # gateway.inferenceRouting: agentgateway — the proxy asks each model's endpoint picker (EPP,
     # beside the model servers) where to send a request; the EPP watches its InferencePool and pods.
+    # Only where inference routing runs endpoint pickers (nothing else creates those pods).
     Flow(names.NS_GATEWAY, names.NS_INFERENCE, EPP_PORTS, "agentgateway -> endpoint pickers (ext-proc)",
-         dst_pods=EPP_PODS),
-    Flow(names.NS_GATEWAY, TENANTS, EPP_PORTS, "agentgateway -> tenants' endpoint pickers", dst_pods=EPP_PODS),
-    Flow(names.NS_INFERENCE, VPC, HTTPS, "endpoint pickers -> Kubernetes API", src_pods=EPP_PODS),
-    Flow(TENANTS, VPC, HTTPS, "tenants' endpoint pickers -> Kubernetes API", src_pods=EPP_PODS),
+         dst_pods=EPP_PODS, when=ENDPOINT_PICKERS),
+    Flow(names.NS_GATEWAY, TENANTS, EPP_PORTS, "agentgateway -> tenants' endpoint pickers", dst_pods=EPP_PODS,
+         when=ENDPOINT_PICKERS),
+    Flow(names.NS_INFERENCE, VPC, HTTPS, "endpoint pickers -> Kubernetes API", src_pods=EPP_PODS,
+         when=ENDPOINT_PICKERS),
+    Flow(TENANTS, VPC, HTTPS, "tenants' endpoint pickers -> Kubernetes API", src_pods=EPP_PODS,
+         when=ENDPOINT_PICKERS),
+    # EKS Pod Identity: exactly the pods that have a PodIdentityAssociation, to the node's agent.
+    Flow(names.NS_DATA, POD_IDENTITY_AGENT, POD_IDENTITY_PORTS, "Milvus -> Pod Identity agent (S3 credentials)",
+         src_pods=MILVUS_PODS),
+    Flow(names.NS_OBSERVABILITY, POD_IDENTITY_AGENT, POD_IDENTITY_PORTS,
+         "LangFuse -> Pod Identity agent (S3 credentials)", src_pods=LANGFUSE_PODS),
+    Flow(names.NS_INFERENCE, POD_IDENTITY_AGENT, POD_IDENTITY_PORTS,
+         "S3-cached model servers -> Pod Identity agent", src_pods=S3_CACHE_PODS, when=S3_MODEL_CACHE),
+    Flow(TENANTS, POD_IDENTITY_AGENT, POD_IDENTITY_PORTS, "tenants' S3-cached model servers -> Pod Identity agent",
+         src_pods=S3_CACHE_PODS, when=S3_MODEL_CACHE),
     # controllers -> Kubernetes API: on EKS its endpoints are ENIs in the VPC
     Flow(names.NS_GATEWAY, VPC, HTTPS, "kgateway -> Kubernetes API"),
     Flow(names.NS_AGENTS, VPC, HTTPS, "kagent -> Kubernetes API"),
@@ -153,6 +215,15 @@ class TenancyArgs:
     vpc_cidr: str
     kubernetes_version: str
     tags: dict[str, str]
+    # feature -> namespaces that run it (see MODEL_SERVERS ...): conditional flows hold there only.
+    features: Mapping[str, Collection[str]] = field(default_factory=dict)
+    # Quotas computed by other layers' sizing rules, replacing the configured ones (the
+    # observability-node quota from the pools' maximum node count: AgenticPlatform).
+    quota_overrides: Mapping[str, QuotaConfig] = field(default_factory=dict)
+    # Namespaces that hold PersistentVolumeClaims wait for (and on destroy go before) these: the EBS
+    # CSI add-on, so the driver still runs when their volumes are deleted.
+    pvc_namespaces: Collection[str] = ()
+    storage_driver: Sequence[pulumi.Resource] = ()
 
 
 def _ports(ports: tuple[tuple[str, int], ...] | None) -> list[dict[str, Any]] | None:
@@ -169,30 +240,45 @@ def _ns_peer(namespace: str, pods: tuple[tuple[str, str], ...] | None = None) ->
 def _ip_peer(target: str, vpc_cidr: str) -> dict[str, Any]:
     if target == VPC:
         return {"ipBlock": {"cidr": vpc_cidr}}
+    if target == POD_IDENTITY_AGENT:
+        return {"ipBlock": {"cidr": POD_IDENTITY_AGENT_CIDR}}
     return {"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}
 
 
-def expand(flows: tuple[Flow, ...], managed: list[str], tenants: list[str]) -> list[tuple[str, str, Flow]]:
-    """(src, dst, flow) with the pseudo-namespaces resolved."""
+def expand(flows: tuple[Flow, ...], managed: list[str], tenants: list[str],
+           features: Mapping[str, Collection[str]] | None = None) -> list[tuple[str, str, Flow]]:
+    """(src, dst, flow) with the pseudo-namespaces resolved; a flow with `when` only where its
+    source or destination namespace runs the feature."""
     def each(x: str) -> list[str]:
         return managed if x == ALL else tenants if x == TENANTS else [x]
 
+    features = features or {}
     out = []
     for f in flows:
         for src in each(f.src):
             for dst in ([src] if f.dst == SELF else each(f.dst)):
+                if f.when is not None and not {src, dst} & set(features.get(f.when, ())):
+                    continue
                 out.append((src, dst, f))
     return out
 
 
+def _pod_policy_name(pods: tuple[tuple[str, str], ...]) -> str:
+    sel = dict(pods)
+    return _safe(sel.get("app.kubernetes.io/component") or sel.get("app.kubernetes.io/name")
+                 or "-".join(v for _, v in pods))
+
+
 def network_policy_specs(managed: list[str], tenants: list[str], vpc_cidr: str,
-                         flows: tuple[Flow, ...] = FLOWS) -> dict[str, dict[str, dict[str, Any]]]:
-    """namespace -> policy name -> spec: `default-deny` plus `allow-ingress` / `allow-egress`."""
+                         flows: tuple[Flow, ...] = FLOWS,
+                         features: Mapping[str, Collection[str]] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """namespace -> policy name -> spec: `default-deny` plus `allow-ingress` / `allow-egress`
+    (and `allow-egress-<pods>` for pod-scoped egress)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     ingress: dict[str, list[dict[str, Any]]] = {ns: [] for ns in managed}
     egress: dict[str, list[dict[str, Any]]] = {ns: [] for ns in managed}
     pod_egress: dict[str, dict[tuple[tuple[str, str], ...], list[dict[str, Any]]]] = {ns: {} for ns in managed}
-    for src, dst, f in expand(flows, managed, tenants):
+    for src, dst, f in expand(flows, managed, tenants, features):
         if dst in ingress:   # the destination admits the source
             peer = _ip_peer(src, vpc_cidr) if src.startswith("ipblock:") else _ns_peer(src)
             rule: dict[str, Any] = {"from": [peer]}
@@ -215,8 +301,9 @@ def network_policy_specs(managed: list[str], tenants: list[str], vpc_cidr: str,
         if egress[ns]:
             out[ns]["allow-egress"] = {"podSelector": {}, "policyTypes": ["Egress"], "egress": egress[ns]}
         for pods, rules in pod_egress[ns].items():
-            out[ns][f"allow-egress-{_safe(dict(pods).get('app.kubernetes.io/component', 'pods'))}"] = {
-                "podSelector": {"matchLabels": dict(pods)}, "policyTypes": ["Egress"], "egress": rules}
+            pname = f"allow-egress-{_pod_policy_name(pods)}"
+            assert pname not in out[ns], f"{ns}: two pod selectors make policy {pname}"
+            out[ns][pname] = {"podSelector": {"matchLabels": dict(pods)}, "policyTypes": ["Egress"], "egress": rules}
     return out
 
 
@@ -248,12 +335,17 @@ class Tenancy(pulumi.ComponentResource):
             if ns in self._tenants or ns in GATEWAY_ACCESS_NAMESPACES:
                 extra[names.GATEWAY_ACCESS_LABEL] = "true"
             kind = "tenant-namespace" if ns in self._tenants else "platform-namespace"
+            # A namespace holding PVCs waits for the EBS CSI driver; on destroy it (and so its PVCs,
+            # StatefulSets' included) is deleted while the driver still runs to delete the volumes.
+            ns_opts = (pulumi.ResourceOptions(parent=self, depends_on=list(args.storage_driver))
+                       if ns in args.pvc_namespaces else child)
             self.namespaces[ns] = k8s.core.v1.Namespace(
-                f"{name}-ns-{ns}", metadata=meta(ns, labels=labels(ns, kind, extra=extra)), opts=child)
+                f"{name}-ns-{ns}", metadata=meta(ns, labels=labels(ns, kind, extra=extra)), opts=ns_opts)
 
         # --- quotas and container defaults
         quotas: dict[str, QuotaConfig] = {ns: args.platform_quotas.for_namespace(ns) for ns in POD_SECURITY}
         quotas.update({t.name: t.quota for t in args.tenants})
+        quotas.update(args.quota_overrides)
         for ns, q in quotas.items():
             in_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespaces[ns]])
             k8s.core.v1.ResourceQuota(f"{name}-quota-{ns}", metadata=meta(f"{ns}-quota", ns,
@@ -268,7 +360,8 @@ class Tenancy(pulumi.ComponentResource):
 
         # --- network policies
         self.network_policies: list[k8s.networking.v1.NetworkPolicy] = []
-        specs = network_policy_specs(list(self.namespaces), list(self._tenants), args.vpc_cidr)
+        specs = network_policy_specs(list(self.namespaces), list(self._tenants), args.vpc_cidr,
+                                     features=args.features)
         for ns, policies in specs.items():
             in_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespaces[ns]])
             for pname, spec in policies.items():

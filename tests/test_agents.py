@@ -120,7 +120,13 @@ def test_scaled_object_triggers(unit_plan):
     assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (2, 20)
     types = {t["type"]: t for t in spec["triggers"]}
     assert set(types) == {"redis", "prometheus"}
-    assert "agent_active_sessions" in types["prometheus"]["metadata"]["query"]
+    # kagent 0.9.12 agents export no metrics (no agent_active_sessions series anywhere): the second
+    # trigger is the agent container's CPU from cAdvisor, which exists for every agent pod.
+    prom = types["prometheus"]["metadata"]
+    assert prom["query"] == ('sum(rate(container_cpu_usage_seconds_total{namespace="ai-agents",container="kagent",'
+                             'pod=~"customer-support-[a-z0-9]+-[a-z0-9]+"}[2m]))')
+    # cores per replica: the default request 250m x the default cpuUtilization 70%
+    assert prom["threshold"] == "0.175"
     for t in spec["triggers"]:
         assert all(isinstance(v, str) for v in t["metadata"].values())
     (auth,) = unit_plan.by_type(TRIGGER_AUTH)

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from components import names
+
 
 def eks_cluster(plan):
     (c,) = plan.by_type("eks:index:Cluster")
@@ -83,10 +85,32 @@ def test_addons_and_ebs_csi_pod_identity(any_plan):
 @pytest.mark.parametrize("stack,reclaim", [("dev", "Delete"), ("prod", "Retain")])
 def test_default_storage_class(request, stack, reclaim):
     plan = request.getfixturevalue(f"{stack}_plan")
-    (sc,) = plan.by_type("kubernetes:storage.k8s.io/v1:StorageClass")
-    assert sc.inputs["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
-    assert sc.inputs["parameters"]["type"] == "gp3" and sc.inputs["parameters"]["encrypted"] == "true"
-    assert sc.inputs["reclaimPolicy"] == reclaim
+    classes = {sc.inputs["metadata"]["name"]: sc.inputs for sc in plan.by_type("kubernetes:storage.k8s.io/v1:StorageClass")}
+    assert set(classes) == {names.STORAGE_CLASS_DATA, names.STORAGE_CLASS_CACHE}
+    data, cache = classes[names.STORAGE_CLASS_DATA], classes[names.STORAGE_CLASS_CACHE]
+    assert data["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+    assert "storageclass.kubernetes.io/is-default-class" not in (cache["metadata"].get("annotations") or {})
+    for sc in (data, cache):
+        assert sc["parameters"]["type"] == "gp3" and sc["parameters"]["encrypted"] == "true"
+        assert sc["volumeBindingMode"] == "WaitForFirstConsumer"
+    # Only data stores keep their volume under protectData; caches and metrics never leak one.
+    assert data["reclaimPolicy"] == reclaim and cache["reclaimPolicy"] == "Delete"
+
+
+def test_vpc_cni_enforces_network_policies(any_plan):
+    """Without the add-on's enableNetworkPolicy no NetworkPolicy of the tenancy layer is enforced
+    (EKS "Restrict Pod network traffic with Kubernetes network policies")."""
+    (cni,) = [a for a in any_plan.by_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "vpc-cni"]
+    assert json.loads(cni.inputs["configurationValues"]) == {"enableNetworkPolicy": "true"}
+
+
+def test_no_storage_class_literals_outside_names():
+    """One home for StorageClass names: components/names.py."""
+    from plan.engine import ROOT
+
+    offenders = [p.name for p in (ROOT / "components").glob("*.py")
+                 if p.name != "names.py" and '"gp3-encrypted' in p.read_text()]
+    assert offenders == []
 
 
 def test_one_kubernetes_provider_used_by_every_kubernetes_object(any_plan):

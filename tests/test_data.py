@@ -291,3 +291,18 @@ def test_elasticache_never_evicts(prod_plan):
     (rg,) = prod_plan.by_type("aws:elasticache/replicationGroup:ReplicationGroup")
     assert rg.inputs["parameterGroupName"] == params.inputs["name"]
     assert params.inputs["family"] == f"{rg.inputs['engine']}{rg.inputs['engineVersion'].split('.')[0]}"
+
+
+def test_statefulset_volumes_go_with_the_release_unless_data_is_protected(dev_plan, prod_plan):
+    """bitnami etcd 8.12.0 (Milvus) keeps its StatefulSet PVCs after `helm uninstall` unless
+    persistentVolumeClaimRetentionPolicy is enabled: on (Delete) without protectData, off with it."""
+    def etcd(plan):
+        (m,) = [r for r in plan.by_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == "milvus"]
+        return m.inputs["values"]["etcd"]["persistentVolumeClaimRetentionPolicy"]
+
+    assert etcd(dev_plan) == {"enabled": True, "whenDeleted": "Delete", "whenScaled": "Retain"}
+    assert etcd(prod_plan)["enabled"] is False
+    from tests.conftest import rendered
+
+    (sts,) = [o for o in rendered(dev_plan, "milvus") if o["kind"] == "StatefulSet" and "etcd" in o["metadata"]["name"]]
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"

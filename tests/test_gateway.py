@@ -358,3 +358,23 @@ def test_token_bucket_as_agentgateway_local_limit(bucket, expected):
     from components.gateway import local_rate_limit
 
     assert local_rate_limit(TokenBucketConfig.model_validate(bucket)) == expected
+
+
+def test_lbc_registers_no_service_webhook(any_plan):
+    """aws-load-balancer-controller 3.5.0 templates/webhook.yaml: with enableServiceMutatorWebhook the
+    chart registers mservice.elbv2.k8s.aws (failurePolicy Fail, every namespace), which rejects every
+    Service created while the controller has no running pod (kubernetes-sigs/aws-load-balancer-
+    controller#4140). Off; every pod webhook that stays is opt-in by label or Ignore."""
+    from tests.conftest import rendered
+
+    (lbc,) = [r for r in any_plan.by_type(RELEASE) if r.inputs["name"] == "aws-load-balancer-controller"]
+    assert lbc.inputs["values"]["enableServiceMutatorWebhook"] is False
+    objects = rendered(any_plan, "aws-load-balancer-controller")
+    (mutating,) = [o for o in objects if o["kind"] == "MutatingWebhookConfiguration"]
+    for hook in mutating["webhooks"]:
+        assert "services" not in [res for rule in hook["rules"] for res in rule["resources"]], hook["name"]
+        # opt-in: a namespace or pod label must say `In` for the webhook to apply
+        gated = any(e.get("operator") == "In" for sel in ("namespaceSelector", "objectSelector")
+                    for e in (hook.get(sel) or {}).get("matchExpressions", []))
+        targets_pods = "pods" in [res for rule in hook["rules"] for res in rule["resources"]]
+        assert not targets_pods or gated or hook["failurePolicy"] == "Ignore", hook["name"]

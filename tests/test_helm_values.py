@@ -145,7 +145,7 @@ def commented_keys(key: str) -> set[Path_]:
     default` below `persistence:`): optional keys its templates read but leave unset."""
     out: set[Path_] = set()
     for file in [VALUES_DIR / f"{key}.values.yaml", *sorted(VALUES_DIR.glob(f"{key}--*.values.yaml"))]:
-        prefix: Path_ = (file.name[len(key) + 2:-len(".values.yaml")],) if "--" in file.name else ()
+        prefix: Path_ = tuple(file.name[len(key) + 2:-len(".values.yaml")].split("--")) if "--" in file.name else ()
         stack: list[tuple[int, Path_, bool]] = [(-1, prefix, False)]  # (indent, path, commented)
         for line in file.read_text().splitlines():
             real = re.match(r"^( *)([A-Za-z_][\w.-]*|\"[^\"]+\"):( |$)", line)
@@ -298,8 +298,14 @@ def merged_defaults(defaults: dict[str, Any], subcharts: dict[str, dict[str, Any
     """What the chart and its subcharts accept: each subchart's defaults under its alias with the
     parent's section for it on top, and one `global` section (the parent's and every subchart's)."""
     merged = dict(defaults)
-    for alias, sub in subcharts.items():
-        merged[alias] = overlay({k: v for k, v in sub.items() if k != "global"}, defaults.get(alias) or {})
+    # A subchart's subchart (`<key>--<alias>--<alias>.values.yaml`) nests under its parent's alias;
+    # parents first (shorter names sort first).
+    for alias, sub in sorted(subcharts.items(), key=lambda kv: kv[0].count("--")):
+        *parents, own = alias.split("--")
+        into = merged
+        for parent in parents:
+            into = into.setdefault(parent, {})
+        into[own] = overlay({k: v for k, v in sub.items() if k != "global"}, into.get(own) or {})
     globals_: dict[str, Any] = {}
     for sub in subcharts.values():
         globals_ = overlay(globals_, sub.get("global") or {})

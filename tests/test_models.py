@@ -51,7 +51,8 @@ def test_pvc_cache_mounts_a_gp3_claim(prod_plan):
     claim = cache["persistentVolumeClaim"]["claimName"]
     pvc = next(r for r in prod_plan.by_type("kubernetes:core/v1:PersistentVolumeClaim")
                if r.inputs["metadata"]["name"] == claim)
-    assert pvc.inputs["spec"]["storageClassName"] == "gp3-encrypted"
+    # a cache: the always-Delete class, so no EBS volume outlives the claim (protectData or not)
+    assert pvc.inputs["spec"]["storageClassName"] == names.STORAGE_CLASS_CACHE
     assert pvc.inputs["spec"]["resources"]["requests"]["storage"] == "200Gi"
     assert {"name": "cache", "mountPath": "/data"} in spec["containers"][0]["volumeMounts"]
 
@@ -316,3 +317,42 @@ def test_spot_pool_model_tolerates_the_pools_spot_taint(placement_plan):
     # The model on gpu-inference does not carry the spot toleration (it must not drift onto spot-only nodes).
     other = pod(model_deployments(placement_plan)["llama-3-8b"])
     assert not any(t["key"] == "karpenter.sh/capacity-type" for t in other["tolerations"])
+
+
+def _timeouts(plan, urn: str) -> tuple[str, str]:
+    (req,) = [req for req, u in plan.monitor.requests if u == urn]
+    return req.customTimeouts.create, req.customTimeouts.update
+
+
+def test_model_service_waits_as_long_as_its_deployment(prod_plan):
+    """pulumi-kubernetes awaits a Service with a selector until its endpoints are ready (10 minutes
+    by default): each model's Service and Deployment wait the model's rollout budget (node launch +
+    startup budget), not the default that a 70B first deploy outlasts."""
+    from components.config import ModelConfig
+    from components.models import rollout_budget_s
+
+    models = {m["name"]: ModelConfig.model_validate(m) for m in stack_doc("prod")["config"]["agentic-platform:models"]}
+    deployments = model_deployments(prod_plan)
+    services = {r.inputs["metadata"]["name"]: r for r in prod_plan.by_type("kubernetes:core/v1:Service")
+                if r.inputs["metadata"]["name"] in models}
+    assert set(services) == set(models)
+    for name, m in models.items():
+        budget = f"{rollout_budget_s(m)}s"
+        assert _timeouts(prod_plan, services[name].urn) == (budget, budget), name
+        assert _timeouts(prod_plan, deployments[name].urn) == (budget, budget), name
+    assert rollout_budget_s(models["llama-3-70b"]) > 600 * 4
+
+
+def test_keda_waits_for_the_system_nodes(any_plan):
+    """KEDA's pods run on the system node group (nodeSelector): its atomic release depends on it."""
+    (keda,) = [r for r in any_plan.by_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == "keda"]
+    (ng,) = any_plan.by_type("aws:eks/nodeGroup:NodeGroup")
+    assert keda.inputs["values"]["operator"]["nodeSelector"] == {"agentic.platform/node-role": "system"}
+    assert ng.urn in keda.dependencies
+
+
+def test_model_pods_carry_their_cache_label(prod_plan):
+    """The tenancy layer lets only `s3`-cached model pods reach the Pod Identity agent."""
+    for name, d in model_deployments(prod_plan).items():
+        labels = d.inputs["spec"]["template"]["metadata"]["labels"]
+        assert labels[names.MODEL_CACHE_LABEL] in ("pvc", "s3", "nodeLocal"), name

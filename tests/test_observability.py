@@ -8,8 +8,10 @@ import sys
 
 import yaml
 
+from components import names
+from plan.admission.pod_security import check_pod
 from plan.engine import ROOT
-from tests.conftest import stack_doc, write_stack
+from tests.conftest import rendered, stack_doc, write_stack
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
@@ -37,7 +39,7 @@ def test_kube_prometheus_stack_release(dev_plan):
         assert spec[key] is False
     assert spec["retention"] == obs_config("dev")["prometheusRetention"]
     claim = spec["storageSpec"]["volumeClaimTemplate"]["spec"]
-    assert claim["storageClassName"] == "gp3-encrypted"
+    assert claim["storageClassName"] == names.STORAGE_CLASS_CACHE   # metrics: the Delete class
     assert claim["resources"]["requests"]["storage"] == f"{obs_config('dev')['prometheusStorageGiB']}Gi"
     for part in ("kubeEtcd", "kubeScheduler", "kubeControllerManager", "kubeProxy"):
         assert v[part]["enabled"] is False
@@ -65,20 +67,86 @@ def test_dashboards_are_labelled_configmaps_and_price_follows_config(dev_plan, p
         assert var["query"] == var["current"]["value"] == var["options"][0]["value"] == price
 
 
-def test_alert_rules_and_agent_monitor(dev_plan):
+def test_alert_rules_and_no_agent_monitor(dev_plan):
     (rule,) = dev_plan.by_type(RULE)
     rules = {r["alert"]: r for g in rule.inputs["spec"]["groups"] for r in g["rules"]}
     assert "> 10" in rules["AgentHighLatency"]["expr"] and rules["AgentHighLatency"]["for"] == "5m"
     assert "> 0.05" in rules["AgentHighErrorRate"]["expr"]
-    (mon,) = [m for m in dev_plan.by_type(MONITOR) if m.inputs["metadata"]["name"] == "agent-metrics"]
-    spec = mon.inputs["spec"]
-    assert mon.inputs["metadata"]["namespace"] == "observability"
-    assert spec["namespaceSelector"] == {"any": True}
-    assert spec["selector"]["matchLabels"] == {"kagent.dev/monitored": "true"}
-    assert spec["endpoints"][0]["port"] == "metrics" and spec["endpoints"][0]["interval"] == "30s"
+    # kagent 0.9.12 agents serve no metrics port (their Service has one port, `http`): a monitor
+    # on port `metrics` selected nothing. None is declared, and no Service of the agents' namespace
+    # is labelled for one.
+    assert not [m for m in dev_plan.by_type(MONITOR) if m.inputs["metadata"]["name"] == "agent-metrics"]
+    assert not [r for r in dev_plan.resources if "kagent.dev/monitored" in json.dumps(r.inputs)]
     # Custom resources wait for the chart that brings their CRDs.
     kps = release(dev_plan, "kube-prometheus-stack")
-    assert kps.urn in rule.dependencies and kps.urn in mon.dependencies
+    assert kps.urn in rule.dependencies
+
+
+def test_grafana_runs_restricted_without_chown_init_or_test_pod(dev_plan):
+    """grafana 12.11.1: `init-chown-data` (root, CHOWN/DAC_OVERRIDE) renders with persistence unless
+    initChownData.enabled is false; fsGroup 472 gives the volume to Grafana. testFramework renders
+    a `helm.sh/hook: test` pod with no resources. Checked on the values, and on the real render when
+    the vendored archive and Helm are here."""
+    g = release(dev_plan, "kube-prometheus-stack").inputs["values"]["grafana"]
+    assert g["persistence"]["enabled"] is True and g["initChownData"] == {"enabled": False}
+    assert g["testFramework"] == {"enabled": False}
+    objects = rendered(dev_plan, "kube-prometheus-stack")
+    (deploy,) = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-grafana")]
+    pod = deploy["spec"]["template"]
+    assert not pod["spec"].get("initContainers")
+    assert pod["spec"]["securityContext"]["fsGroup"] == 472
+    assert check_pod(pod.get("metadata") or {}, pod["spec"], "restricted") == []
+    assert not [o for o in objects if (o["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"]
+
+
+def test_metrics_volumes_go_with_their_statefulsets(any_plan):
+    """Prometheus and Alertmanager PVCs are deleted with them (kube-prometheus-stack
+    persistentVolumeClaimRetentionPolicy), on the cache class; Grafana on the cache class too."""
+    v = release(any_plan, "kube-prometheus-stack").inputs["values"]
+    for spec in (v["prometheus"]["prometheusSpec"], v["alertmanager"]["alertmanagerSpec"]):
+        assert spec["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+    assert v["alertmanager"]["alertmanagerSpec"]["storage"]["volumeClaimTemplate"]["spec"]["storageClassName"] \
+        == names.STORAGE_CLASS_CACHE
+    assert v["grafana"]["persistence"]["storageClassName"] == names.STORAGE_CLASS_CACHE
+
+
+def test_langfuse_stores_run_pinned_images_from_images_yaml(dev_plan, prod_plan):
+    """The bitnami subcharts' images come from platform/images.yaml: pinned tags, no `latest`."""
+    pins = yaml.safe_load((ROOT / "platform" / "images.yaml").read_text())
+    v = release(prod_plan, "langfuse").inputs["values"]
+    want = {"langfuse-clickhouse": v["clickhouse"]["image"], "langfuse-zookeeper": v["clickhouse"]["zookeeper"]["image"],
+            "langfuse-postgresql": release(dev_plan, "langfuse").inputs["values"]["postgresql"]["image"]}
+    for key, image in want.items():
+        pin = pins[key]
+        assert image == {"registry": pin["registry"], "repository": pin["repository"], "tag": pin["tag"]}, key
+        assert pin["tag"] and pin["tag"] != "latest" and ":" not in pin["repository"]
+
+
+def test_langfuse_waits_for_its_pod_identity_and_nodes(any_plan):
+    """Pods that start before the association get no S3 credentials (IMDS is closed by hop limit 1)."""
+    lf = release(any_plan, "langfuse")
+    (assoc,) = [a for a in any_plan.by_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+                if a.inputs["namespace"] == "observability" and a.inputs["serviceAccount"] == "langfuse"]
+    assert assoc.urn in lf.dependencies
+    assert lf.inputs["values"]["langfuse"]["serviceAccount"]["name"] == assoc.inputs["serviceAccount"]
+
+
+def test_dev_langfuse_postgres_volume_goes_with_the_release(dev_plan, prod_plan):
+    """protectData false (dev): the bundled PostgreSQL's StatefulSet PVC is deleted with it."""
+    primary = release(dev_plan, "langfuse").inputs["values"]["postgresql"]["primary"]
+    assert primary["persistentVolumeClaimRetentionPolicy"] == {"enabled": True, "whenDeleted": "Delete",
+                                                               "whenScaled": "Retain"}
+
+
+def test_node_exporter_quota_follows_the_node_count():
+    from components.config import QuotaConfig
+    from components.observability import NODE_EXPORTER_RESOURCES, node_exporter_quota
+
+    q = node_exporter_quota(137, QuotaConfig(services=3))
+    hard = q.hard()
+    assert NODE_EXPORTER_RESOURCES["limits"] == {"cpu": "200m", "memory": "128Mi"}
+    assert (hard["limits.cpu"], hard["limits.memory"], hard["pods"]) == ("27400m", "17536Mi", "137")
+    assert (hard["requests.cpu"], hard["requests.memory"], hard["services"]) == ("6850m", "8768Mi", "3")
 
 
 def test_collector(dev_plan):

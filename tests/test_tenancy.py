@@ -202,7 +202,7 @@ def test_bad_tenant_config(change, expected):
     assert expected in _config_errors(doc)
 
 
-def test_cross_layer_flows_in_the_policies(prod_plan):
+def test_cross_layer_flows_in_the_policies(prod_plan, dev_plan):
     from plan.reachability import egress_allows_ip, policies_by_namespace
 
     pol = policies_by_namespace(prod_plan.resources)
@@ -211,22 +211,197 @@ def test_cross_layer_flows_in_the_policies(prod_plan):
     assert egress_allows_ip(pol[names.NS_AGENTS], "203.0.113.10", 443)
     assert not egress_allows_ip(pol[names.NS_AGENTS], "203.0.113.10", 5432)
     assert not egress_allows_ip(pol[names.NS_AGENTS], "10.200.0.1", 443)   # private, outside the VPC
-    # ai-data admits kube-system (KEDA) on the Redis port only
-    (ingress,) = [p for p in in_ns(prod_plan, NETPOL, names.NS_DATA) if p["metadata"]["name"] == "allow-ingress"]
-    from_system = [r for r in ingress["spec"]["ingress"]
-                   if r["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}]]
-    assert [r["ports"] for r in from_system] == [[{"protocol": "TCP", "port": names.PORT_REDIS}]]
+    # ai-data admits kube-system (KEDA) on the Redis port only, and only where Redis runs there
+    # (dev's Valkey; prod's Redis is ElastiCache, outside the cluster)
+    def from_system(plan):
+        (ingress,) = [p for p in in_ns(plan, NETPOL, names.NS_DATA) if p["metadata"]["name"] == "allow-ingress"]
+        return [r["ports"] for r in ingress["spec"]["ingress"]
+                if r["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}]]
+
+    assert from_system(prod_plan) == []
+    assert from_system(dev_plan) == [[{"protocol": "TCP", "port": names.PORT_REDIS}]]
 
 
-def test_endpoint_picker_flows_are_pod_scoped(prod_plan):
+@pytest.fixture(scope="module")
+def agw_plan(tmp_path_factory):
+    """Prod with `gateway.inferenceRouting: agentgateway` (endpoint pickers beside the vLLM models)."""
+    from plan.engine import read_stack, run_program
+
+    doc = stack_doc("prod")
+    doc["config"]["agentic-platform:gateway"]["inferenceRouting"] = "agentgateway"
+    return run_program(read_stack(str(write_stack(tmp_path_factory.mktemp("agw"), doc, "agw"))))
+
+
+def _ports_of(rules, port):
+    return [r for r in rules if {"protocol": "TCP", "port": port} in r.get("ports", [])]
+
+
+def test_endpoint_picker_flows_are_pod_scoped(agw_plan):
     """Inference routing (agentgateway): the proxy reaches only the endpoint pickers on 9002, and only
     the pickers (not the model servers) may call the Kubernetes API in the VPC."""
-    pols = {p["metadata"]["name"]: p["spec"] for p in in_ns(prod_plan, NETPOL, names.NS_INFERENCE)}
+    pols = {p["metadata"]["name"]: p["spec"] for p in in_ns(agw_plan, NETPOL, names.NS_INFERENCE)}
     epp = pols["allow-egress-endpoint-picker"]
     assert epp["podSelector"] == {"matchLabels": {"app.kubernetes.io/component": "endpoint-picker"}}
     assert epp["egress"] == [{"to": [{"ipBlock": {"cidr": "10.0.0.0/16"}}], "ports": [{"protocol": "TCP", "port": 443}]}]
-    gateway_egress = next(p["spec"]["egress"] for p in in_ns(prod_plan, NETPOL, names.NS_GATEWAY)
+    gateway_egress = next(p["spec"]["egress"] for p in in_ns(agw_plan, NETPOL, names.NS_GATEWAY)
                           if p["metadata"]["name"] == "allow-egress")
-    to_epp = [r for r in gateway_egress if {"protocol": "TCP", "port": 9002} in r.get("ports", [])]
+    to_epp = _ports_of(gateway_egress, 9002)
     assert to_epp and all(peer["podSelector"] == {"matchLabels": {"app.kubernetes.io/component": "endpoint-picker"}}
                           for r in to_epp for peer in r["to"])
+    # the pickers really carry the label the policies select
+    epps = [d.inputs for d in agw_plan.by_type("kubernetes:apps/v1:Deployment")
+            if d.inputs["metadata"]["name"].endswith("-epp")]
+    assert epps and all(d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == "endpoint-picker"
+                        for d in epps)
+
+
+def test_no_endpoint_picker_policies_without_inference_routing(any_plan):
+    """Nothing creates endpoint pickers unless gateway.inferenceRouting is agentgateway: no policy
+    selects them, no namespace admits 9002."""
+    assert not [d for d in any_plan.by_type("kubernetes:apps/v1:Deployment") if d.inputs["metadata"]["name"].endswith("-epp")]
+    for p in any_plan.by_type(NETPOL):
+        spec = p.inputs["spec"]
+        assert spec["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component") != "endpoint-picker"
+        assert not _ports_of([*spec.get("ingress", []), *spec.get("egress", [])], 9002), p.inputs["metadata"]
+
+
+def test_no_ingress_on_ports_nothing_scrapes(any_plan):
+    """Nothing scrapes ai-gateway (no kgateway monitor) or ai-agents (kagent 0.9.12 serves no
+    agent metrics): observability reaches neither; the Valkey exporter port and Redis exist only with
+    the in-cluster Valkey."""
+    def ingress(ns):
+        return [r for p in in_ns(any_plan, NETPOL, ns) for r in p["spec"].get("ingress", [])]
+
+    obs = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": names.NS_OBSERVABILITY}}}
+    for ns in (names.NS_GATEWAY, names.NS_AGENTS):
+        assert not [r for r in ingress(ns) if obs in r["from"]], ns
+    valkey = any(r.inputs.get("name") == "valkey" for r in any_plan.by_type("kubernetes:helm.sh/v3:Release"))
+    data = ingress(names.NS_DATA)
+    assert bool(_ports_of(data, 9121)) == valkey and bool(_ports_of(data, names.PORT_REDIS)) == valkey
+
+
+def test_prometheus_reaches_coredns_metrics(any_plan):
+    """kube-prometheus-stack's coreDns ServiceMonitor scrapes the kube-dns pods on 9153."""
+    egress = [r for p in in_ns(any_plan, NETPOL, names.NS_OBSERVABILITY) for r in p["spec"].get("egress", [])]
+    to_dns = _ports_of(egress, 9153)
+    assert to_dns and all(peer == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                                   "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+                          for r in to_dns for peer in r["to"])
+    from tests.conftest import rendered
+
+    kps = rendered(any_plan, "kube-prometheus-stack")
+    (svc,) = [o for o in kps if o["kind"] == "Service" and o["metadata"]["name"].endswith("-coredns")]
+    assert svc["metadata"]["namespace"] == "kube-system" and svc["spec"]["selector"] == {"k8s-app": "kube-dns"}
+    assert [p["targetPort"] for p in svc["spec"]["ports"]] == [9153]
+
+
+POD_IDENTITY_AGENT = {"ipBlock": {"cidr": "169.254.170.23/32"}}
+
+
+def _reaches_agent(plan, ns, pod_labels) -> bool:
+    """Some policy of `ns` that selects pods with `pod_labels` allows egress to the agent on TCP 80."""
+    for p in in_ns(plan, NETPOL, ns):
+        spec = p["spec"]
+        if not spec["podSelector"].get("matchLabels", {}).items() <= pod_labels.items():
+            continue
+        for r in spec.get("egress", []):
+            if POD_IDENTITY_AGENT in r["to"] and {"protocol": "TCP", "port": 80} in r.get("ports", []):
+                return True
+    return False
+
+
+def test_pod_identity_pods_reach_the_agent(any_plan):
+    """Every pod with a PodIdentityAssociation in a namespace with NetworkPolicies may reach the EKS
+    Pod Identity agent (169.254.170.23:80), and only those pods: Milvus, LangFuse web/worker, the
+    S3-cached model servers."""
+    managed = set(namespaces(any_plan))
+    assocs = [(a.inputs["namespace"], a.inputs["serviceAccount"])
+              for a in any_plan.by_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+              if a.inputs.get("namespace") in managed]
+    assert (names.NS_DATA, "milvus") in assocs and (names.NS_OBSERVABILITY, "langfuse") in assocs
+    chart_pods = {(names.NS_DATA, "milvus"): {"app.kubernetes.io/name": "milvus", "app.kubernetes.io/instance": "milvus",
+                                             "component": "standalone"},
+                  (names.NS_OBSERVABILITY, "langfuse"): {"app.kubernetes.io/name": "langfuse",
+                                                         "app.kubernetes.io/instance": "langfuse",
+                                                         "app.kubernetes.io/component": "web"}}
+    deployments = {(d.inputs["metadata"]["namespace"], d.inputs["spec"]["template"]["spec"].get("serviceAccountName")):
+                   d.inputs["spec"]["template"]["metadata"]["labels"] for d in any_plan.by_type("kubernetes:apps/v1:Deployment")}
+    for ns, sa in assocs:
+        pods = chart_pods.get((ns, sa)) or deployments[(ns, sa)]
+        assert _reaches_agent(any_plan, ns, pods), (ns, sa)
+    # no other pod gets it: the agent's address appears only in pod-scoped policies
+    for p in any_plan.by_type(NETPOL):
+        spec = p.inputs["spec"]
+        if any(POD_IDENTITY_AGENT in r["to"] for r in spec.get("egress", [])):
+            assert spec["podSelector"].get("matchLabels"), p.inputs["metadata"]
+    # Milvus's etcd (service account of its own, no association) is not selected
+    assert not _reaches_agent(any_plan, names.NS_DATA, {"app.kubernetes.io/name": "etcd",
+                                                         "app.kubernetes.io/instance": "milvus"})
+
+
+def test_s3_cached_model_pods_reach_the_agent_only_where_they_run(prod_plan, dev_plan):
+    (llama,) = [d.inputs for d in prod_plan.by_type("kubernetes:apps/v1:Deployment")
+                if d.inputs["metadata"]["name"] == "llama-3-70b"]
+    assert _reaches_agent(prod_plan, names.NS_INFERENCE, llama["spec"]["template"]["metadata"]["labels"])
+    (mixtral,) = [d.inputs for d in prod_plan.by_type("kubernetes:apps/v1:Deployment")
+                  if d.inputs["metadata"]["name"] == "mixtral-8x7b"]
+    assert not _reaches_agent(prod_plan, names.NS_INFERENCE, mixtral["spec"]["template"]["metadata"]["labels"])
+    # dev has no S3-cached model: ai-inference has no policy for it
+    assert not [p for p in in_ns(dev_plan, NETPOL, names.NS_INFERENCE)
+                if any(POD_IDENTITY_AGENT in r["to"] for r in p["spec"].get("egress", []))]
+
+
+def test_node_exporter_quota_covers_the_most_nodes(any_plan, request):
+    """observability-node's quota admits a node-exporter pod on each of the most nodes the pools
+    allow (system maxSize + every NodePool at its limits / smallest instance), at its limits."""
+    from components.config import quantity_value
+    from components.karpenter import max_pool_nodes
+
+    stack = "prod" if any_plan.stack == "prod" else "dev"
+    doc = stack_doc(stack)["config"]
+    expected = doc["agentic-platform:cluster"]["systemNodes"]["maxSize"]
+    for np in any_plan.by_type("kubernetes:karpenter.sh/v1:NodePool"):
+        spec = np.inputs["spec"]
+        types = spec["template"]["spec"]["requirements"][0]["values"]
+        limits = spec.get("limits", {})
+
+        class Pool:
+            instance_types = types
+            cpu_limit = int(limits["cpu"]) if "cpu" in limits else None
+            memory_limit_gib = int(limits["memory"].removesuffix("Gi")) if "memory" in limits else None
+
+        n = max_pool_nodes(Pool, int(limits["nvidia.com/gpu"]) if "nvidia.com/gpu" in limits else None)
+        assert n is not None, np.name
+        expected += n
+    (quota,) = in_ns(any_plan, QUOTA, names.NS_HOST_MONITORING)
+    hard = quota["spec"]["hard"]
+    assert int(hard["pods"]) == expected
+    assert quantity_value(hard["limits.cpu"]) == pytest.approx(expected * 0.2)
+    assert quantity_value(hard["limits.memory"]) == expected * 128 * 2**20
+    if stack == "prod":
+        assert expected > 100   # the old constant (limits.cpu 4) admitted 20 pods
+
+
+def test_max_node_count_uses_each_pools_tightest_limit():
+    from components.config import CpuPoolConfig, GpuPoolConfig
+    from components.karpenter import max_node_count
+
+    gpu = GpuPoolConfig.model_validate({"name": "g", "instanceTypes": ["g5.xlarge", "g5.12xlarge"], "gpuLimit": 8,
+                                        "cpuLimit": 1000})
+    cpu = CpuPoolConfig.model_validate({"instanceTypes": ["m7i.xlarge", "m7i.2xlarge"], "cpuLimit": 10})
+    # g5.xlarge has 1 GPU: 8 nodes (its CPU limit allows 250); m7i.xlarge 4 vCPU: ceil(10/4) = 3
+    assert max_node_count(2, [gpu], cpu, []) == 2 + 8 + 3
+    tenant = TenantConfig.model_validate({"name": "t", "isolation": "node", "quota": {"gpu": 2}})
+    assert max_node_count(2, [gpu], cpu, [tenant]) == 2 + 8 + 3 + 2
+
+
+def test_namespaces_with_volumes_go_before_the_ebs_csi_driver(any_plan):
+    """On destroy a namespace holding PVCs is deleted (its StatefulSets' PVCs with it) while the EBS
+    CSI driver still runs to delete the volumes."""
+    (ebs,) = [a for a in any_plan.by_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "aws-ebs-csi-driver"]
+    ns = {r.inputs["metadata"]["name"]: r for r in any_plan.by_type(NS)}
+    holding = {names.NS_DATA, names.NS_OBSERVABILITY}
+    holding |= {p.inputs["metadata"]["namespace"] for p in any_plan.by_type("kubernetes:core/v1:PersistentVolumeClaim")}
+    for name in holding:
+        assert ebs.urn in ns[name].dependencies, name
+    assert ebs.urn not in ns[names.NS_GATEWAY].dependencies
