@@ -32,7 +32,7 @@ def test_every_release_renders_objects_from_its_vendored_archive(planned):
 
 def test_rendered_objects_are_many_and_namespaced_like_helm_installs_them(planned):
     rendered = [o for o in planned.objects if o.release]
-    assert len(rendered) > 2 * len([o for o in planned.objects if not o.release])   # hundreds, not a handful
+    assert len(rendered) > 250   # hundreds: every chart object, not just the release records
     kinds = Counter(o.kind for o in rendered)
     assert kinds["Deployment"] and kinds["CustomResourceDefinition"] and kinds["ServiceAccount"]
     releases = {s.urn: s.namespace for s in render.releases(planned)}
