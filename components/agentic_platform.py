@@ -9,6 +9,7 @@ import pulumi
 
 from components import names, tenancy
 from components.agents import AgentRuntime, AgentRuntimeArgs
+from components.aws import access_log_bucket, access_logs_into
 from components.cluster import Cluster, ClusterArgs
 from components.config import PlatformConfig
 from components.data import DataArgs, DataServices
@@ -57,7 +58,15 @@ class AgenticPlatform(pulumi.ComponentResource):
         tags = {"agentic.platform/cluster": cluster_name, "agentic.platform/environment": config.environment,
                 "managed-by": "pulumi"}
         child = pulumi.ResourceOptions(parent=self)
+        # S3 server access logs of every bucket the layers create go here (secure_bucket reads it
+        # from `access_logs_into`); it needs nothing else and builds first.
+        self.access_logs = access_log_bucket("access-logs", protect=config.protect_data, tags=tags, opts=child)
+        with access_logs_into(self.access_logs):
+            self._layers(config, secrets, cluster_name, tags, child)
+        self.register_outputs(self.outputs)
 
+    def _layers(self, config: PlatformConfig, secrets: dict[str, Any], cluster_name: str, tags: dict[str, str],
+                child: pulumi.ResourceOptions) -> None:
         self.network = Network("network", NetworkArgs(config.network, cluster_name, tags), child)
         self.cluster = Cluster("cluster", ClusterArgs(
             config=config.cluster, cluster_name=cluster_name, vpc_id=self.network.vpc_id,
@@ -157,6 +166,8 @@ class AgenticPlatform(pulumi.ComponentResource):
         self.outputs: dict[str, Any] = {
             "clusterName": self.cluster.cluster_name,
             "clusterEndpoint": self.cluster.endpoint,
+            # The principal pulumi-eks makes cluster admin without an access entry (cluster.deployer).
+            "clusterCreatorAdmin": self.cluster.cluster_creator,
             "kubeconfig": self.cluster.kubeconfig,
             "vpcId": self.network.vpc_id,
             "privateSubnetIds": self.network.private_subnet_ids,
@@ -176,4 +187,4 @@ class AgenticPlatform(pulumi.ComponentResource):
         if self.gateway is not None:
             self.outputs["gatewayUrl"] = self.gateway.in_cluster_url
         self.outputs["agents"] = list(self.agent_runtime.agents)
-        self.register_outputs(self.outputs)
+        self.outputs["accessLogsBucket"] = self.access_logs.bucket.bucket

@@ -1,17 +1,27 @@
-"""AWS building blocks every layer shares: Pod Identity roles, secure S3 buckets, policy JSON."""
+"""AWS building blocks every layer shares: Pod Identity roles, secure S3 buckets, the access-log
+bucket, policy JSON, PostgreSQL."""
 
 from __future__ import annotations
 
-import json
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
+
+from components import names
 
 POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
 # Days a non-current object version is kept before the bucket lifecycle expires it.
 NONCURRENT_VERSION_DAYS = 30
+# Days S3 server access logs are kept in the access-log bucket.
+ACCESS_LOG_DAYS = 365
+# The service principal that writes S3 server access logs.
+S3_LOGGING_PRINCIPAL = "logging.s3.amazonaws.com"
 
 
 def policy_json(statements: list[dict[str, Any]]) -> pulumi.Output[str]:
@@ -19,13 +29,38 @@ def policy_json(statements: list[dict[str, Any]]) -> pulumi.Output[str]:
     return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements})
 
 
-def pod_identity_trust() -> str:
-    """Trust policy of a role assumed through EKS Pod Identity (no OIDC edits needed)."""
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": POD_IDENTITY_PRINCIPAL},
-                       "Action": ["sts:AssumeRole", "sts:TagSession"]}],
-    })
+def pod_identity_trust(cluster_name: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None
+                       ) -> pulumi.Output[str]:
+    """Trust policy of a role assumed through EKS Pod Identity, for ONE cluster of this account.
+
+    The EKS principal `pods.eks.amazonaws.com` names no cluster: without conditions, any cluster
+    in the account (dev and prod share one) could bind the role with a Pod Identity association.
+    The conditions are the cross-service confused-deputy keys EKS documents for its service
+    principals (docs.aws.amazon.com/eks/latest/userguide/cross-service-confused-deputy-prevention.html;
+    the trust policy itself: docs.aws.amazon.com/eks/latest/userguide/pod-id-role.html):
+    `aws:SourceAccount` = this account and `aws:SourceArn` = this cluster. ArnLike takes the
+    cluster's ARN and the ARNs of its Pod Identity associations
+    (`arn:<p>:eks:<region>:<account>:podidentityassociation/<cluster>/<id>`, the form users report
+    EKS Auth sends, e.g. awslabs/mountpoint-s3-csi-driver#781): both name this cluster only."""
+    invoke = pulumi.InvokeOutputOptions(parent=opts.parent) if opts is not None and opts.parent else None
+    partition = aws.get_partition_output(opts=invoke).partition
+    region = aws.get_region_output(opts=invoke).region
+    account = aws.get_caller_identity_output(opts=invoke).account_id
+
+    def doc(p: str, r: str, a: str, cluster: str) -> dict[str, Any]:
+        eks = f"arn:{p}:eks:{r}:{a}"
+        return {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "AllowEksAuthToAssumeRoleForPodIdentity", "Effect": "Allow",
+                "Principal": {"Service": POD_IDENTITY_PRINCIPAL}, "Action": ["sts:AssumeRole", "sts:TagSession"],
+                "Condition": {"StringEquals": {"aws:SourceAccount": a},
+                              "ArnLike": {"aws:SourceArn": [f"{eks}:cluster/{cluster}",
+                                                            f"{eks}:podidentityassociation/{cluster}/*"]}}}],
+        }
+
+    return pulumi.Output.json_dumps(pulumi.Output.all(partition, region, account, cluster_name)
+                                    .apply(lambda v: doc(*v)))
 
 
 @dataclass
@@ -42,7 +77,7 @@ def pod_identity_role(resource_name: str, *, cluster_name: pulumi.Input[str], na
     """A role for one Kubernetes service account, bound by an EKS Pod Identity association.
     `policy` is an inline least-privilege document; managed policies only where AWS maintains a
     scoped one (e.g. the EBS CSI driver's)."""
-    role = aws.iam.Role(f"{resource_name}-role", assume_role_policy=pod_identity_trust(),
+    role = aws.iam.Role(f"{resource_name}-role", assume_role_policy=pod_identity_trust(cluster_name, opts),
                         description=f"Pod Identity role of {namespace}/{service_account}",
                         tags=tags, opts=opts)
     child = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(parent=role))
@@ -55,6 +90,88 @@ def pod_identity_role(resource_name: str, *, cluster_name: pulumi.Input[str], na
                                            namespace=namespace, service_account=service_account,
                                            role_arn=role.arn, tags=tags, opts=child)
     return PodIdentity(role, assoc)
+
+
+@dataclass
+class AccessLogBucket:
+    """The stack's S3 server access-log destination."""
+
+    bucket: aws.s3.Bucket
+    policy: aws.s3.BucketPolicy
+
+
+# The access-log bucket every secure_bucket logs into, set by AgenticPlatform around the layers it
+# builds (`access_logs_into`). A bucket declared outside that scope (a component on its own, in a
+# unit test) has no access logging, which the policy pack's s3-access-logging reports.
+_ACCESS_LOGS: contextvars.ContextVar[AccessLogBucket | None] = contextvars.ContextVar("access_logs", default=None)
+
+
+@contextlib.contextmanager
+def access_logs_into(target: AccessLogBucket) -> Iterator[None]:
+    token = _ACCESS_LOGS.set(target)
+    try:
+        yield
+    finally:
+        _ACCESS_LOGS.reset(token)
+
+
+def _bucket_basics(resource_name: str, bucket: aws.s3.Bucket, child: pulumi.ResourceOptions,
+                   rules: list[dict[str, Any]]) -> aws.s3.BucketPublicAccessBlock:
+    """Versioning, the lifecycle `rules` (after versioning), all four public-access blocks."""
+    versioning = aws.s3.BucketVersioning(f"{resource_name}-versioning", bucket=bucket.id,
+                                         versioning_configuration={"status": "Enabled"}, opts=child)
+    aws.s3.BucketLifecycleConfiguration(
+        f"{resource_name}-lifecycle", bucket=bucket.id, rules=rules,
+        opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[versioning])))
+    return aws.s3.BucketPublicAccessBlock(f"{resource_name}-public-access", bucket=bucket.id,
+                                          block_public_acls=True, block_public_policy=True,
+                                          ignore_public_acls=True, restrict_public_buckets=True, opts=child)
+
+
+def _deny_insecure_transport(bucket: aws.s3.Bucket) -> dict[str, Any]:
+    return {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [bucket.arn, bucket.arn.apply(lambda a: f"{a}/*")],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+
+
+def access_log_bucket(resource_name: str, *, protect: bool, opts: pulumi.ResourceOptions,
+                      tags: dict[str, str] | None = None) -> AccessLogBucket:
+    """The destination of every bucket's S3 server access logs. Like every platform bucket
+    (versioning, public access blocked, TLS only, forceDestroy = not protect) but encrypted with
+    SSE-S3: "default bucket encryption on the destination bucket [is supported] only if you use
+    server-side encryption with Amazon S3 managed keys (SSE-S3) ... SSE-KMS is not supported"
+    (docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html). Logs expire
+    after ACCESS_LOG_DAYS. S3 delivers logs as the logging service principal, allowed by the bucket
+    policy for this account's buckets only (the same page, "Grant permissions to the logging
+    service principal by using a bucket policy"); ACLs stay disabled (BucketOwnerEnforced)."""
+    keep = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protect))
+    bucket = aws.s3.Bucket(resource_name, force_destroy=not protect,
+                           tags={**(tags or {}), "purpose": "access-logs"}, opts=keep)
+    child = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(parent=bucket))
+    aws.s3.BucketServerSideEncryptionConfiguration(
+        f"{resource_name}-sse", bucket=bucket.id,
+        rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}], opts=child)
+    aws.s3.BucketOwnershipControls(f"{resource_name}-ownership", bucket=bucket.id,
+                                   rule={"object_ownership": "BucketOwnerEnforced"}, opts=child)
+    block = _bucket_basics(resource_name, bucket, child, [
+        {"id": "expire-logs", "status": "Enabled", "filter": {},
+         "expiration": {"days": ACCESS_LOG_DAYS},
+         "noncurrent_version_expiration": {"noncurrent_days": 1},
+         "abort_incomplete_multipart_upload": {"days_after_initiation": 7}}])
+    invoke = pulumi.InvokeOutputOptions(parent=bucket)
+    account = aws.get_caller_identity_output(opts=invoke).account_id
+    partition = aws.get_partition_output(opts=invoke).partition
+    policy = aws.s3.BucketPolicy(
+        f"{resource_name}-policy", bucket=bucket.id,
+        policy=policy_json([
+            _deny_insecure_transport(bucket),
+            {"Sid": "S3ServerAccessLogsPolicy", "Effect": "Allow", "Principal": {"Service": S3_LOGGING_PRINCIPAL},
+             "Action": "s3:PutObject", "Resource": bucket.arn.apply(lambda a: f"{a}/*"),
+             "Condition": {"StringEquals": {"aws:SourceAccount": account},
+                           "ArnLike": {"aws:SourceArn": partition.apply(lambda p: f"arn:{p}:s3:::*")}}},
+        ]),
+        opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[block])))
+    return AccessLogBucket(bucket, policy)
 
 
 @dataclass
@@ -86,15 +203,17 @@ class SecureBucket:
 
 
 def secure_bucket(resource_name: str, *, purpose: str, protect: bool, opts: pulumi.ResourceOptions,
-                  tags: dict[str, str] | None = None, force_destroy: bool = False) -> SecureBucket:
+                  tags: dict[str, str] | None = None) -> SecureBucket:
     """An S3 bucket as every bucket of the platform must be: SSE-KMS with a bucket key and a key of
     its own (rotation on), versioning with expiry of non-current versions, all four public-access
-    blocks, and a policy that denies any request not over TLS. `protect` keeps bucket and key
-    through `pulumi destroy`."""
+    blocks, a policy that denies any request not over TLS, and server access logs into the stack's
+    access-log bucket. `protect` keeps bucket and key through `pulumi destroy`; without it the
+    bucket is `forceDestroy` (objects and versions deleted with it: `pulumi destroy` would stop at
+    BucketNotEmpty otherwise)."""
     keep = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protect))
     key = aws.kms.Key(f"{resource_name}-key", description=f"SSE-KMS key of the {purpose} bucket",
                       enable_key_rotation=True, deletion_window_in_days=30, tags=tags, opts=keep)
-    bucket = aws.s3.Bucket(resource_name, force_destroy=force_destroy and not protect,
+    bucket = aws.s3.Bucket(resource_name, force_destroy=not protect,
                            tags={**(tags or {}), "purpose": purpose}, opts=keep)
     child = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(parent=bucket))
     aws.s3.BucketServerSideEncryptionConfiguration(
@@ -103,27 +222,27 @@ def secure_bucket(resource_name: str, *, purpose: str, protect: bool, opts: pulu
                                                             "kms_master_key_id": key.arn},
                 "bucket_key_enabled": True}],
         opts=child)
-    versioning = aws.s3.BucketVersioning(f"{resource_name}-versioning", bucket=bucket.id,
-                                         versioning_configuration={"status": "Enabled"}, opts=child)
-    aws.s3.BucketLifecycleConfiguration(
-        f"{resource_name}-lifecycle", bucket=bucket.id,
-        rules=[{"id": "expire-noncurrent", "status": "Enabled", "filter": {},
-                "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_VERSION_DAYS},
-                "abort_incomplete_multipart_upload": {"days_after_initiation": 7}}],
-        opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[versioning])))
-    block = aws.s3.BucketPublicAccessBlock(f"{resource_name}-public-access", bucket=bucket.id,
-                                           block_public_acls=True, block_public_policy=True,
-                                           ignore_public_acls=True, restrict_public_buckets=True, opts=child)
+    block = _bucket_basics(resource_name, bucket, child, [
+        {"id": "expire-noncurrent", "status": "Enabled", "filter": {},
+         "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_VERSION_DAYS},
+         "abort_incomplete_multipart_upload": {"days_after_initiation": 7}}])
     aws.s3.BucketPolicy(
-        f"{resource_name}-tls-only", bucket=bucket.id,
-        policy=policy_json([{
-            "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-            "Resource": [bucket.arn, bucket.arn.apply(lambda a: f"{a}/*")],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        }]),
+        f"{resource_name}-tls-only", bucket=bucket.id, policy=policy_json([_deny_insecure_transport(bucket)]),
         # A bucket policy put before the public-access block can be refused as "public".
         opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[block])))
+    logs = _ACCESS_LOGS.get()
+    if logs is not None:
+        # After the destination's policy: S3 checks it can deliver when logging is put.
+        aws.s3.BucketLogging(f"{resource_name}-access-logs", bucket=bucket.id, target_bucket=logs.bucket.bucket,
+                             target_prefix=f"{purpose}/",
+                             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[logs.policy])))
     return SecureBucket(bucket, key)
+
+
+def snapshot_suffix(resource_name: str, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    """8 random hex characters, created with the stack (state holds them), new when the stack is
+    recreated: the part of a final snapshot name that differs between incarnations."""
+    return random.RandomId(resource_name, byte_length=names.SNAPSHOT_SUFFIX_BYTES, opts=opts).hex
 
 
 @dataclass
@@ -147,6 +266,8 @@ def postgres(resource_name: str, spec: PostgresSpec, *, cluster_name: pulumi.Inp
     backed up, a final snapshot on delete, deletion protection and `protect` with protectData.
     Depends on the network (and the cluster SG id) only, so it builds while EKS does."""
     keep = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protect))
+    assert spec.purpose in names.RDS_SNAPSHOT_PURPOSES, "add the purpose to names.RDS_SNAPSHOT_PURPOSES (name limits)"
+    suffix = snapshot_suffix(f"{resource_name}-final-snapshot", opts)
     key = aws.kms.Key(f"{resource_name}-key", description=f"Encryption of the {spec.purpose} RDS database",
                       enable_key_rotation=True, deletion_window_in_days=30, tags=tags, opts=keep)
     subnets = aws.rds.SubnetGroup(f"{resource_name}", subnet_ids=subnet_ids,
@@ -179,8 +300,11 @@ def postgres(resource_name: str, spec: PostgresSpec, *, cluster_name: pulumi.Inp
         publicly_accessible=False,
         deletion_protection=protect,
         skip_final_snapshot=False,
-        # Per cluster: two stacks in one account and region never collide.
-        final_snapshot_identifier=pulumi.Output.concat(cluster_name, f"-{spec.purpose}-final"),
+        # Per cluster (two stacks in one account and region never collide) and per incarnation of
+        # the stack: a fixed name would make the second destroy of a recreated stack fail with
+        # DBSnapshotAlreadyExists.
+        final_snapshot_identifier=pulumi.Output.all(cluster_name, suffix).apply(
+            lambda v: names.final_snapshot_name(f"{v[0]}-{spec.purpose}", v[1])),
         backup_retention_period=spec.backup_retention_days,
         copy_tags_to_snapshot=True,
         auto_minor_version_upgrade=True,

@@ -40,6 +40,10 @@ STORAGE_CLASS_CACHE = names.STORAGE_CLASS_CACHE
 # values.yaml nodeAgent.enabled: true), and the network policy controller. Only the documented key:
 # the add-on rejects configuration values outside its schema.
 VPC_CNI_CONFIGURATION = {"enableNetworkPolicy": "true"}
+# The cluster's tag naming the principal pulumi-eks makes cluster admin (see ClusterConfig.deployer);
+# policies/ reads it (eks-cluster-creator-declared).
+CLUSTER_CREATOR_TAG = "agentic.platform/cluster-creator-admin"
+API_PORT = 443
 
 
 @dataclass
@@ -95,6 +99,12 @@ class Cluster(pulumi.ComponentResource):
                         policy_arn=CLUSTER_ADMIN_POLICY, access_scope={"type": "cluster"})})
                 for a in cfg.admins
             },
+            # pulumi-eks 4.4 always creates the cluster with
+            # accessConfig.bootstrapClusterCreatorAdminPermissions: true (hard-coded in
+            # nodejs/eks/cluster/cluster.ts; the Python SDK has neither that argument nor
+            # access_config; pulumi/pulumi-eks#2373), so the deployer is cluster admin without an
+            # entry here. The tag makes that admin visible on the cluster and to the policy pack.
+            cluster_tags={CLUSTER_CREATOR_TAG: cfg.deployer.arn} if cfg.deployer else None,
             encryption_config_key_arn=self.secrets_key.arn,
             enabled_cluster_log_types=CONTROL_PLANE_LOGS,
             skip_default_node_group=True,
@@ -112,6 +122,27 @@ class Cluster(pulumi.ComponentResource):
         self.cluster_name = eks_cluster.name
         self.endpoint = eks_cluster.endpoint
         self.cluster_security_group_id = eks_cluster.vpc_config.cluster_security_group_id
+        self.cluster_arn = eks_cluster.arn
+        self.cluster_creator = cfg.deployer.arn if cfg.deployer else None
+
+        # --- how the deployer reaches the API server (cluster.apiAccess): 443 on the cluster SG.
+        # EKS: from a connected network (VPN, peering, transit gateway) the private endpoint is
+        # reachable once "your Amazon EKS control plane security group contains rules to allow
+        # ingress traffic on port 443 from your connected network"
+        # (docs.aws.amazon.com/eks/latest/userguide/cluster-endpoint.html, "Accessing a private
+        # only API server"). The Kubernetes provider waits for these rules.
+        self.api_access_rules: list[aws.vpc.SecurityGroupIngressRule] = []
+        for i, cidr in enumerate(cfg.api_access.cidrs):
+            self.api_access_rules.append(aws.vpc.SecurityGroupIngressRule(
+                f"{name}-api-from-cidr-{i}", security_group_id=self.cluster_security_group_id,
+                cidr_ipv4=str(cidr), ip_protocol="tcp", from_port=API_PORT, to_port=API_PORT,
+                description=f"Kubernetes API from {cidr} (cluster.apiAccess.cidrs[{i}])", tags=tags, opts=child))
+        for i, sg in enumerate(cfg.api_access.security_group_ids):
+            self.api_access_rules.append(aws.vpc.SecurityGroupIngressRule(
+                f"{name}-api-from-sg-{i}", security_group_id=self.cluster_security_group_id,
+                referenced_security_group_id=sg, ip_protocol="tcp", from_port=API_PORT, to_port=API_PORT,
+                description=f"Kubernetes API from {sg} (cluster.apiAccess.securityGroupIds[{i}])", tags=tags,
+                opts=child))
         self.kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
         # Karpenter finds the security group of its nodes by this tag.
         aws.ec2.Tag(f"{name}-sg-discovery", resource_id=self.cluster_security_group_id,
@@ -157,7 +188,7 @@ class Cluster(pulumi.ComponentResource):
         self.system_nodes = aws.eks.NodeGroup(
             f"{name}-system",
             cluster_name=self.cluster_name,
-            node_group_name_prefix=f"{args.cluster_name}-system-",
+            node_group_name_prefix=names.system_node_group_prefix(args.cluster_name),
             node_role_arn=node_role.arn,
             subnet_ids=args.private_subnet_ids,
             ami_type="AL2023_x86_64_STANDARD",
@@ -165,6 +196,9 @@ class Cluster(pulumi.ComponentResource):
             instance_types=sn.instance_types,
             scaling_config={"min_size": sn.min_size, "max_size": sn.max_size, "desired_size": sn.desired_size},
             update_config={"max_unavailable": 1},
+            # EKS node auto repair: replaces nodes the node monitoring agent (below) or the kubelet
+            # reports unhealthy (docs.aws.amazon.com/eks/latest/userguide/node-health.html).
+            node_repair_config={"enabled": True},
             launch_template={"id": launch_template.id, "version": launch_template.latest_version.apply(str)},
             taints=[SYSTEM_TAINT],
             labels=SYSTEM_NODE_LABEL,
@@ -181,10 +215,17 @@ class Cluster(pulumi.ComponentResource):
         self.ebs_csi = addon("aws-ebs-csi-driver", [self.system_nodes, pod_identity_agent],
                              pod_identity_associations=[{"role_arn": ebs.role.arn,
                                                          "service_account": "ebs-csi-controller-sa"}])
+        # Node health: a DaemonSet on every node (GPU nodes included) that reports GPU (NVIDIA
+        # XID/DCGM), kernel, container-runtime, storage and networking failures as node conditions;
+        # EKS node auto repair (system nodes) and Karpenter's node repair (its pools) replace the
+        # node (docs.aws.amazon.com/eks/latest/userguide/node-health.html). Needs no AWS permissions.
+        self.node_monitoring = addon("eks-node-monitoring-agent", [self.system_nodes])
 
         # --- the Kubernetes provider every Kubernetes object of the program uses
+        # It waits for the apiAccess rules: without them a private endpoint is unreachable from the
+        # deployer, and every Kubernetes object would time out.
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
-                                     opts=pulumi.ResourceOptions(parent=self))
+                                     opts=pulumi.ResourceOptions(parent=self, depends_on=self.api_access_rules))
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.provider)
         # Default StorageClass, for data stores: encrypted gp3. With protectData, a deleted PVC keeps
         # its volume. The cache class (model caches, metrics) always deletes it: nothing there is

@@ -96,6 +96,54 @@ class AdminPrincipal(Section):
     arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/.+$")
 
 
+class DeployerConfig(Section):
+    """The IAM principal that runs `pulumi up`. pulumi-eks 4.4 creates the cluster with
+    `accessConfig.bootstrapClusterCreatorAdminPermissions: true`, hard-coded (pulumi/pulumi-eks
+    nodejs/eks/cluster/cluster.ts; not overridable: pulumi/pulumi-eks#2373), so EKS gives the
+    creator a cluster-admin access entry. Naming it here makes that admin visible (a tag on the
+    cluster, a stack output, a policy) and lets validation keep it out of `admins`, where a second
+    entry for the same principal fails with 409 ResourceInUseException."""
+
+    arn: str = Field(description="the IAM role or user ARN (not an sts assumed-role session ARN)")
+
+    def problems(self) -> Iterator[Problem]:
+        if re.fullmatch(r"arn:aws[a-z-]*:sts::\d{12}:assumed-role/([^/]+)/.+", self.arn):
+            role = self.arn.split("/")[1]
+            yield "arn", (f"'{self.arn}' is a session; EKS grants the access entry to its role: "
+                          f"arn:aws:iam::{self.arn.split(':')[4]}:role/{role}")
+        elif not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=.@/-]+", self.arn):
+            yield "arn", (f"'{self.arn}' is not an IAM role or user ARN (arn:aws:iam::<account>:role/<name>); "
+                          "it is written into the cluster's tags, which allow letters, digits and + = . _ : / @ -")
+
+
+class ApiAccessConfig(Section):
+    """How the deployer (and operators) reach the API server's private endpoint: each entry becomes
+    an ingress rule on 443 of the EKS cluster security group. EKS: a private endpoint is reachable
+    only from the VPC and networks connected to it, and the cluster security group must allow 443
+    from them (docs.aws.amazon.com/eks/latest/userguide/cluster-endpoint.html, "Accessing a private
+    only API server")."""
+
+    cidrs: list[ipaddress.IPv4Network] = Field(default_factory=list,
+                                               description="a VPN's client CIDR, a peered or transit-gateway network")
+    security_group_ids: list[str] = Field(default_factory=list,
+                                          description="security groups of runners or bastions in the VPC or a peered VPC")
+
+    def problems(self) -> Iterator[Problem]:
+        for i, cidr in enumerate(self.cidrs):
+            if cidr.prefixlen == 0:
+                yield f"cidrs[{i}]", f"{cidr} opens the API server to every address; list your VPN or network CIDRs"
+        for i, sg in enumerate(self.security_group_ids):
+            if not re.fullmatch(r"sg-[0-9a-f]{8}([0-9a-f]{9})?", sg):
+                yield f"securityGroupIds[{i}]", f"'{sg}' is not a security group id (sg-0123456789abcdef0)"
+        for key, items in (("cidrs", [str(c) for c in self.cidrs]), ("securityGroupIds", self.security_group_ids)):
+            for i, item in enumerate(items):
+                if items.index(item) != i:
+                    yield f"{key}[{i}]", f"'{item}' is listed twice"
+
+    def empty(self) -> bool:
+        return not (self.cidrs or self.security_group_ids)
+
+
 class SystemNodesConfig(Section):
     """The managed node group for cluster add-ons and controllers (tainted CriticalAddonsOnly)."""
 
@@ -122,6 +170,8 @@ class ClusterConfig(Section):
     version: str = Field("1.34", pattern=r"^1\.(2[89]|3\d)$")
     endpoint: Literal["private", "publicAndPrivate"] = "private"
     public_access_cidrs: list[ipaddress.IPv4Network] = Field(default_factory=list)
+    api_access: ApiAccessConfig = Field(default_factory=ApiAccessConfig)
+    deployer: DeployerConfig | None = Field(None, description="required: the principal that runs pulumi up")
     admins: list[AdminPrincipal] = Field(default_factory=list)
     system_nodes: SystemNodesConfig = Field(default_factory=SystemNodesConfig)
     log_retention_days: int = Field(90, ge=1, le=3653)
@@ -141,11 +191,33 @@ class ClusterConfig(Section):
         for i, a in enumerate(self.admins):
             if names.count(a.name) > 1:
                 yield f"admins[{i}].name", f"'{a.name}' is used by more than one admin"
+        yield from self.access_problems()
+
+    def access_problems(self) -> Iterator[Problem]:
+        """Who reaches the API server and who is admin: also checked when the `cluster` key is
+        absent (the defaults: a private endpoint, no deployer)."""
+        if self.deployer is None:
+            yield "deployer", ("is required: {arn: <the IAM role or user that runs pulumi up>}; pulumi-eks makes "
+                               "it cluster admin (bootstrapClusterCreatorAdminPermissions), so it is declared here")
+        else:
+            for i, a in enumerate(self.admins):
+                if a.arn == self.deployer.arn:
+                    yield f"admins[{i}].arn", ("is cluster.deployer, which pulumi-eks already makes cluster admin "
+                                               "(bootstrapClusterCreatorAdminPermissions, pulumi/pulumi-eks#2373): a "
+                                               "second access entry for it fails with 409; remove it from admins")
+        if self.endpoint == "private" and self.api_access.empty():
+            yield "apiAccess", ("endpoint 'private' is reachable only from inside the VPC this program creates, so "
+                                "pulumi up could not reach it: list the deployer's way in, apiAccess.cidrs (VPN or "
+                                "connected network) or apiAccess.securityGroupIds (a runner in the VPC); or use "
+                                "endpoint 'publicAndPrivate' with publicAccessCidrs")
 
 
 # ----------------------------------------------------------------------------------- compute
 
 Duration = Annotated[str, Field(pattern=r"^([0-9]+(s|m|h))+$|^Never$", description="e.g. 30s, 5m, 720h or Never")]
+# Karpenter v1 NodePool spec.template.spec.terminationGracePeriod: no `Never`
+# (platform/crds/schemas/karpenter.sh_nodepool_v1.json).
+FiniteDuration = Annotated[str, Field(pattern=r"^([0-9]+(s|m|h))+$", description="e.g. 30m, 2h")]
 Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$",
                                 description="a Kubernetes quantity, e.g. 500m, 20, 40Gi")]
 # gp3 limits the EC2NodeClass volumes are validated against.
@@ -193,6 +265,9 @@ class NodePoolConfig(Section):
     consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = "WhenEmptyOrUnderutilized"
     consolidate_after: Duration = "30s"
     expire_after: Duration = "720h"
+    # How long a draining node may wait for its pods (PDBs, do-not-disrupt) before Karpenter
+    # deletes them; unset, a drain blocked by a PodDisruptionBudget holds the NodeClaim forever.
+    termination_grace_period: FiniteDuration = "30m"
     budgets: list[DisruptionBudget] = Field(default_factory=lambda: [DisruptionBudget(nodes="20%")])
     weight: int | None = Field(None, ge=1, le=100)
     labels: dict[str, str] = Field(default_factory=dict)
@@ -208,6 +283,9 @@ class NodePoolConfig(Section):
                 yield f"instanceTypes[{i}]", f"'{t}' is not in platform/instances.yaml"
         if len(set(self.instance_types)) != len(self.instance_types):
             yield "instanceTypes", "lists a type twice"
+        if not re.search(r"[1-9]", self.termination_grace_period):
+            yield "terminationGracePeriod", (f"'{self.termination_grace_period}' would delete pods at once on every "
+                                             "drain; give the time a drain may take (e.g. 30m, 2h)")
         for key in self.labels:
             # Karpenter's NodePool CRD refuses these label domains (CEL rules the plan cannot run).
             domain = key.split("/", 1)[0] if "/" in key else ""
@@ -227,6 +305,8 @@ class GpuPoolConfig(NodePoolConfig):
     """A GPU NodePool: tainted nvidia.com/gpu=true:NoSchedule and always GPU-limited."""
 
     gpu_limit: int = Field(ge=1, description="nvidia.com/gpu limit of the pool (required: no unbounded GPU spend)")
+    # Model servers drain slowly (in-flight generations, weights reloaded elsewhere): 2 hours.
+    termination_grace_period: FiniteDuration = "2h"
 
     def problems(self) -> Iterator[Problem]:
         from components.instances import instance_facts
@@ -563,12 +643,13 @@ class ObservabilityConfig(Section):
 # ----------------------------------------------------------------------------------- gateway
 
 class GatewayLoadBalancerConfig(Section):
-    """The NLB the AWS Load Balancer Controller puts in front of the gateway proxy. TLS ends at the
-    NLB with an ACM certificate; the in-cluster HTTP listener (port 80) is on the same NLB."""
+    """The NLB the AWS Load Balancer Controller puts in front of the gateway proxy. It listens on
+    443 only, TLS ending at the NLB with the ACM certificate; the plain-HTTP listener (port 80)
+    agents use stays in-cluster. Without a certificate there is no NLB."""
 
     scheme: Literal["internal", "internet-facing"] = "internal"
     certificate_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$",
-                                        description="ACM certificate for the HTTPS (443) listener; none: no HTTPS")
+                                        description="ACM certificate of the NLB's TLS (443) listener; none: no NLB")
     source_ranges: list[ipaddress.IPv4Network] = Field(default_factory=list,
                                                        description="CIDRs allowed through the NLB (loadBalancerSourceRanges)")
 
@@ -577,8 +658,7 @@ class GatewayLoadBalancerConfig(Section):
             if self.certificate_arn is None:
                 yield "certificateArn", "an internet-facing gateway needs HTTPS: set an ACM certificate ARN"
             if not self.source_ranges:
-                yield "sourceRanges", ("an internet-facing NLB also exposes the plain-HTTP port 80: list the client "
-                                       "CIDRs allowed to reach it")
+                yield "sourceRanges", "an internet-facing NLB needs the client CIDRs allowed to reach it"
         for i, cidr in enumerate(self.source_ranges):
             if cidr.prefixlen == 0:
                 yield f"sourceRanges[{i}]", f"{cidr} opens the gateway to the internet; list your own CIDRs"
@@ -850,10 +930,18 @@ def _unique_names(cfg: PlatformConfig) -> Iterator[Problem]:
     for i, p in enumerate(cfg.gpu_pools):
         if p.name == cfg.cpu_pool.name:
             yield f"gpuPools[{i}].name", f"'{p.name}' is the CPU pool's name"
-    platform_ns = {"ai-gateway", "ai-agents", "ai-inference", "ai-data", "observability", "kube-system", "default"}
+    from components.names import RESERVED_NAMESPACES
+
     for i, t in enumerate(cfg.tenants):
-        if t.name in platform_ns or t.name.startswith("kube-"):
-            yield f"tenants[{i}].name", f"'{t.name}' is reserved for the platform"
+        if t.name in RESERVED_NAMESPACES or t.name.startswith("kube-"):
+            yield f"tenants[{i}].name", (f"'{t.name}' is reserved (platform and Kubernetes namespaces: "
+                                         f"{', '.join(RESERVED_NAMESPACES)}, kube-*)")
+
+
+@cross_check  # cluster: also when the `cluster` key is absent (its defaults need a deployer and a way in)
+def _cluster_access(cfg: PlatformConfig) -> Iterator[Problem]:
+    for path, message in cfg.cluster.access_problems():
+        yield f"cluster.{path}", message
 
 
 @cross_check
@@ -894,11 +982,10 @@ def _gateway_routes(cfg: PlatformConfig) -> Iterator[Problem]:
 
 @cross_check  # compute: tenant-dedicated NodePools
 def _compute_refs(cfg: PlatformConfig) -> Iterator[Problem]:
-    from components.karpenter import MAX_CLUSTER_NAME
+    from components.names import cluster_name_problems
 
-    if len(cfg.cluster_name) > MAX_CLUSTER_NAME:
-        yield "cluster.name", (f"'{cfg.cluster_name}' is longer than {MAX_CLUSTER_NAME} characters; Karpenter's "
-                               "EventBridge rule names (<cluster>-karpenter-<event>) must fit 64")
+    for message in cluster_name_problems(cfg.cluster_name):
+        yield "cluster.name", message
     for i, t in enumerate(cfg.tenants):
         # A dedicated pool is GPU-limited by the tenant's quota; 0 would be a pool that never launches.
         if t.isolation == "node" and t.quota.gpu < 1:
@@ -1001,6 +1088,8 @@ def _tenant_gpu_budget(cfg: PlatformConfig) -> Iterator[Problem]:
         if t.quota.gpu > 0 and not cfg.gpu_pools:
             yield f"tenants[{i}].quota.gpu", "a GPU quota needs a GPU pool (gpuPools is empty)"
     seen = {a.arn: "cluster.admins" for a in cfg.cluster.admins}
+    if cfg.cluster.deployer is not None:
+        seen[cfg.cluster.deployer.arn] = "cluster.deployer (its cluster-admin entry from pulumi-eks)"
     for i, t in enumerate(cfg.tenants):
         for j, r in enumerate(t.iam_roles):
             if r.arn in seen:
@@ -1072,16 +1161,22 @@ def _is_string_field(annotation: Any) -> bool:
     return typing.get_origin(annotation) is Literal and all(isinstance(a, str) for a in typing.get_args(annotation))
 
 
-def validate(raw: dict[str, str], stack: str) -> PlatformConfig:
+def validate(raw: dict[str, str], stack: str, secret_keys: Iterable[str] | None = None) -> PlatformConfig:
     """Validate the raw `agentic-platform:*` values (strings, as Pulumi hands them over).
 
-    `raw` maps the key below the namespace (e.g. "network") to its string value. Raises
-    ConfigError with every problem found."""
+    `raw` maps the key below the namespace (e.g. "network") to its string value. `secret_keys`
+    are the keys (below the namespace) the stack holds encrypted (`secure:`); when given, a key of
+    SECRET_KEYS present in plain text is an error. Raises ConfigError with every problem found."""
     problems: list[Problem] = []
     fields = {f.alias or n: (n, f) for n, f in PlatformConfig.model_fields.items()}
     known = set(fields) | set(SECRET_KEYS)
     for key in sorted(set(raw) - known):
         problems.append((key, f"unknown key; known keys are {', '.join(sorted(known))}"))
+    if secret_keys is not None:
+        encrypted = set(secret_keys)
+        for key in sorted(k for k in SECRET_KEYS if k in raw and k not in encrypted):
+            problems.append((key, (f"is plain text in the stack file ({SECRET_KEYS[key]}): set it encrypted with "
+                                   f"`pulumi config set --secret {key} <value>` (the file then holds `secure: ...`)")))
 
     values: dict[str, Any] = {}
     for alias, (_name, field) in fields.items():
@@ -1115,10 +1210,12 @@ def validate(raw: dict[str, str], stack: str) -> PlatformConfig:
 
     if problems:
         raise ConfigError(problems)
+    from components.names import max_cluster_name_length
+
     cfg = PlatformConfig.model_validate(values)
     if cfg.cluster.name is None:
         default = f"agentic-{stack}".lower()
-        default = re.sub(r"[^a-z0-9-]", "-", default)[:40].rstrip("-")
+        default = re.sub(r"[^a-z0-9-]", "-", default)[:max_cluster_name_length()].rstrip("-")
         cfg = cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"name": default})})
     for check in CROSS_CHECKS:
         problems.extend(check(cfg))
@@ -1142,11 +1239,24 @@ def raw_from_pulumi() -> dict[str, str]:
             for k, v in merged.items() if k.startswith(prefix)}
 
 
+def secret_keys_from_pulumi() -> set[str]:
+    """The `agentic-platform:*` keys the Pulumi runtime holds as secrets (`secure:` in the stack
+    file), below the namespace. The language host passes them with the config
+    (RunRequest.configSecretKeys, or PULUMI_CONFIG_SECRET_KEYS)."""
+    from pulumi.runtime import config as runtime_config
+
+    prefix = NAMESPACE + ":"
+    keys = set(runtime_config.get_config_secret_keys_env())
+    keys |= {k for k in {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+             if runtime_config.is_config_secret(k)}
+    return {k[len(prefix):] for k in keys if k.startswith(prefix)}
+
+
 def load_config() -> PlatformConfig:
     """Read and validate the stack's config. Raises ConfigError."""
     import pulumi
 
-    return validate(raw_from_pulumi(), pulumi.get_stack())
+    return validate(raw_from_pulumi(), pulumi.get_stack(), secret_keys=secret_keys_from_pulumi())
 
 
 def load_secrets() -> dict[str, Any]:

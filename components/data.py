@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import names
-from components.aws import SecureBucket, pod_identity_role, policy_json, secure_bucket
+from components.aws import SecureBucket, pod_identity_role, policy_json, secure_bucket, snapshot_suffix
 from components.config import DataConfig, MilvusConfig, RedisConfig, WorkloadSize
 from components.k8s import (
     PART_OF,
@@ -295,7 +295,7 @@ class DataServices(pulumi.ComponentResource):
                                       opts=pulumi.ResourceOptions(parent=self))
         key = aws.kms.Key(f"{name}-redis", description="ElastiCache at-rest encryption of the session cache",
                           enable_key_rotation=True, deletion_window_in_days=30, tags=a.tags, opts=keep)
-        subnets = aws.elasticache.SubnetGroup(f"{name}-redis", name=f"{a.name_prefix}-redis",
+        subnets = aws.elasticache.SubnetGroup(f"{name}-redis", name=names.redis_subnet_group_name(a.name_prefix),
                                               description="Private subnets of the platform",
                                               subnet_ids=list(a.private_subnet_ids), tags=a.tags, opts=aws_opts)
         sg = aws.ec2.SecurityGroup(f"{name}-redis", vpc_id=a.vpc_id,
@@ -311,12 +311,14 @@ class DataServices(pulumi.ComponentResource):
         # LangFuse's queues (BullMQ) lose jobs if Redis evicts keys; the default parameter group
         # evicts (volatile-lru). Agents' session keys carry TTLs, so no eviction costs them nothing.
         params = aws.elasticache.ParameterGroup(
-            f"{name}-redis", name=f"{a.name_prefix}-redis-noeviction",
+            f"{name}-redis", name=names.redis_parameter_group_name(a.name_prefix),
             family=f"{r.engine}{r.engine_version.split('.')[0]}",
             description="Platform Redis: never evict (LangFuse queues)",
             parameters=[{"name": "maxmemory-policy", "value": "noeviction"}], tags=a.tags, opts=aws_opts)
-        # Unique per account and region, so stacks side by side do not collide.
-        group_id = f"{a.name_prefix}-redis"[:40].rstrip("-")
+        # Unique per account and region, so stacks side by side do not collide (its 40-character
+        # limit is checked on cluster.name by the config).
+        group_id = names.redis_group_id(a.name_prefix)
+        suffix = snapshot_suffix(f"{name}-redis-final-snapshot", aws_opts)
         self.replication_group = aws.elasticache.ReplicationGroup(
             f"{name}-redis",
             replication_group_id=group_id,
@@ -336,8 +338,10 @@ class DataServices(pulumi.ComponentResource):
             parameter_group_name=params.name,
             security_group_ids=[sg.id],
             snapshot_retention_limit=r.snapshot_retention_days,
-            # A deliberate delete still leaves a snapshot to restore from.
-            final_snapshot_identifier=f"{group_id}-final",
+            # A deliberate delete still leaves a snapshot to restore from; named per incarnation of
+            # the stack, so the destroy of a recreated stack does not fail on the predecessor's
+            # snapshot (ElastiCache refuses an existing FinalSnapshotIdentifier).
+            final_snapshot_identifier=suffix.apply(lambda x: names.final_snapshot_name(group_id, x)),
             auto_minor_version_upgrade=True,
             apply_immediately=False,   # changes wait for the maintenance window
             tags=a.tags,

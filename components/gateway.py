@@ -30,9 +30,11 @@ from components.k8s import (
     custom_object,
     helm_release,
     labels,
+    meta,
     platform_data,
     pod_security_context,
     resources,
+    selector,
 )
 
 GATEWAY_API = "gateway.networking.k8s.io"
@@ -72,7 +74,13 @@ EPP_PLUGINS = {
 }
 EPP_IMAGE: dict[str, str] = platform_data("images.yaml")["epp"]
 HTTPS_PORT = 443
+# Where kgateway's Envoy binds the Gateway's 443 listener: listener ports below 1024 are moved up by
+# 8000 so the proxy runs unprivileged (kgateway internal/kgateway/ports TranslatePort; the
+# deployer's helm values give the proxy Service targetPort = TranslatePort(listener port)).
+PROXY_HTTPS_PORT = HTTPS_PORT + 8000
 LB = "service.beta.kubernetes.io/aws-load-balancer"
+# The NLB's Service: TLS on 443 only (the kgateway proxy Service, with the in-cluster port 80, stays ClusterIP).
+LB_SERVICE = f"{names.GATEWAY_NAME}-nlb"
 # kgateway's local rate limit is one bucket per route per proxy replica; an HTTPRoute takes 16 rules
 # and a policy 16 targetRefs.
 MAX_TARGETS = 16
@@ -219,25 +227,17 @@ class InferenceGateway(pulumi.ComponentResource):
         }, opts=opts_(lbc_identity.association,  # credentials exist before the controller starts
                       *(args.system_nodes or ())))
 
-        # --- the Gateway: proxy and NLB settings through GatewayParameters
+        # --- the Gateway: proxy settings through GatewayParameters. Its Service stays in-cluster
+        # (ClusterIP): the AWS Load Balancer Controller gives an NLB one listener per Service port,
+        # so a LoadBalancer Service with the plain-HTTP port 80 would put bearer tokens on the wire in
+        # clear. The NLB gets a Service of its own below, with 443 (TLS) only.
         lb = cfg.load_balancer
-        annotations = {
-            f"{LB}-type": "external",
-            f"{LB}-nlb-target-type": "ip",
-            f"{LB}-scheme": lb.scheme,
-        }
         listeners = [self._listener("http", names.GATEWAY_PORT)]
         if lb.certificate_arn is not None:
-            # TLS ends at the NLB (ACM renews the certificate); the NLB forwards plain HTTP to the
-            # proxy's 443 listener, which is therefore an HTTP listener.
-            annotations.update({f"{LB}-ssl-cert": lb.certificate_arn, f"{LB}-ssl-ports": str(HTTPS_PORT),
-                                f"{LB}-backend-protocol": "tcp",
-                                f"{LB}-ssl-negotiation-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06"})
+            # The NLB ends TLS and forwards plain HTTP to this listener, so it is an HTTP listener.
             listeners.append(self._listener("https", HTTPS_PORT))
         proxy_labels = labels(names.GATEWAY_NAME, "gateway-proxy")
-        service: dict[str, Any] = {"type": "LoadBalancer", "extraAnnotations": annotations}
-        if lb.source_ranges:
-            service["loadBalancerSourceRanges"] = [str(c) for c in lb.source_ranges]
+        service: dict[str, Any] = {"type": "ClusterIP"}
         p = cfg.proxy
         self.parameters = custom_object(
             f"{name}-parameters", KGATEWAY_API, "GatewayParameters", names.GATEWAY_NAME, namespace=ns,
@@ -270,6 +270,7 @@ class InferenceGateway(pulumi.ComponentResource):
                                                        "name": names.GATEWAY_NAME}},
                   "listeners": listeners})
         self.in_cluster_url = in_cluster_url()
+        self.load_balancer = self._load_balancer(name, cfg, proxy_labels, opts_(self.lbc, self.gateway, *gw_ns_deps))
 
         # --- routes
         route_deps = [self.gateway, *gw_ns_deps, *args.model_dependencies]
@@ -339,6 +340,40 @@ class InferenceGateway(pulumi.ComponentResource):
                 "allowedRoutes": {"kinds": [{"group": GATEWAY_API, "kind": "HTTPRoute"}],
                                   "namespaces": {"from": "Selector", "selector": {
                                       "matchLabels": {names.GATEWAY_ACCESS_LABEL: "true"}}}}}
+
+    @staticmethod
+    def _load_balancer(name: str, cfg: GatewayConfig, proxy_labels: dict[str, str],
+                       opts: pulumi.ResourceOptions) -> k8s.core.v1.Service | None:
+        """The NLB: a LoadBalancer Service selecting the proxy pods (the GatewayParameters'
+        extraLabels), one port, 443, with TLS ended by the NLB with the ACM certificate
+        (aws-load-balancer-controller service annotations: `ssl-cert`, `ssl-ports`,
+        `ssl-negotiation-policy`, `backend-protocol: tcp`). No certificate, no NLB: the gateway
+        is then reachable in-cluster only. Depends on the LBC: on destroy it goes first, while the
+        controller still runs to delete the NLB (nothing orphaned blocks the VPC's deletion)."""
+        lb = cfg.load_balancer
+        if lb.certificate_arn is None:
+            return None
+        annotations = {
+            f"{LB}-type": "external",
+            f"{LB}-nlb-target-type": "ip",
+            f"{LB}-scheme": lb.scheme,
+            f"{LB}-ssl-cert": lb.certificate_arn,
+            f"{LB}-ssl-ports": str(HTTPS_PORT),
+            f"{LB}-backend-protocol": "tcp",
+            f"{LB}-ssl-negotiation-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+        }
+        spec: dict[str, Any] = {
+            "type": "LoadBalancer",
+            "selector": selector(names.GATEWAY_NAME),
+            "ports": [{"name": "https", "port": HTTPS_PORT, "targetPort": PROXY_HTTPS_PORT, "protocol": "TCP"}],
+        }
+        if lb.source_ranges:
+            spec["loadBalancerSourceRanges"] = [str(c) for c in lb.source_ranges]
+        return k8s.core.v1.Service(
+            f"{name}-nlb", metadata=meta(LB_SERVICE, names.NS_GATEWAY,
+                                         labels={**proxy_labels, "app.kubernetes.io/component": "gateway-nlb"},
+                                         annotations=annotations),
+            spec=spec, opts=opts)
 
     @staticmethod
     def _parent() -> dict[str, Any]:

@@ -72,16 +72,10 @@ GPU_AL2023_USER_DATA = (
 )
 
 
-# EventBridge rule names are at most 64 characters: "<cluster>-karpenter-cr-interrupt".
-MAX_CLUSTER_NAME = 64 - len("-karpenter-") - max(len(k) for k in INTERRUPTION_RULES)
-
-
-def queue_name(cluster_name: str) -> str:
-    return f"{cluster_name}-karpenter"
-
-
-def rule_name(cluster_name: str, key: str) -> str:
-    return f"{cluster_name}-karpenter-{key}"
+# The rule names (and their length limit, checked by the config) are built in components/names.py.
+assert tuple(INTERRUPTION_RULES) == names.KARPENTER_RULE_KEYS, "names.KARPENTER_RULE_KEYS drifted"
+queue_name = names.karpenter_queue_name
+rule_name = names.karpenter_rule_name
 
 
 def pool_demands(gpu_pools: Sequence[GpuPoolConfig], cpu_pool: CpuPoolConfig) -> list[PoolDemand]:
@@ -180,7 +174,7 @@ class Karpenter(pulumi.ComponentResource):
             self.rules[key] = rule
 
         # --- node role (what Karpenter's nodes run as) and its access entry
-        self.node_role = aws.iam.Role(f"{name}-node", name=f"{cluster}-karpenter-node",
+        self.node_role = aws.iam.Role(f"{name}-node", name=names.karpenter_node_role_name(cluster),
                                       description=f"Nodes Karpenter launches for {cluster}",
                                       assume_role_policy=json.dumps({
                                           "Version": "2012-10-17",
@@ -212,7 +206,17 @@ class Karpenter(pulumi.ComponentResource):
                 "replicas": 2,
                 "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
                 "settings": {"clusterName": args.cluster, "clusterEndpoint": args.endpoint,
-                             "interruptionQueue": self.queue.name},
+                             "interruptionQueue": self.queue.name,
+                             # Node repair (alpha in 1.14, chart key settings.featureGates.nodeRepair,
+                             # platform/chart-values/karpenter.values.yaml): Karpenter replaces nodes
+                             # whose conditions stay unhealthy, Ready=False/Unknown and the EKS node
+                             # monitoring agent's AcceleratedHardwareReady (GPU), KernelReady,
+                             # ContainerRuntimeReady, StorageReady, NetworkingReady, after 10 min
+                             # (GPU) or 30 min (docs.aws.amazon.com/eks/latest/userguide/node-repair.html,
+                             # self-managed Karpenter included); it stops when more than 20% of a
+                             # NodePool's nodes are unhealthy. The conditions come from
+                             # the eks-node-monitoring-agent add-on (components/cluster.py).
+                             "featureGates": {"nodeRepair": True}},
                 # On the system node group, never on nodes it manages itself.
                 "nodeSelector": dict(SYSTEM_NODE_LABEL),
                 "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],
@@ -449,6 +453,9 @@ def node_pool_spec(pool: NodePoolConfig, gpu_limit: int | None, node_labels: dic
             {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
         ],
         "expireAfter": pool.expire_after,
+        # Karpenter v1: after this long a draining node's pods are deleted even if a PDB or
+        # karpenter.sh/do-not-disrupt blocks their eviction (the NodePool CRD's field description).
+        "terminationGracePeriod": pool.termination_grace_period,
     }
     if taints:
         template_spec["taints"] = taints

@@ -1,5 +1,7 @@
 """Names, ports and labels that several layers must agree on. One place, so they cannot drift."""
 
+from collections.abc import Callable
+
 # Platform namespaces (the seed's namespace strategy).
 NS_GATEWAY = "ai-gateway"
 NS_AGENTS = "ai-agents"
@@ -14,6 +16,9 @@ PLATFORM_NAMESPACES = (NS_GATEWAY, NS_AGENTS, NS_INFERENCE, NS_DATA, NS_OBSERVAB
 # exporter) run in kube-system, beside the EKS add-ons; kgateway's controller runs in ai-gateway,
 # kagent's in ai-agents.
 NS_SYSTEM = "kube-system"
+# Namespaces Kubernetes itself creates and owns; with the platform's, no tenant may take them.
+KUBERNETES_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "default")
+RESERVED_NAMESPACES = (*PLATFORM_NAMESPACES, *KUBERNETES_NAMESPACES)
 
 # Ports (the seed's).
 PORT_VLLM = 8000
@@ -63,3 +68,107 @@ def model_port(engine: str) -> int:
 
 def tenant_pool_name(tenant: str) -> str:
     return f"{TENANT_POOL_PREFIX}{tenant}"
+
+
+# ------------------------------------------------------------------ AWS names derived from cluster.name
+# Every AWS name the program builds from `cluster.name`, with the limit of the service that holds it.
+# `components.config` rejects a cluster name for which any of them would be too long (the exact
+# limit in the message); the layers build the names with the same functions. Names Pulumi or a
+# controller generates (buckets, security groups, launch templates, IAM roles of Pod Identity,
+# Karpenter's instance profiles) do not derive from the cluster name.
+
+# Suffix Terraform-based providers append to a `*_prefix` name: helper/id.PrefixedUniqueId, a
+# timestamp plus a counter, `UniqueIDSuffixLength = 26` (hashicorp/terraform-plugin-sdk v2
+# helper/id/id.go), used by pulumi-aws for aws.eks.NodeGroup's node_group_name_prefix.
+PREFIX_UNIQUE_SUFFIX = 26
+# Karpenter's interruption rules, one EventBridge rule each (components/karpenter.py).
+KARPENTER_RULE_KEYS = ("health", "spot", "rebalance", "state-change", "cr-interrupt")
+
+
+def system_node_group_prefix(cluster: str) -> str:
+    return f"{cluster}-system-"
+
+
+def karpenter_queue_name(cluster: str) -> str:
+    return f"{cluster}-karpenter"
+
+
+def karpenter_rule_name(cluster: str, key: str) -> str:
+    return f"{cluster}-karpenter-{key}"
+
+
+def karpenter_node_role_name(cluster: str) -> str:
+    return f"{cluster}-karpenter-node"
+
+
+def redis_group_id(cluster: str) -> str:
+    return f"{cluster}-redis"
+
+
+def redis_subnet_group_name(cluster: str) -> str:
+    return f"{cluster}-redis"
+
+
+def redis_parameter_group_name(cluster: str) -> str:
+    return f"{cluster}-redis-noeviction"
+
+
+# Random part of the final snapshot names (RDS, ElastiCache): 4 bytes, 8 hex characters, new with
+# every incarnation of the stack, so a recreated stack never meets the snapshot of its predecessor.
+SNAPSHOT_SUFFIX_BYTES = 4
+SNAPSHOT_SUFFIX_LEN = 2 * SNAPSHOT_SUFFIX_BYTES
+RDS_SNAPSHOT_PURPOSES = ("langfuse", "kagent")   # components/aws.postgres callers' PostgresSpec.purpose
+
+
+def final_snapshot_name(base: str, suffix: str) -> str:
+    """`<base>-final-<suffix>`: RDS wants a letter first, letters, digits and single hyphens."""
+    return f"{base}-final-{suffix}"
+
+
+# (what, name for a cluster name, the service's limit in characters, where the limit is stated)
+CLUSTER_DERIVED_NAMES: tuple[tuple[str, Callable[[str], str], int, str], ...] = (
+    ("the system node group name (prefix + the provider's 26-character unique suffix)",
+     lambda c: system_node_group_prefix(c) + "x" * PREFIX_UNIQUE_SUFFIX, 63,
+     "EKS CreateNodegroup: nodegroupName is at most 63 characters"),
+    ("the ElastiCache replication group id", redis_group_id, 40,
+     "ElastiCache CreateReplicationGroup: ReplicationGroupId is 1-40 characters"),
+    ("the longest Karpenter EventBridge rule name",
+     lambda c: max((karpenter_rule_name(c, k) for k in KARPENTER_RULE_KEYS), key=len), 64,
+     "EventBridge PutRule: Name is at most 64 characters"),
+    ("the Karpenter node IAM role name", karpenter_node_role_name, 64,
+     "IAM CreateRole: RoleName is at most 64 characters"),
+    ("the Karpenter interruption queue name", karpenter_queue_name, 80,
+     "SQS CreateQueue: QueueName is at most 80 characters"),
+    ("the ElastiCache subnet group name", redis_subnet_group_name, 255,
+     "ElastiCache CreateCacheSubnetGroup: CacheSubnetGroupName is at most 255 characters"),
+    ("the ElastiCache parameter group name", redis_parameter_group_name, 255,
+     "ElastiCache CreateCacheParameterGroup: CacheParameterGroupName is at most 255 characters"),
+    ("the ElastiCache final snapshot name",
+     lambda c: final_snapshot_name(redis_group_id(c), "x" * SNAPSHOT_SUFFIX_LEN), 255,
+     "ElastiCache DeleteReplicationGroup: FinalSnapshotIdentifier (a snapshot name, at most 255 characters)"),
+    ("the longest RDS final snapshot identifier",
+     lambda c: max((final_snapshot_name(f"{c}-{p}", "x" * SNAPSHOT_SUFFIX_LEN) for p in RDS_SNAPSHOT_PURPOSES),
+                   key=len), 255,
+     "RDS DeleteDBInstance: FinalDBSnapshotIdentifier is 1-255 letters, digits or hyphens"),
+)
+
+
+def cluster_name_problems(cluster: str) -> list[str]:
+    """One message per AWS name that `cluster` would make too long."""
+    out = []
+    for what, build, limit, source in CLUSTER_DERIVED_NAMES:
+        name = build(cluster)
+        if len(name) > limit:
+            out.append(f"'{cluster}' ({len(cluster)} characters) makes {what} {len(name)} characters long, "
+                       f"over the limit of {limit} ({source}); use at most {max_cluster_name(limit, build)} characters")
+    return out
+
+
+def max_cluster_name(limit: int, build: Callable[[str], str]) -> int:
+    """The longest cluster name whose derived name fits `limit` (each is the name plus a fixed part)."""
+    return limit - len(build(""))
+
+
+def max_cluster_name_length() -> int:
+    """The longest cluster name every derived AWS name fits (29: the system node group)."""
+    return min(max_cluster_name(limit, build) for _, build, limit, _ in CLUSTER_DERIVED_NAMES)

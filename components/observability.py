@@ -148,8 +148,10 @@ class Observability(pulumi.ComponentResource):
         grafana_pw = password("grafana-admin")
         salt = password("langfuse-salt")
         nextauth = password("langfuse-nextauth")
-        # 32 random bytes = the 64 hex characters LangFuse's ENCRYPTION_KEY must be.
-        enc_key = random.RandomId(f"{name}-langfuse-encryption-key", byte_length=32, opts=child)
+        # 32 random bytes = the 64 hex characters LangFuse's ENCRYPTION_KEY must be. RandomBytes,
+        # not RandomId: its outputs are secrets in state and CLI output (pulumi_random RandomBytes
+        # marks `hex` and `base64` additional secret outputs; RandomId's are plain text).
+        enc_key = random.RandomBytes(f"{name}-langfuse-encryption-key", length=32, opts=child)
         db_pw = password("langfuse-db")
         clickhouse_pw = password("langfuse-clickhouse")
         public_key = password("langfuse-public-key", 24)
@@ -369,7 +371,7 @@ class LangFuse(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         bucket = secure_bucket(f"{name}-blobs", purpose="langfuse", protect=args.protect_data,
-                               force_destroy=not args.protect_data, tags=args.tags, opts=child)
+                               tags=args.tags, opts=child)
         self.langfuse_bucket = bucket.bucket
         identity = pod_identity_role(f"{name}", cluster_name=args.cluster_name, namespace=NS,
                           service_account=LANGFUSE_RELEASE, policy=policy_json(bucket.read_write_statements()),

@@ -209,7 +209,11 @@ class PlanMocks(pulumi.runtime.Mocks):
         elif typ in ("random:index/randomPassword:RandomPassword", "random:index/randomString:RandomString"):
             out["result"] = f"mock-generated-{name}"
         elif typ == "random:index/randomId:RandomId":
-            out.update(hex="0123456789abcdef", b64Std="ASNFZ4mrze8=", b64Url="ASNFZ4mrze8", dec="81985529216486895")
+            out.update(hex="0123456789abcdef"[:2 * int(inputs.get("byteLength") or 8)], b64Std="ASNFZ4mrze8=",
+                       b64Url="ASNFZ4mrze8", dec="81985529216486895")
+        elif typ == "random:index/randomBytes:RandomBytes":
+            length = int(inputs.get("length") or 1)
+            out.update(hex="ab" * length, base64=f"mock-base64-{length}-bytes")
         elif typ == "kubernetes:helm.sh/v3:Release":
             out["status"] = {"name": inputs.get("name", name), "namespace": inputs.get("namespace", "default"),
                              "status": "deployed", "version": 1}

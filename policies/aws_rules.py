@@ -319,6 +319,74 @@ stateful_resources_protected = ResourceValidationPolicy(
     tags=["aws", "data-protection"],
 )
 
+# ----------------------------------------------------------------------------- buckets and destroy
+
+BUCKET_TYPES = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
+
+
+def _force_destroy(args: ResourceValidationArgs, report) -> None:
+    if args.resource_type not in BUCKET_TYPES:
+        return
+    protected = bool(args.opts and args.opts.protect)
+    force = truthy(get(args.props, "forceDestroy"))
+    if protected and force:
+        report(f"Bucket '{args.name}' is protected but forceDestroy: once unprotected, a destroy would delete "
+               f"every object and version without a word.")
+    elif not protected and not force:
+        report(f"Bucket '{args.name}' is not protected and not forceDestroy: `pulumi destroy` stops at "
+               f"BucketNotEmpty (S3 deletes only empty buckets).")
+
+
+s3_force_destroy_matches_protection = ResourceValidationPolicy(
+    name="s3-force-destroy-matches-protection",
+    description="A bucket is forceDestroy exactly when it is not protected (destroy succeeds, protected data stays).",
+    validate=_force_destroy,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    severity=Severity.MEDIUM,
+    remediation_steps="Create buckets with components.aws.secure_bucket, which sets force_destroy = not protectData.",
+    tags=["aws", "s3", "lifecycle"],
+)
+
+# ----------------------------------------------------------------------------- Pod Identity trust
+
+POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
+TRUST_CONDITION_KEYS = ("aws:SourceAccount", "aws:SourceArn")
+
+
+def _condition_keys(statement: dict) -> set[str]:
+    cond = statement.get("Condition") or {}
+    if not isinstance(cond, dict):
+        return set()
+    return {k for block in cond.values() if isinstance(block, dict) for k in block}
+
+
+def _pod_identity_trust(args: ResourceValidationArgs, report) -> None:
+    if args.resource_type != "aws:iam/role:Role":
+        return
+    doc = parse_policy_document(get(args.props, "assumeRolePolicy"))
+    for i, st in enumerate(statements(doc)):
+        principal = st.get("Principal") or {}
+        services = as_list(principal.get("Service")) if isinstance(principal, dict) else []
+        if st.get("Effect") != "Allow" or POD_IDENTITY_PRINCIPAL not in services:
+            continue
+        missing = [k for k in TRUST_CONDITION_KEYS if k not in _condition_keys(st)]
+        if missing:
+            report(f"Role '{args.name}' trusts {POD_IDENTITY_PRINCIPAL} (Statement[{i}]) without "
+                   f"{' and '.join(missing)}: any EKS cluster of the account could bind it.")
+
+
+pod_identity_trust_scoped = ResourceValidationPolicy(
+    name="pod-identity-trust-scoped",
+    description="Roles trusting pods.eks.amazonaws.com are limited to this account and cluster (aws:SourceAccount, aws:SourceArn).",
+    validate=_pod_identity_trust,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    severity=Severity.HIGH,
+    remediation_steps=(
+        "Create Pod Identity roles with components.aws.pod_identity_role, whose trust policy has "
+        "StringEquals aws:SourceAccount and ArnLike aws:SourceArn of the cluster."),
+    tags=["aws", "iam", "eks"],
+)
+
 POLICIES = [
     eks_endpoint_not_public,
     eks_secrets_encryption,
@@ -329,4 +397,6 @@ POLICIES = [
     iam_no_admin_wildcard,
     nodes_require_imdsv2,
     stateful_resources_protected,
+    s3_force_destroy_matches_protection,
+    pod_identity_trust_scoped,
 ]

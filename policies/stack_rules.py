@@ -57,6 +57,10 @@ VERSIONING_TYPES = (
     "aws:s3/bucketVersioningV2:BucketVersioningV2",
 )
 BUCKET_POLICY_TYPES = ("aws:s3/bucketPolicy:BucketPolicy",)
+LOGGING_TYPES = ("aws:s3/bucketLogging:BucketLogging", "aws:s3/bucketLoggingV2:BucketLoggingV2")
+# S3 server access logs can only be delivered to a bucket encrypted with SSE-S3
+# (docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html).
+LOG_TARGET_ALGORITHMS = ("AES256",)
 KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
 
 _EXEMPT_SCHEMA = PolicyConfigSchema(properties={
@@ -252,8 +256,27 @@ def _sse_algorithms(value) -> list[str]:
     return found
 
 
+def _log_targets(args: StackValidationArgs) -> set[str]:
+    """URNs of the buckets some BucketLogging delivers S3 server access logs to."""
+    by_key: dict[str, str] = {}
+    for b in _buckets(args):
+        for k in _bucket_keys(b):
+            by_key.setdefault(k, b.urn)
+    out: set[str] = set()
+    for c in args.resources:
+        if c.resource_type not in LOGGING_TYPES:
+            continue
+        out |= {d.urn for d in (c.property_dependencies or {}).get("targetBucket", [])
+                if d.resource_type in BUCKET_TYPES}
+        value = peek(c.props, "targetBucket")
+        if isinstance(value, str) and value in by_key:
+            out.add(by_key[value])
+    return out
+
+
 def _sse_kms(args: StackValidationArgs, report) -> None:
     comps = _companions(args, SSE_TYPES)
+    targets = _log_targets(args)
     for b in _buckets(args):
         algorithms = []
         for c in comps.get(b.urn, []):
@@ -261,13 +284,18 @@ def _sse_kms(args: StackValidationArgs, report) -> None:
         algorithms += _sse_algorithms(get(b.props, "serverSideEncryptionConfiguration"))
         if not algorithms:
             report(f"Bucket '{b.name}' has no server-side encryption configuration.", b.urn)
+        elif b.urn in targets:
+            if not all(a in LOG_TARGET_ALGORITHMS for a in algorithms):
+                report(f"Bucket '{b.name}' receives S3 server access logs but encrypts with "
+                       f"{', '.join(sorted(set(algorithms)))}: S3 delivers access logs only to SSE-S3 (AES256) buckets.",
+                       b.urn)
         elif not all(a in KMS_ALGORITHMS for a in algorithms):
             report(f"Bucket '{b.name}' encrypts with {', '.join(sorted(set(algorithms)))}, not SSE-KMS.", b.urn)
 
 
 s3_sse_kms = StackValidationPolicy(
     name="s3-sse-kms",
-    description="Every S3 bucket encrypts by default with SSE-KMS.",
+    description="Every S3 bucket encrypts by default with SSE-KMS (an access-log destination: SSE-S3, all S3 logging supports).",
     validate=_sse_kms,
     enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,
@@ -334,6 +362,75 @@ s3_tls_only = StackValidationPolicy(
     tags=["aws", "s3", "network"],
 )
 
+def _access_logging(args: StackValidationArgs, report) -> None:
+    comps = _companions(args, LOGGING_TYPES)
+    targets = _log_targets(args)
+    for b in _buckets(args):
+        if b.urn in targets:
+            continue  # the destination does not log into itself
+        if not comps.get(b.urn):
+            report(f"Bucket '{b.name}' has no server access logging (BucketLogging).", b.urn)
+
+
+s3_access_logging = StackValidationPolicy(
+    name="s3-access-logging",
+    description="Every S3 bucket but the access-log destination writes S3 server access logs.",
+    validate=_access_logging,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    severity=Severity.MEDIUM,
+    remediation_steps=(
+        "Add aws.s3.BucketLogging(bucket=bucket.id, target_bucket=<access-log bucket>, target_prefix='<purpose>/') "
+        "(components.aws.secure_bucket does inside AgenticPlatform)."),
+    tags=["aws", "s3", "logging"],
+)
+
+# ----------------------------------------------------------------------------- EKS: the creator's admin entry
+
+EKS_COMPONENT = "eks:index:Cluster"
+EKS_LEAF = "aws:eks/cluster:Cluster"
+ACCESS_ENTRY = "aws:eks/accessEntry:AccessEntry"
+CREATOR_TAG = "agentic.platform/cluster-creator-admin"
+
+
+def _cluster_creator(args: StackValidationArgs, report) -> None:
+    entries: list[str] = []
+    for r in args.resources:
+        if r.resource_type == ACCESS_ENTRY:
+            arn = peek(r.props, "principalArn")
+            if isinstance(arn, str):
+                entries.append(arn)
+        elif r.resource_type == EKS_COMPONENT:
+            access = peek(r.props, "accessEntries")
+            if is_map(access):
+                for key in access:
+                    arn = peek(access, key, "principalArn")
+                    if isinstance(arn, str):
+                        entries.append(arn)
+    for r in args.resources:
+        if r.resource_type not in (EKS_COMPONENT, EKS_LEAF):
+            continue
+        tags = peek(r.props, "clusterTags" if r.resource_type == EKS_COMPONENT else "tags")
+        creator = peek(tags, CREATOR_TAG) if is_map(tags) else None
+        if creator is None:
+            report(f"Cluster '{r.name}' does not name the principal EKS makes cluster admin as its creator "
+                   f"(tag {CREATOR_TAG}): a standing admin nobody sees.", r.urn)
+        elif isinstance(creator, str) and creator in entries:
+            report(f"Cluster '{r.name}': its creator {creator} also has an explicit access entry; EKS already "
+                   f"created one (bootstrapClusterCreatorAdminPermissions) and refuses the second with 409.", r.urn)
+
+
+eks_cluster_creator_declared = StackValidationPolicy(
+    name="eks-cluster-creator-declared",
+    description="The principal EKS makes cluster admin at creation is declared (cluster tag) and has no second access entry.",
+    validate=_cluster_creator,
+    enforcement_level=EnforcementLevel.MANDATORY,
+    severity=Severity.HIGH,
+    remediation_steps=(
+        "Set agentic-platform:cluster.deployer.arn to the principal that runs pulumi up and keep it out of "
+        "cluster.admins and tenants[].iamRoles."),
+    tags=["aws", "eks", "iam"],
+)
+
 POLICIES = [
     namespace_default_deny_network_policy,
     namespace_resource_quota,
@@ -342,4 +439,6 @@ POLICIES = [
     s3_sse_kms,
     s3_versioning,
     s3_tls_only,
+    s3_access_logging,
+    eks_cluster_creator_declared,
 ]

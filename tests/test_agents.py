@@ -36,7 +36,9 @@ AGENTS = [{"name": "customer-support", "description": "support", "systemPrompt":
 def raw(**over) -> dict[str, str]:
     base = {"environment": "prod", "gpuPools": [{"name": "gpu", "instanceTypes": ["g5.xlarge"], "gpuLimit": 4}],
             "models": MODELS, "agentRuntime": RUNTIME, "agents": AGENTS,
-            "agentGatewayToken": "[secret]"}   # secret keys count by presence in validation
+            "agentGatewayToken": "[secret]",   # secret keys count by presence in validation
+            "cluster": {"deployer": {"arn": "arn:aws:iam::111122223333:role/PulumiDeployer"},
+                        "apiAccess": {"cidrs": ["10.100.0.0/22"]}}}
     base.update(over)
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in base.items()}
 
@@ -81,7 +83,8 @@ def test_external_database_is_rds_with_secret_password(unit_plan):
     assert db.inputs["publiclyAccessible"] is False
     # the platform's one PostgreSQL helper: own KMS key, final snapshot named per cluster, secret password
     assert db.inputs["kmsKeyId"] and db.inputs["skipFinalSnapshot"] is False
-    assert db.inputs["finalSnapshotIdentifier"] == "unit-kagent-final" and db.inputs["password"] == "[secret]"
+    # named per cluster and per incarnation of the stack (a random suffix, mocked 01234567)
+    assert db.inputs["finalSnapshotIdentifier"] == "unit-kagent-final-01234567" and db.inputs["password"] == "[secret]"
     assert "mock-generated" not in json.dumps(unit_plan_inputs(unit_plan)), "a generated password leaked"
 
 

@@ -69,7 +69,8 @@ def test_system_node_sizes_from_config(prod_plan, dev_plan):
 
 def test_addons_and_ebs_csi_pod_identity(any_plan):
     addons = {a.inputs["addonName"]: a for a in any_plan.by_type("aws:eks/addon:Addon")}
-    assert set(addons) == {"vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-ebs-csi-driver"}
+    assert set(addons) == {"vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-ebs-csi-driver",
+                           "eks-node-monitoring-agent"}
     ebs = addons["aws-ebs-csi-driver"].inputs["podIdentityAssociations"][0]
     assert ebs["serviceAccount"] == "ebs-csi-controller-sa"
     by_urn = {r.urn: r for r in any_plan.resources}

@@ -12,9 +12,16 @@ from components.config import ConfigError, PlatformConfig, validate
 from plan.engine import ROOT
 from tests.conftest import stack_doc, write_stack
 
+DEPLOYER = "arn:aws:iam::111122223333:role/PulumiDeployer"
+# What every valid cluster section needs (a deployer, a way to the private endpoint); merged into
+# the tests' `cluster` unless they set these keys themselves.
+CLUSTER_BASE = {"deployer": {"arn": DEPLOYER}, "apiAccess": {"cidrs": ["10.100.0.0/22"]}}
+
 
 def raw(**sections) -> dict[str, str]:
     out = {"environment": "dev"}
+    if isinstance(sections.get("cluster", {}), dict):
+        sections["cluster"] = {**CLUSTER_BASE, **sections.get("cluster", {})}
     out.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in sections.items()})
     return out
 
@@ -154,5 +161,9 @@ def test_secret_values_never_enter_validation(monkeypatch):
 
     monkeypatch.setattr(runtime_config, "get_config_env", lambda: {"agentic-platform:hfToken": "hf_realvalue",
                                                                     "agentic-platform:environment": "dev"})
-    raw = raw_from_pulumi()
+    token = runtime_config.CONFIG.set({})  # no config left over from a program an earlier test ran here
+    try:
+        raw = raw_from_pulumi()
+    finally:
+        runtime_config.CONFIG.reset(token)
     assert raw["hfToken"] == "[secret]" and raw["environment"] == "dev"

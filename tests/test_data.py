@@ -139,7 +139,7 @@ def test_prod_elasticache(prod_plan):
     assert i["finalSnapshotIdentifier"] and i["snapshotRetentionLimit"] >= 1
     assert i["engine"] == "valkey" and i["engineVersion"] == "8.0"
     assert i["replicationGroupId"] == "agentic-prod-redis"
-    assert i["finalSnapshotIdentifier"] == "agentic-prod-redis-final"
+    assert i["finalSnapshotIdentifier"] == "agentic-prod-redis-final-01234567"  # + the stack's random suffix
     assert i["securityGroupIds"] == ["mock-data-redis"]
     # Built beside EKS: nothing of the cluster layer among its dependencies.
     assert not [d for d in rg.dependencies if "agentic:cluster:" in d or "eks:" in d], rg.dependencies

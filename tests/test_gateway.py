@@ -152,7 +152,9 @@ def test_gateway_listeners_and_load_balancer(stack):
         assert listener["allowedRoutes"]["namespaces"] == {
             "from": "Selector", "selector": {"matchLabels": {names.GATEWAY_ACCESS_LABEL: "true"}}}
     params = plan.by_type("kubernetes:gateway.kgateway.dev/v1alpha1:GatewayParameters")[0].inputs["spec"]["kube"]
-    ann = params["service"]["extraAnnotations"]
+    assert params["service"] == {"type": "ClusterIP"}  # the NLB is a Service of its own, TLS only
+    (nlb,) = [r for r in plan.by_type("kubernetes:core/v1:Service") if r.inputs["spec"].get("type") == "LoadBalancer"]
+    ann = nlb.inputs["metadata"]["annotations"]
     lb = stack_config(stack)["agentic-platform:gateway"]["loadBalancer"]
     assert ann["service.beta.kubernetes.io/aws-load-balancer-scheme"] == lb["scheme"]
     assert ann["service.beta.kubernetes.io/aws-load-balancer-ssl-cert"] == lb["certificateArn"]
@@ -224,7 +226,7 @@ def _raw(stack: str, **gateway_changes) -> dict[str, str]:
 @pytest.mark.parametrize(("changes", "path", "message"), [
     ({"loadBalancer": {"scheme": "internet-facing"}}, "gateway.loadBalancer.certificateArn", "needs HTTPS"),
     ({"loadBalancer": {"scheme": "internet-facing", "certificateArn": "arn:aws:acm:us-west-2:111122223333:certificate/x"}},
-     "gateway.loadBalancer.sourceRanges", "port 80"),
+     "gateway.loadBalancer.sourceRanges", "client CIDRs"),
     ({"backendTimeout": "300s"}, "gateway.backendTimeout", "longer than requestTimeout"),
     ({"rateLimit": {"maxTokens": 10, "tokensPerFill": 100, "fillInterval": "1s"}}, "gateway.rateLimit.tokensPerFill",
      "more than maxTokens"),

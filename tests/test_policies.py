@@ -105,10 +105,15 @@ def namespace(name, deny=True, quota=True, gpu=0):
     return out
 
 
+DEPLOYER = "arn:aws:iam::123456789012:role/PulumiDeployer"
+CREATOR_TAG = "agentic.platform/cluster-creator-admin"
+
+
 def eks_component(**over):
     props = {"endpointPublicAccess": False, "endpointPrivateAccess": True,
              "encryptionConfigKeyArn": "arn:aws:kms:us-west-2:123456789012:key/k",
-             "enabledClusterLogTypes": ["api", "audit", "authenticator"], "authenticationMode": "API"}
+             "enabledClusterLogTypes": ["api", "audit", "authenticator"], "authenticationMode": "API",
+             "clusterTags": {CREATOR_TAG: DEPLOYER}}
     props.update(over)
     return Res("eks:index:Cluster", "eks", {k: v for k, v in props.items() if v is not None})
 
@@ -118,7 +123,7 @@ def eks_leaf(vpc=None, **over):
                            **(vpc or {})},
              "encryptionConfig": {"resources": ["secrets"], "provider": {"keyArn": "arn:aws:kms:k"}},
              "enabledClusterLogTypes": ["api", "audit", "authenticator", "scheduler"],
-             "accessConfig": {"authenticationMode": "API"}}
+             "accessConfig": {"authenticationMode": "API"}, "tags": {"Name": "eks", CREATOR_TAG: DEPLOYER}}
     props.update(over)
     return Res("aws:eks/cluster:Cluster", "eks-leaf", {k: v for k, v in props.items() if v is not None})
 
@@ -130,11 +135,12 @@ TLS_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
 
 
 def bucket(name="docs", *, pab=True, sse="aws:kms", versioning="Enabled", tls=True, link="deps",
-           protect=True, v2=False):
+           protect=True, v2=False, logging="access-logs-bkt", force_destroy=None):
     """A bucket and its pulumi-aws v7 companions; ``link`` = how companions point at it:
-    'deps' (property dependency + mocked id), 'id' (mocked id only), 'name' (real bucket name only)."""
-    b = Res("aws:s3/bucketV2:BucketV2" if v2 else "aws:s3/bucket:Bucket", name, {"bucket": f"{name}-bkt"},
-            protect=protect)
+    'deps' (property dependency + mocked id), 'id' (mocked id only), 'name' (real bucket name only).
+    ``logging``: the bucket its server access logs go to (None: no BucketLogging)."""
+    props = {"bucket": f"{name}-bkt", "forceDestroy": not protect if force_destroy is None else force_destroy}
+    b = Res("aws:s3/bucketV2:BucketV2" if v2 else "aws:s3/bucket:Bucket", name, props, protect=protect)
     ref = {"id": b.id, "deps": b.id, "name": f"{name}-bkt"}[link]
     deps = {"bucket": [b.urn]} if link == "deps" else {}
     out = [b]
@@ -158,7 +164,33 @@ def bucket(name="docs", *, pab=True, sse="aws:kms", versioning="Enabled", tls=Tr
     if tls:
         out.append(Res("aws:s3/bucketPolicy:BucketPolicy", f"{name}-pol", {"bucket": ref, "policy": TLS_POLICY},
                        deps=deps))
+    if logging:
+        out.append(Res("aws:s3/bucketLogging:BucketLogging", f"{name}-logs",
+                       {"bucket": ref, "targetBucket": logging, "targetPrefix": f"{name}/"}, deps=deps))
     return out
+
+
+def log_target(sse="AES256", link="deps"):
+    """An access-log destination bucket and a bucket logging into it."""
+    target = bucket("logs", sse=sse, logging=None)
+    ref = {"deps": target[0].id, "name": "logs-bkt"}[link]
+    source = bucket("src", logging=ref)
+    if link == "deps":
+        source[-1].deps["targetBucket"] = [target[0].urn]
+    return [*target, *source]
+
+
+def pod_role(condition):
+    statement = {"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
+                 "Action": ["sts:AssumeRole", "sts:TagSession"]}
+    if condition is not None:
+        statement["Condition"] = condition
+    return Res("aws:iam/role:Role", "pod-role",
+               {"assumeRolePolicy": json.dumps({"Version": "2012-10-17", "Statement": [statement]})})
+
+
+SCOPED = {"StringEquals": {"aws:SourceAccount": "123456789012"},
+          "ArnLike": {"aws:SourceArn": ["arn:aws:eks:us-west-2:123456789012:cluster/c"]}}
 
 
 def iam_doc(action="s3:GetObject", resource="arn:aws:s3:::docs/*"):
@@ -274,8 +306,34 @@ CASES: dict[str, tuple[list, list]] = {
         [bucket(), bucket(link="id"), bucket(link="name"), bucket(v2=True)],
     ),
     "s3-sse-kms": (
-        [bucket(sse=False), bucket(sse="AES256"), bucket(sse="AES256", link="id")],
-        [bucket(), bucket(sse="aws:kms:dsse"), bucket(v2=True, link="name")],
+        [bucket(sse=False), bucket(sse="AES256"), bucket(sse="AES256", link="id"), log_target(sse="aws:kms")],
+        [bucket(), bucket(sse="aws:kms:dsse"), bucket(v2=True, link="name"), log_target(),
+         log_target(link="name")],
+    ),
+    "s3-access-logging": (
+        [bucket(logging=None), bucket(logging=None, link="name"),
+         [*bucket(logging=None), *bucket("other")]],
+        [bucket(), bucket(link="name"), log_target(), log_target(link="name")],
+    ),
+    "s3-force-destroy-matches-protection": (
+        [bucket(protect=False, force_destroy=False), bucket(protect=True, force_destroy=True),
+         [Res("aws:s3/bucket:Bucket", "b", {})]],
+        [bucket(), bucket(protect=False), bucket(v2=True, protect=False)],
+    ),
+    "pod-identity-trust-scoped": (
+        [[pod_role(None)], [pod_role({"StringEquals": {"aws:SourceAccount": "123456789012"}})],
+         [pod_role({"ArnLike": {"aws:SourceArn": "arn:aws:eks:us-west-2:123456789012:cluster/c"}})]],
+        [[pod_role(SCOPED)],
+         [Res("aws:iam/role:Role", "node", {"assumeRolePolicy": json.dumps({"Version": "2012-10-17", "Statement": [
+             {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})})]],
+    ),
+    "eks-cluster-creator-declared": (
+        [[eks_component(clusterTags=None)], [eks_leaf(tags={"Name": "eks"})],
+         [eks_component(accessEntries={"deployer": {"principalArn": DEPLOYER, "type": "STANDARD"}})],
+         [eks_leaf(), Res("aws:eks/accessEntry:AccessEntry", "entry",
+                          {"clusterName": "eks", "principalArn": DEPLOYER})]],
+        [[eks_component()], [eks_leaf()],
+         [eks_component(accessEntries={"ops": {"principalArn": "arn:aws:iam::123456789012:role/Ops"}})]],
     ),
     "s3-versioning": (
         [bucket(versioning=False), bucket(versioning="Suspended")],
@@ -508,8 +566,11 @@ def test_recorded_program_under_mocks():
             eks.Cluster("eks", skip_default_node_group=True, endpoint_public_access=not secure,
                         endpoint_private_access=True, authentication_mode="API" if secure else None,
                         encryption_config_key_arn=key.arn if secure else None,
-                        enabled_cluster_log_types=["api", "audit", "authenticator"])
+                        enabled_cluster_log_types=["api", "audit", "authenticator"],
+                        cluster_tags={CREATOR_TAG: DEPLOYER} if secure else None)
             b = aws.s3.Bucket("docs", opts=pulumi.ResourceOptions(protect=secure))
+            if secure:
+                aws.s3.BucketLogging("docs-logs", bucket=b.id, target_bucket="access-logs-bkt", target_prefix="docs/")
             aws.s3.BucketPublicAccessBlock("docs-pab", bucket=b.id, block_public_acls=True,
                                            block_public_policy=True, ignore_public_acls=True,
                                            restrict_public_buckets=secure)
@@ -537,4 +598,5 @@ def test_recorded_program_under_mocks():
     names = {f["policy"] for f in build(False)}
     assert names == {"kms-key-rotation", "stateful-resources-protected", "eks-endpoint-not-public",
                      "eks-authentication-mode-api", "eks-secrets-encryption", "s3-public-access-blocked",
-                     "s3-sse-kms", "s3-tls-only", "k8s-images-pinned"}
+                     "s3-sse-kms", "s3-tls-only", "k8s-images-pinned", "s3-access-logging",
+                     "eks-cluster-creator-declared", "s3-force-destroy-matches-protection"}

@@ -210,9 +210,11 @@ S3_CASES = [
 @pytest.mark.parametrize(("rule", "companion", "change"), S3_CASES)
 def test_s3_rules_correlate_each_bucket_with_its_own_companion(prod_plan, rule, companion, change):
     """Break one bucket's companion at a time: exactly that bucket is flagged (the other buckets'
-    companions are still matched to their buckets, so correlation is right for all four)."""
+    companions are still matched to their buckets, so correlation is right for all of them)."""
     buckets = Recording(prod_plan).urns(BUCKET)
-    assert len(buckets) == 4
+    assert len(buckets) == 5  # documents, Milvus, model weights, LangFuse and the access-log destination
+    if rule is stack_rules.s3_sse_kms:  # the access-log destination is SSE-S3 by design (tested below)
+        buckets = [b for b in buckets if not b.endswith("::access-logs")]
     for bucket in buckets:
         rec = Recording(prod_plan)
         (target,) = companions(rec, companion, bucket)
@@ -442,6 +444,65 @@ def test_sqs_and_iam_rules_see_their_resources(rec):
     for urn in policies:
         rec.edit(urn, lambda p: p.update(policy=admin))
     assert policies and flagged(rec.run(aws_rules.iam_no_admin_wildcard), "iam-no-admin-wildcard") == set(policies)
+
+
+# ----------------------------------------------------------------------------- first up / destroy rules
+
+
+def test_force_destroy_follows_protection_on_every_bucket(rec, dev_plan):
+    """Prod: protected, never forceDestroy; dev: unprotected, always forceDestroy (destroy empties them)."""
+    rule = aws_rules.s3_force_destroy_matches_protection
+    assert rec.run(rule) == [] and Recording(dev_plan).run(rule, env="dev") == []
+    buckets = rec.urns(BUCKET)
+    rec.edit(buckets[0], lambda p: p.update(forceDestroy=True))
+    assert flagged(rec.run(rule), rule.name) == {buckets[0]}
+    dev = Recording(dev_plan)
+    dev_buckets = dev.urns(BUCKET)
+    dev.edit(dev_buckets[1], lambda p: p.update(forceDestroy=False))
+    assert flagged(dev.run(rule, env="dev"), rule.name) == {dev_buckets[1]}
+
+
+def test_every_pod_identity_role_is_scoped_to_the_cluster(rec):
+    import json
+
+    rule = aws_rules.pod_identity_trust_scoped
+    roles = [u for u in rec.urns("aws:iam/role:Role") if "pods.eks.amazonaws.com" in rec.inputs(u)["assumeRolePolicy"]]
+    assert len(roles) >= 7 and rec.run(rule) == []
+
+    def unscoped(p):
+        doc = json.loads(p["assumeRolePolicy"])
+        doc["Statement"][0]["Condition"]["ArnLike"].pop("aws:SourceArn")
+        p["assumeRolePolicy"] = json.dumps(doc)
+    for urn in roles:
+        rec.edit(urn, unscoped)
+    assert flagged(rec.run(rule), rule.name) == set(roles)
+
+
+def test_access_logging_sees_every_bucket_and_the_destination(rec):
+    rule, sse = stack_rules.s3_access_logging, stack_rules.s3_sse_kms
+    logging = rec.urns("aws:s3/bucketLogging:BucketLogging")
+    (target,) = [b for b in rec.urns(BUCKET) if b.endswith("::access-logs")]
+    assert len(logging) == 4 and rec.run(rule, sse) == []
+    source = next(b for b in rec.urns(BUCKET) if companions(rec, "aws:s3/bucketLogging:BucketLogging", b))
+    (link,) = companions(rec, "aws:s3/bucketLogging:BucketLogging", source)
+    rec.drop(link)
+    assert flagged(rec.run(rule), rule.name) == {source}
+    # the destination with SSE-KMS: S3 could not deliver the logs
+    (target_sse,) = companions(rec, SSE, target)
+    rec.edit(target_sse, lambda p: p["rules"][0]["applyServerSideEncryptionByDefault"].update(sseAlgorithm="aws:kms"))
+    assert flagged(rec.run(sse), sse.name) == {target}
+
+
+def test_cluster_creator_is_declared_and_has_no_second_entry(rec):
+    rule = stack_rules.eks_cluster_creator_declared
+    (eks,) = rec.urns("eks:index:Cluster")
+    assert rec.run(rule) == []
+    deployer = rec.inputs(eks)["clusterTags"]["agentic.platform/cluster-creator-admin"]
+    rec.edit(eks, lambda p: p["accessEntries"].update(
+        deployer={"principalArn": deployer, "type": "STANDARD"}))
+    assert flagged(rec.run(rule), rule.name) == {eks}
+    rec.edit(eks, lambda p: p.pop("clusterTags"))
+    assert flagged(rec.run(rule), rule.name) == {eks}
 
 
 def test_every_rule_is_exercised():

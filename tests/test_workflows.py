@@ -98,11 +98,37 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
 # ----------------------------------------------------------------------------- what they must do
 
 
-def test_actions_are_pinned_to_a_major_version_or_sha():
-    for path in (CI, PREVIEW):
-        for s in steps(load(path)):
-            if "uses" in s:
-                assert re.fullmatch(r"[\w.-]+/[\w./-]+@(v\d+|[0-9a-f]{40})", s["uses"]), (path.name, s["uses"])
+# A third-party action by tag runs whatever the tag points at when the job starts: a moved tag runs
+# someone else's code with the job's id-token and PULUMI_ACCESS_TOKEN. So every action is pinned by
+# its full commit SHA, the tag in a comment (`uses: owner/repo@<40 hex> # vN (vN.N.N)`).
+USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
+PINNED = re.compile(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}")
+
+
+def unpinned_actions(text: str) -> list[str]:
+    """`uses:` lines that do not pin an action by full commit SHA with its tag in a comment."""
+    bad = []
+    for line in text.splitlines():
+        m = USES.match(line)
+        if m is None or m["ref"].startswith(("./", "docker://")):
+            continue
+        if not PINNED.fullmatch(m["ref"]) or not re.match(r"\s+#\s*v\d", m["rest"]):
+            bad.append(line.strip())
+    return bad
+
+
+@pytest.mark.parametrize("path", [CI, PREVIEW], ids=["ci", "preview"])
+def test_actions_are_pinned_by_commit_sha(path):
+    assert unpinned_actions(path.read_text()) == []
+    assert [s["uses"] for s in steps(load(path)) if "uses" in s]  # the check saw the steps
+
+
+def test_a_tag_pinned_action_is_caught():
+    assert unpinned_actions("      - uses: pulumi/actions@v7\n") == ["- uses: pulumi/actions@v7"]
+    assert unpinned_actions("        uses: actions/checkout@main\n")
+    assert unpinned_actions("      - uses: actions/checkout@11d5960a326750d5838078e36cf38b85af677262\n"), \
+        "a SHA without its tag in a comment is unreviewable"
+    assert unpinned_actions("      - uses: actions/checkout@11d5960a326750d5838078e36cf38b85af677262 # v4\n") == []
 
 
 def test_ci_runs_the_readme_commands():
@@ -133,7 +159,7 @@ def test_preview_runs_pulumi_with_the_stack_policy_config():
     creds = step_using(wf, "aws-actions/configure-aws-credentials")
     assert creds["with"]["role-to-assume"] == "${{ vars.AWS_PREVIEW_ROLE_ARN }}"
     pulumi = step_using(wf, "pulumi/actions")
-    assert pulumi["uses"] == "pulumi/actions@v7"
+    assert pulumi["uses"] == "pulumi/actions@8e5e406f4007fca908480587cb9893c07090f58d"  # v7 (v7.0.0)
     w = pulumi["with"]
     assert w["command"] == "preview" and w["comment-on-pr"] is True
     assert w["stack-name"] == "${{ matrix.stack }}"

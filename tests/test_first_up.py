@@ -1,0 +1,404 @@
+"""A first `pulumi up` and `pulumi destroy` that succeed: the deployer reaches a private endpoint,
+the creator's admin entry is visible and never duplicated, every AWS name fits its limit, unprotected
+buckets empty on destroy, final snapshots are named per incarnation, drains end, no secret is in plain
+text, the NLB serves TLS only, Pod Identity roles bind to one cluster, buckets log their access,
+tenants cannot take reserved namespaces, and unhealthy nodes are replaced."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components import names
+from components.config import NAMESPACE, ConfigError, validate
+from plan.engine import ROOT, Plan, program_config, read_stack, run_program
+from tests.conftest import stack_doc, write_stack
+
+BUCKET = "aws:s3/bucket:Bucket"
+LOGGING = "aws:s3/bucketLogging:BucketLogging"
+SG_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+EKS = "eks:index:Cluster"
+SERVICE = "kubernetes:core/v1:Service"
+DEPLOYER = "arn:aws:iam::111122223333:role/PulumiDeployer"
+
+
+def problems_of(doc: dict[str, Any], tmp_path: Path, name: str = "test", secret_keys: bool = True) -> list[str]:
+    """The config problems of a stack document (the way the offline plan validates it)."""
+    sf = read_stack(str(write_stack(tmp_path, doc, name)))
+    raw = {k.split(":", 1)[1]: v for k, v in program_config(sf).items() if k.startswith(NAMESPACE + ":")}
+    try:
+        validate(raw, sf.name, secret_keys=[k.split(":", 1)[1] for k in sf.secret_keys] if secret_keys else None)
+    except ConfigError as err:
+        return err.lines()
+    return []
+
+
+def plan_exit(doc: dict[str, Any], tmp_path: Path, name: str = "test") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "plan", str(write_stack(tmp_path, doc, name))], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def plan_doc(doc: dict[str, Any], tmp_path: Path, name: str = "test") -> Plan:
+    return run_program(read_stack(str(write_stack(tmp_path, doc, name))))
+
+
+def cluster(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc["config"]["agentic-platform:cluster"]
+
+
+# ----------------------------------------------------------------------- 1. the way to a private endpoint
+
+def test_private_endpoint_without_an_access_path_is_a_key_path_error(tmp_path):
+    doc = stack_doc("prod")
+    cluster(doc).pop("apiAccess")
+    proc = plan_exit(doc, tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    line = next(x for x in proc.stderr.splitlines() if "agentic-platform:cluster.apiAccess:" in x)
+    assert "endpoint 'private'" in line and "apiAccess.cidrs" in line and "securityGroupIds" in line
+    assert "publicAndPrivate" in line  # the other way out
+
+
+@pytest.mark.parametrize(("access", "path", "text"), [
+    ({"cidrs": ["0.0.0.0/0"]}, "cluster.apiAccess.cidrs[0]", "every address"),
+    ({"securityGroupIds": ["sg-nope"]}, "cluster.apiAccess.securityGroupIds[0]", "not a security group id"),
+    ({"cidrs": ["10.100.0.0/22", "10.100.0.0/22"]}, "cluster.apiAccess.cidrs[1]", "listed twice"),
+])
+def test_bad_access_paths_are_key_path_errors(tmp_path, access, path, text):
+    doc = stack_doc("prod")
+    cluster(doc)["apiAccess"] = access
+    lines = problems_of(doc, tmp_path)
+    assert any(x.startswith(f"agentic-platform:{path}: ") and text in x for x in lines), lines
+
+
+def test_access_path_becomes_443_rules_on_the_cluster_security_group(prod_plan, tmp_path):
+    rules = [r for r in prod_plan.by_type(SG_RULE) if r.name.startswith("cluster-api-from-")]
+    assert [(r.inputs["cidrIpv4"], r.inputs["fromPort"], r.inputs["toPort"], r.inputs["ipProtocol"])
+            for r in rules] == [("10.100.0.0/22", 443, 443, "tcp")]
+    assert rules[0].inputs["securityGroupId"] == "sg-mock-agentic-prod"  # the EKS cluster security group
+    # the Kubernetes provider (hence every Kubernetes object) waits for the way in
+    (provider,) = prod_plan.by_type("pulumi:providers:kubernetes")
+    assert rules[0].urn in provider.dependencies
+    # a runner's security group works the same way
+    doc = stack_doc("prod")
+    cluster(doc)["apiAccess"] = {"securityGroupIds": ["sg-0123456789abcdef0"]}
+    plan = plan_doc(doc, tmp_path)
+    (rule,) = [r for r in plan.by_type(SG_RULE) if r.name.startswith("cluster-api-from-")]
+    assert rule.inputs["referencedSecurityGroupId"] == "sg-0123456789abcdef0" and rule.inputs["fromPort"] == 443
+
+
+def test_prod_placeholder_access_path_is_not_the_vpc():
+    import ipaddress
+
+    c = stack_doc("prod")["config"]
+    vpc = ipaddress.ip_network(c["agentic-platform:network"]["cidr"])
+    for cidr in c["agentic-platform:cluster"]["apiAccess"]["cidrs"]:
+        net = ipaddress.ip_network(cidr)
+        assert net.is_private and not net.overlaps(vpc), cidr
+    assert "PLACEHOLDER" in (ROOT / "Pulumi.prod.yaml").read_text()
+
+
+# ----------------------------------------------------------------------- 2. the creator's admin entry
+
+def test_deployer_is_required(tmp_path):
+    doc = stack_doc("dev")
+    cluster(doc).pop("deployer")
+    lines = problems_of(doc, tmp_path)
+    assert any(x.startswith("agentic-platform:cluster.deployer: is required") for x in lines), lines
+
+
+def test_deployer_listed_as_admin_is_a_key_path_error(tmp_path):
+    doc = stack_doc("prod")
+    cluster(doc)["admins"].append({"name": "deployer", "arn": DEPLOYER})
+    proc = plan_exit(doc, tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "agentic-platform:cluster.admins[2].arn: is cluster.deployer" in proc.stderr
+    assert "409" in proc.stderr
+
+
+def test_deployer_as_a_tenant_role_and_a_session_arn_are_refused(tmp_path):
+    doc = stack_doc("prod")
+    doc["config"]["agentic-platform:tenants"][0]["iamRoles"][0]["arn"] = DEPLOYER
+    assert any(x.startswith("agentic-platform:tenants[0].iamRoles[0].arn: already mapped by cluster.deployer")
+               for x in problems_of(doc, tmp_path))
+    doc = stack_doc("prod")
+    cluster(doc)["deployer"] = {"arn": "arn:aws:sts::111122223333:assumed-role/PulumiDeployer/ci-run-42"}
+    lines = problems_of(doc, tmp_path)
+    assert any(x.startswith("agentic-platform:cluster.deployer.arn: ") and
+               "arn:aws:iam::111122223333:role/PulumiDeployer" in x for x in lines), lines
+
+
+def test_deployer_is_visible_in_the_plan(any_plan):
+    (eks,) = any_plan.by_type(EKS)
+    assert eks.inputs["clusterTags"] == {"agentic.platform/cluster-creator-admin": DEPLOYER}
+    assert any_plan.outputs["clusterCreatorAdmin"] == DEPLOYER
+    assert DEPLOYER not in {e["principalArn"] for e in eks.inputs.get("accessEntries", {}).values()}
+
+
+def test_pulumi_eks_offers_no_way_to_turn_the_creator_admin_off():
+    """Why cluster.deployer exists: the pinned pulumi-eks takes neither argument."""
+    import inspect
+
+    import pulumi_eks
+
+    params = inspect.signature(pulumi_eks.ClusterArgs.__init__).parameters
+    assert "bootstrap_cluster_creator_admin_permissions" not in params and "access_config" not in params
+
+
+# ----------------------------------------------------------------------- 6. names derived from cluster.name
+
+def test_cluster_name_over_29_characters_is_refused_with_the_limit(tmp_path):
+    doc = stack_doc("dev")
+    cluster(doc)["name"] = "a" * 30
+    lines = problems_of(doc, tmp_path)
+    (line,) = [x for x in lines if x.startswith("agentic-platform:cluster.name: ")]
+    assert "system node group" in line and "limit of 63" in line and "at most 29 characters" in line
+    cluster(doc)["name"] = "a" * 29
+    assert problems_of(doc, tmp_path) == []
+
+
+def test_every_derived_name_of_the_longest_valid_cluster_name_fits():
+    longest = "c" * names.max_cluster_name_length()
+    assert names.max_cluster_name_length() == 29
+    for what, build, limit, _ in names.CLUSTER_DERIVED_NAMES:
+        assert len(build(longest)) <= limit, what
+    assert len(names.system_node_group_prefix(longest + "c")) + names.PREFIX_UNIQUE_SUFFIX == 64  # the binding one
+    assert names.cluster_name_problems(longest) == []
+    assert len(names.cluster_name_problems("c" * 42)) == 3  # node group 63, ElastiCache 40, EventBridge 64
+
+
+def test_default_cluster_name_of_a_long_stack_fits():
+    cfg = validate({"environment": "dev", "cluster": json.dumps({
+        "deployer": {"arn": DEPLOYER}, "apiAccess": {"cidrs": ["10.100.0.0/22"]}})},
+        "a-very-long-stack-name-for-a-feature-branch")
+    assert len(cfg.cluster_name) <= 29 and not cfg.cluster_name.endswith("-")
+
+
+def test_layers_build_the_names_the_config_checks(prod_plan):
+    c = "agentic-prod"
+    (ng,) = prod_plan.by_type("aws:eks/nodeGroup:NodeGroup")
+    assert ng.inputs["nodeGroupNamePrefix"] == names.system_node_group_prefix(c)
+    (rg,) = prod_plan.by_type("aws:elasticache/replicationGroup:ReplicationGroup")
+    assert rg.inputs["replicationGroupId"] == names.redis_group_id(c)
+    assert {r.inputs["name"] for r in prod_plan.by_type("aws:cloudwatch/eventRule:EventRule")} == {
+        names.karpenter_rule_name(c, k) for k in names.KARPENTER_RULE_KEYS}
+    assert prod_plan.by_type("aws:sqs/queue:Queue")[0].inputs["name"] == names.karpenter_queue_name(c)
+    assert names.karpenter_node_role_name(c) in {r.inputs.get("name") for r in prod_plan.by_type("aws:iam/role:Role")}
+
+
+# ----------------------------------------------------------------------- 9. unprotected buckets empty on destroy
+
+def test_force_destroy_is_not_protect_data_for_every_bucket(dev_plan, prod_plan):
+    for plan, protected in ((dev_plan, False), (prod_plan, True)):
+        buckets = plan.by_type(BUCKET)
+        assert len(buckets) >= 4
+        for b in buckets:
+            assert b.protect is protected and b.inputs["forceDestroy"] is (not protected), (plan.stack, b.name)
+
+
+# ----------------------------------------------------------------------- 10. final snapshots per incarnation
+
+def test_final_snapshot_names_come_from_a_random_id_of_the_stack(prod_plan):
+    by_urn = {r.urn: r for r in prod_plan.resources}
+    stateful = prod_plan.by_type("aws:rds/instance:Instance") + prod_plan.by_type(
+        "aws:elasticache/replicationGroup:ReplicationGroup")
+    assert len(stateful) == 3  # LangFuse and kagent databases, the platform Redis
+    seen = set()
+    for r in stateful:
+        ident = r.inputs["finalSnapshotIdentifier"]
+        randoms = [by_urn[d] for d in r.dependencies
+                   if d in by_urn and by_urn[d].type == "random:index/randomId:RandomId"]
+        assert len(randoms) == 1, r.name
+        assert randoms[0].inputs["byteLength"] == names.SNAPSHOT_SUFFIX_BYTES
+        assert ident.startswith("agentic-prod-") and ident.endswith(f"-final-{'0123456789abcdef'[:8]}"), ident
+        seen.add(ident)
+        if r.type == "aws:rds/instance:Instance":
+            assert r.inputs["skipFinalSnapshot"] is False
+    assert len(seen) == 3
+
+
+# ----------------------------------------------------------------------- 12. drains end
+
+def test_every_node_pool_has_a_termination_grace_period(prod_plan):
+    periods = {r.inputs["metadata"]["name"]: r.inputs["spec"]["template"]["spec"]["terminationGracePeriod"]
+               for r in prod_plan.resources if r.type == "kubernetes:karpenter.sh/v1:NodePool"}
+    assert periods == {"gpu-inference": "2h", "gpu-spot": "2h", "platform": "30m", "tenant-tenant-b": "2h"}
+
+
+@pytest.mark.parametrize(("value", "ok"), [("45m", True), ("1h30m", True), ("0s", False), ("Never", False)])
+def test_termination_grace_period_is_configurable_and_finite(tmp_path, value, ok):
+    doc = stack_doc("dev")
+    doc["config"]["agentic-platform:gpuPools"][0]["terminationGracePeriod"] = value
+    lines = problems_of(doc, tmp_path)
+    if ok:
+        assert lines == []
+    else:
+        assert any(x.startswith("agentic-platform:gpuPools[0].terminationGracePeriod: ") for x in lines), lines
+
+
+# ----------------------------------------------------------------------- 13. LangFuse's encryption key
+
+def test_langfuse_encryption_key_is_a_secret_output(any_plan):
+    keys = [r for r in any_plan.resources if r.name.endswith("langfuse-encryption-key")]
+    assert [r.type for r in keys] == ["random:index/randomBytes:RandomBytes"]
+    assert keys[0].inputs["length"] == 32
+    import pulumi_random
+
+    src = Path(pulumi_random.__file__).parent.joinpath("random_bytes.py").read_text()
+    assert 'additional_secret_outputs=["base64", "hex"]' in src
+
+
+# ----------------------------------------------------------------------- 14. the NLB serves TLS only
+
+def test_nlb_listens_on_443_only_and_the_proxy_service_stays_in_cluster(any_plan):
+    params = any_plan.by_type("kubernetes:gateway.kgateway.dev/v1alpha1:GatewayParameters")[0]
+    assert params.inputs["spec"]["kube"]["service"] == {"type": "ClusterIP"}
+    lbs = [r for r in any_plan.by_type(SERVICE) if r.inputs["spec"].get("type") == "LoadBalancer"]
+    assert len(lbs) == 1
+    spec, ann = lbs[0].inputs["spec"], lbs[0].inputs["metadata"]["annotations"]
+    assert [p["port"] for p in spec["ports"]] == [443]
+    lb = "service.beta.kubernetes.io/aws-load-balancer"
+    assert ann[f"{lb}-ssl-ports"] == "443" and ann[f"{lb}-ssl-cert"].startswith("arn:aws:acm:")
+    assert spec["selector"] == {"app.kubernetes.io/name": names.GATEWAY_NAME,
+                                "app.kubernetes.io/instance": names.GATEWAY_NAME}
+    # the proxy pods carry the selected labels (kgateway copies GatewayParameters' extraLabels)
+    extra = params.inputs["spec"]["kube"]["podTemplate"]["extraLabels"]
+    assert spec["selector"].items() <= extra.items()
+    # agents still use the in-cluster plain-HTTP listener
+    gateway = any_plan.by_type("kubernetes:gateway.networking.k8s.io/v1:Gateway")[0]
+    assert names.GATEWAY_PORT in [x["port"] for x in gateway.inputs["spec"]["listeners"]]
+
+
+def test_without_a_certificate_there_is_no_load_balancer(tmp_path):
+    doc = stack_doc("dev")
+    doc["config"]["agentic-platform:gateway"]["loadBalancer"].pop("certificateArn")
+    plan = plan_doc(doc, tmp_path)
+    assert [r for r in plan.by_type(SERVICE) if r.inputs["spec"].get("type") == "LoadBalancer"] == []
+    gateway = plan.by_type("kubernetes:gateway.networking.k8s.io/v1:Gateway")[0]
+    assert [x["port"] for x in gateway.inputs["spec"]["listeners"]] == [names.GATEWAY_PORT]
+
+
+# ----------------------------------------------------------------------- 15. Pod Identity roles bind to one cluster
+
+def test_every_pod_identity_trust_names_account_and_cluster(any_plan):
+    cname = f"agentic-{any_plan.stack}"
+    roles = [r for r in any_plan.by_type("aws:iam/role:Role") if "pods.eks.amazonaws.com" in r.inputs["assumeRolePolicy"]]
+    assert len(roles) >= 6
+    for r in roles:
+        (st,) = json.loads(r.inputs["assumeRolePolicy"])["Statement"]
+        assert st["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+        assert st["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
+        arns = st["Condition"]["ArnLike"]["aws:SourceArn"]
+        assert f"arn:aws:eks:us-west-2:123456789012:cluster/{cname}" in arns, r.name
+        assert all(f"/{cname}" in a for a in arns)
+
+
+# ----------------------------------------------------------------------- 16. secrets in plain text
+
+def test_plain_text_secret_is_a_key_path_error(tmp_path):
+    doc = stack_doc("dev")
+    doc["config"]["agentic-platform:hfToken"] = "hf_plaintextvalue"
+    proc = plan_exit(doc, tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    (line,) = [x.strip() for x in proc.stderr.splitlines() if "agentic-platform:hfToken:" in x]
+    assert "plain text" in line and "pulumi config set --secret hfToken" in line
+    assert "hf_plaintextvalue" not in proc.stderr and "hf_plaintextvalue" not in proc.stdout
+
+
+def test_the_program_sees_which_keys_are_secrets(monkeypatch):
+    """`pulumi up` validates with the secret keys the language host passes (not only the plan)."""
+    from pulumi.runtime import config as runtime_config
+
+    from components.config import secret_keys_from_pulumi
+
+    runtime_config.set_all_config({}, [])  # nothing left from a program an earlier test ran
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["agentic-platform:agentGatewayToken"]))
+    assert secret_keys_from_pulumi() == {"agentGatewayToken"}
+    runtime_config.set_all_config({"agentic-platform:hfToken": "x"}, ["agentic-platform:hfToken"])
+    try:
+        assert secret_keys_from_pulumi() == {"agentGatewayToken", "hfToken"}
+    finally:
+        runtime_config.set_all_config({}, [])
+    raw = {"environment": "dev", "hfToken": "[secret]"}
+    with pytest.raises(ConfigError) as err:
+        validate(raw, "dev", secret_keys=set())
+    assert any(x.startswith("agentic-platform:hfToken: is plain text") for x in err.value.lines())
+
+
+# ----------------------------------------------------------------------- 17. S3 server access logs
+
+def test_every_bucket_logs_into_the_access_log_bucket(any_plan):
+    buckets = {r.name: r for r in any_plan.by_type(BUCKET)}
+    target = buckets.pop("access-logs")
+    logs = {r.name.removesuffix("-access-logs"): r for r in any_plan.by_type(LOGGING)}
+    assert set(logs) == set(buckets)
+    for r in logs.values():
+        assert r.inputs["targetBucket"] == target.inputs.get("bucket", f"mock-{target.name}")
+        assert r.inputs["targetPrefix"].endswith("/")
+    assert any_plan.outputs["accessLogsBucket"] == "mock-access-logs"
+
+
+def test_access_log_bucket_is_secure_and_sse_s3(any_plan):
+    def child(typ: str, suffix: str) -> dict:
+        (r,) = [r for r in any_plan.by_type(typ) if r.name == f"access-logs-{suffix}"]
+        return r.inputs
+    sse = child("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "sse")
+    assert sse["rules"][0]["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "AES256"}
+    pab = child("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "public-access")
+    assert all(pab[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
+                                        "restrictPublicBuckets"))
+    lifecycle = child("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "lifecycle")
+    assert lifecycle["rules"][0]["expiration"]["days"] == 365
+    policy = json.loads(child("aws:s3/bucketPolicy:BucketPolicy", "policy")["policy"])
+    sids = {s["Sid"]: s for s in policy["Statement"]}
+    assert sids["DenyInsecureTransport"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    logging = sids["S3ServerAccessLogsPolicy"]
+    assert logging["Principal"] == {"Service": "logging.s3.amazonaws.com"} and logging["Action"] == "s3:PutObject"
+    assert logging["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
+    owner = child("aws:s3/bucketOwnershipControls:BucketOwnershipControls", "ownership")
+    assert owner["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
+
+
+# ----------------------------------------------------------------------- 18. reserved namespaces
+
+@pytest.mark.parametrize("tenant", [*names.PLATFORM_NAMESPACES, "kube-public", "kube-node-lease", "default",
+                                    "kube-anything"])
+def test_tenants_cannot_take_a_reserved_namespace(tmp_path, tenant):
+    doc = stack_doc("dev")
+    doc["config"]["agentic-platform:tenants"][0]["name"] = tenant
+    assert any(x.startswith(f"agentic-platform:tenants[0].name: '{tenant}' is reserved")
+               for x in problems_of(doc, tmp_path)), tenant
+
+
+def test_reserved_namespaces_have_one_home():
+    import components.config as config
+
+    src = Path(config.__file__).read_text()
+    for ns in names.PLATFORM_NAMESPACES:
+        assert f'"{ns}"' not in src.split("def _unique_names")[1].split("@cross_check")[0], ns
+    assert set(names.RESERVED_NAMESPACES) >= {*names.PLATFORM_NAMESPACES, "kube-system", "kube-public",
+                                              "kube-node-lease", "default"}
+
+
+# ----------------------------------------------------------------------- node health
+
+def test_node_monitoring_agent_and_node_repair(any_plan):
+    addons = {a.inputs["addonName"]: a for a in any_plan.by_type("aws:eks/addon:Addon")}
+    agent = addons["eks-node-monitoring-agent"]
+    assert agent.inputs["addonVersion"].startswith("mock-default-for-")  # getAddonVersion, default
+    (ng,) = any_plan.by_type("aws:eks/nodeGroup:NodeGroup")
+    assert ng.urn in agent.dependencies
+    assert ng.inputs["nodeRepairConfig"] == {"enabled": True}
+    karpenter = next(r for r in any_plan.by_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == "karpenter")
+    assert karpenter.inputs["values"]["settings"]["featureGates"] == {"nodeRepair": True}
+
+
+def test_node_repair_key_is_the_pinned_charts():
+    import yaml
+
+    values = yaml.safe_load((ROOT / "platform" / "chart-values" / "karpenter.values.yaml").read_text())
+    assert values["settings"]["featureGates"]["nodeRepair"] is False  # the chart's default we turn on
