@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -120,11 +121,15 @@ def model_service_host(model: ModelConfig) -> str:
     return f"{model.name}.{names.model_namespace(model)}.svc.cluster.local"
 
 
+@cache
+def _crd_file(path: Path) -> tuple[dict[str, Any], ...]:
+    # libyaml when present: the pure-Python loader takes seconds on the Gateway API CRDs.
+    return tuple(d for d in yaml.load_all(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if d)
+
+
 def load_crds(directory: Path) -> list[dict[str, Any]]:
-    docs = []
-    for path in sorted(directory.glob("*.yaml")):
-        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
-    return docs
+    """The CRDs of a vendored directory, read once per process (callers must not mutate them)."""
+    return [d for path in sorted(directory.glob("*.yaml")) for d in _crd_file(path)]
 
 
 def route_matches(model: str, tenant: str | None = None) -> list[dict[str, Any]]:
@@ -333,15 +338,6 @@ class InferenceGateway(pulumi.ComponentResource):
         return out
 
     @staticmethod
-    def _listener(listener: str, port: int) -> dict[str, Any]:
-        # Only namespaces labelled for gateway access may attach routes (ai-gateway itself must
-        # carry the label: the generated routes live there).
-        return {"name": listener, "port": port, "protocol": "HTTP",
-                "allowedRoutes": {"kinds": [{"group": GATEWAY_API, "kind": "HTTPRoute"}],
-                                  "namespaces": {"from": "Selector", "selector": {
-                                      "matchLabels": {names.GATEWAY_ACCESS_LABEL: "true"}}}}}
-
-    @staticmethod
     def _load_balancer(name: str, cfg: GatewayConfig, proxy_labels: dict[str, str],
                        opts: pulumi.ResourceOptions) -> k8s.core.v1.Service | None:
         """The NLB: a LoadBalancer Service selecting the proxy pods (the GatewayParameters'
@@ -374,6 +370,15 @@ class InferenceGateway(pulumi.ComponentResource):
                                          labels={**proxy_labels, "app.kubernetes.io/component": "gateway-nlb"},
                                          annotations=annotations),
             spec=spec, opts=opts)
+
+    @staticmethod
+    def _listener(listener: str, port: int) -> dict[str, Any]:
+        # Only namespaces labelled for gateway access may attach routes (ai-gateway itself must
+        # carry the label: the generated routes live there).
+        return {"name": listener, "port": port, "protocol": "HTTP",
+                "allowedRoutes": {"kinds": [{"group": GATEWAY_API, "kind": "HTTPRoute"}],
+                                  "namespaces": {"from": "Selector", "selector": {
+                                      "matchLabels": {names.GATEWAY_ACCESS_LABEL: "true"}}}}}
 
     @staticmethod
     def _parent() -> dict[str, Any]:

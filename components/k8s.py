@@ -117,25 +117,37 @@ def secret(resource_name: str, name: str, namespace: str, data: dict[str, pulumi
 
 
 def chart_pin(key: str) -> dict[str, str]:
-    """`platform/charts.yaml` entry: chart, version and (for classic repositories) repo."""
+    """`platform/charts.yaml` entry: chart, version and (for classic repositories) repo: the upstream
+    the vendored archive was built from (provenance, and where `make charts` bumps it)."""
     pins = platform_data("charts.yaml")
     if key not in pins:
         raise KeyError(f"chart '{key}' is not pinned in platform/charts.yaml")
     return pins[key]
 
 
+def chart_archive(key: str) -> str:
+    """The vendored archive of a pinned chart, relative to the project (Pulumi runs the program in
+    the project directory): `pulumi up` installs byte for byte what the plan rendered and checked,
+    and needs no chart repository (docs/charts.md)."""
+    lock = platform_data("charts/lock.yaml")
+    entry = (lock.get("charts") or lock).get(key)
+    if not entry:
+        raise KeyError(f"chart '{key}' is not vendored: run `make charts CHARTS={key}` (platform/charts/lock.yaml)")
+    return f"platform/charts/{entry['archive']}"
+
+
 def helm_release(resource_name: str, chart: str, *, namespace: str, values: pulumi.Input[dict[str, Any]],
                  opts: pulumi.ResourceOptions, release_name: str | None = None, skip_crds: bool = False,
                  timeout_s: int = HELM_TIMEOUT_S, create_namespace: bool = False) -> k8s.helm.v3.Release:
-    """A pinned chart installed as a real Helm release: hooks and `lookup` work, `atomic` rolls a
-    failed install back. `skip_crds` when a separate CRD release owns them (CRDs owned once)."""
+    """A pinned chart installed from its vendored archive as a real Helm release: hooks and `lookup`
+    work, `atomic` rolls a failed install back. `skip_crds` when a separate CRD release owns them
+    (CRDs owned once)."""
     pin = chart_pin(chart)
     return k8s.helm.v3.Release(
         resource_name,
         name=release_name or chart,
-        chart=pin["chart"],
+        chart=chart_archive(chart),
         version=pin["version"],
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=pin["repo"]) if pin.get("repo") else None,
         namespace=namespace,
         create_namespace=create_namespace,
         values=values,

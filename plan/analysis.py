@@ -9,6 +9,7 @@ from components.config import PlatformConfig
 from plan import objects as k8s_objects
 from plan.admission.admit import admit, summary_lines
 from plan.engine import Plan
+from plan.operators import operator_objects
 from plan.render import render_all
 from policies.harness import evaluate, evaluate_objects
 
@@ -17,10 +18,8 @@ def analyse(plan: Plan, config: PlatformConfig) -> None:
     """Fill `plan.objects`, `plan.policies` and `plan.extras`."""
     kube_version = f"{config.cluster.version}.0"
     declared = k8s_objects.declared(plan)
-    # TEMPORARY until every release installs a vendored archive: render nothing.
-    from plan.render import releases
-    ready = all(r.chart.is_file() for r in releases(plan))
-    plan.objects = declared + (render_all(plan, declared, kube_version) if ready else [])
+    plan.objects = declared + render_all(plan, declared, kube_version)
+    plan.objects += operator_objects(plan.objects)   # what prometheus-operator, kagent, kgateway create
 
     states = {urn: reg.state for urn, reg in plan.monitor.resources.items()}
     plan.policies = evaluate(plan.monitor.requests, states, config.environment)

@@ -16,19 +16,25 @@ STACKS = ("dev", "prod")
 _CACHE: dict[str, Plan] = {}
 
 
+def plan_file(stack_or_file: str) -> Plan:
+    """The whole offline plan of a stack (program, rendered releases, admission, reachability), as
+    `python -m plan` makes it, in-process."""
+    from components.config import NAMESPACE, validate
+    from plan.analysis import analyse
+    from plan.engine import program_config
+
+    sf = read_stack(stack_or_file)
+    config = validate({k.split(":", 1)[1]: v for k, v in program_config(sf).items()
+                       if k.startswith(NAMESPACE + ":")}, sf.name)
+    plan = run_program(sf)
+    analyse(plan, config)
+    return plan
+
+
 def plan_of(stack: str) -> Plan:
     """The offline plan of Pulumi.<stack>.yaml, run once per test session."""
     if stack not in _CACHE:
-        from components.config import NAMESPACE, validate
-        from plan.analysis import analyse
-        from plan.engine import program_config
-
-        sf = read_stack(stack)
-        config = validate({k.split(":", 1)[1]: v for k, v in program_config(sf).items()
-                           if k.startswith(NAMESPACE + ":")}, sf.name)
-        plan = run_program(sf)
-        analyse(plan, config)
-        _CACHE[stack] = plan
+        _CACHE[stack] = plan_file(stack)
     return _CACHE[stack]
 
 

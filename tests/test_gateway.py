@@ -15,7 +15,7 @@ import yaml
 from components import names
 from components.config import ConfigError, validate
 from plan.engine import ROOT, Plan
-from tests.conftest import STACKS, plan_of, stack_doc, write_stack
+from tests.conftest import STACKS, plan_file, plan_of, stack_doc, write_stack
 
 ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 POLICY = "kubernetes:gateway.kgateway.dev/v1alpha1:TrafficPolicy"
@@ -245,12 +245,10 @@ def test_bad_gateway_config_names_the_key(changes, path, message):
 @pytest.fixture(scope="module")
 def agw_plan(tmp_path_factory) -> Plan:
     """The prod stack with `gateway.inferenceRouting: agentgateway`, planned from a changed stack file."""
-    from plan.engine import read_stack, run_program
-
     doc = stack_doc("prod")
     doc["config"]["agentic-platform:gateway"]["inferenceRouting"] = "agentgateway"
     path = write_stack(tmp_path_factory.mktemp("agw"), doc, name="agw")
-    return run_program(read_stack(str(path)))
+    return plan_file(str(path))
 
 
 def _named(plan: Plan, typ: str) -> dict[tuple[str, str], dict]:
@@ -260,14 +258,11 @@ def _named(plan: Plan, typ: str) -> dict[tuple[str, str], dict]:
 
 def test_agentgateway_objects_all_validate(agw_plan, tmp_path):
     from plan.report import write_manifests
-    from tests.test_conformance import kube_version, validate_manifest
+    from tests.test_conformance import kube_version, problems, read_objects
 
-    files = [f for f in write_manifests(agw_plan, tmp_path) if f.parent.name != "_helm"]
-    kinds = set()
-    for f in files:
-        doc = yaml.safe_load(f.read_text())
-        validate_manifest(doc, kube_version("prod"))
-        kinds.add(doc["kind"])
+    objects = read_objects(write_manifests(agw_plan, tmp_path))
+    assert not (found := problems(objects, kube_version("prod"))), "\n".join(found)
+    kinds = {o.kind for o in objects}
     assert {"InferencePool", "AgentgatewayPolicy", "AgentgatewayBackend", "AgentgatewayParameters"} <= kinds
 
 

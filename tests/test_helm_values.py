@@ -100,15 +100,10 @@ K8S_STRING_MAP = {"nodeSelector", "annotations", "labels", "podAnnotations", "po
 
 # ----------------------------------------------------------------------------- vendored data
 
-# Charts whose exact default values could not be obtained here: no reachable repository carries the
-# kgateway v2.4.3 tag (kgateway-dev/kgateway's snapshot predates v2; the fork branch near v2.4.x is
-# not the release). Their keys (controller.replicaCount, podDisruptionBudget, resources,
-# securityContext, podSecurityContext) were checked by hand against that branch (docs/gateway.md).
-# Vendoring <key>.values.yaml makes test_unverified_charts_are_really_missing demand the entry's removal.
-UNVERIFIED: dict[str, str] = {
-    "kgateway": "v2.4.3 values.yaml not reachable from this workplace",
-    "kgateway-crds": "v2.4.3 values.yaml not reachable from this workplace",
-}
+# Charts whose exact default values could not be obtained (none today: kgateway v2.4.3 is vendored
+# from the commit it was released from, platform/charts/sources.yaml). Vendoring <key>.values.yaml
+# makes test_unverified_charts_are_really_missing demand the entry's removal.
+UNVERIFIED: dict[str, str] = {}
 
 
 def charts() -> dict[str, dict[str, str]]:
@@ -120,13 +115,15 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 
 
 def chart_key(release_inputs: dict[str, Any]) -> str:
-    """The platform/charts.yaml key a planned release installs (by chart, repo and version)."""
-    repo = (release_inputs.get("repositoryOpts") or {}).get("repo")
+    """The platform/charts.yaml key a planned release installs (by its vendored archive and version)."""
+    lock = yaml.safe_load((ROOT / "platform" / "charts" / "lock.yaml").read_text())["charts"]
     for key, pin in charts().items():
-        if pin["chart"] == release_inputs["chart"] and pin.get("repo") == repo and pin["version"] == release_inputs["version"]:
+        entry = lock.get(key) or {}
+        if (release_inputs["chart"] == f"platform/charts/{entry.get('archive')}"
+                and pin["version"] == release_inputs["version"]):
             return key
     raise AssertionError(f"release {release_inputs['name']}: chart {release_inputs['chart']} "
-                         f"{release_inputs['version']} is not a pin of platform/charts.yaml")
+                         f"{release_inputs['version']} is not a vendored pin of platform/charts.yaml")
 
 
 def defaults_of(key: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
