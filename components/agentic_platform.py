@@ -36,6 +36,9 @@ def network_features(config: PlatformConfig) -> dict[str, set[str]]:
         tenancy.VALKEY: data if valkey else set(),
         tenancy.MILVUS_MONITOR: data if config.data.service_monitors else set(),
         tenancy.VALKEY_MONITOR: data if valkey and config.data.service_monitors else set(),
+        tenancy.MANAGED_POSTGRES: ({names.NS_AGENTS} if config.agent_runtime.database.mode == "external" else set())
+        | ({names.NS_OBSERVABILITY} if config.observability.langfuse.database == "rds" else set()),
+        tenancy.MANAGED_REDIS: {names.NS_AGENTS, names.NS_OBSERVABILITY} if not valkey else set(),
     }
 
 

@@ -1,5 +1,6 @@
 """Names, ports and labels that several layers must agree on. One place, so they cannot drift."""
 
+import ipaddress
 from collections.abc import Callable
 
 # Platform namespaces (the seed's namespace strategy).
@@ -172,3 +173,15 @@ def max_cluster_name(limit: int, build: Callable[[str], str]) -> int:
 def max_cluster_name_length() -> int:
     """The longest cluster name every derived AWS name fits (29: the system node group)."""
     return min(max_cluster_name(limit, build) for _, build, limit, _ in CLUSTER_DERIVED_NAMES)
+
+
+def service_cidr(vpc_cidr: str) -> str:
+    """The cluster's Service CIDR when EKS picks it (the platform sets none): 172.20.0.0/16 for a VPC
+    in 10.0.0.0/8, else 10.100.0.0/16 (EKS API CreateCluster, kubernetesNetworkConfig.serviceIpv4Cidr)."""
+    in_ten = ipaddress.ip_network(vpc_cidr).subnet_of(ipaddress.ip_network("10.0.0.0/8"))
+    return "172.20.0.0/16" if in_ten else "10.100.0.0/16"
+
+
+def kubernetes_service_ip(vpc_cidr: str) -> str:
+    """`kubernetes.default`'s ClusterIP: the first address of the Service CIDR."""
+    return service_cidr(vpc_cidr).replace(".0.0/16", ".0.1")

@@ -191,7 +191,15 @@ class Observability(pulumi.ComponentResource):
             "defaultRules": {"rules": {"etcd": False, "kubeSchedulerAlerting": False,
                                        "kubeSchedulerRecording": False, "kubeControllerManager": False,
                                        "kubeProxy": False, "windows": False}},
-            "prometheusOperator": {"resources": resources("100m", "256Mi", cpu_limit="500m")},
+            "prometheusOperator": {
+                "resources": resources("100m", "256Mi", cpu_limit="500m"),
+                # The operator gives the config-reloader (and its init twin) in every Prometheus and
+                # Alertmanager pod these resources (its --config-reloader-cpu/memory-* flags); the
+                # chart's default {} renders them as 0, i.e. none. The certificate hook jobs
+                # (admissionWebhooks.patch: `create`, `patch`) also run with none by default.
+                "prometheusConfigReloader": {"resources": resources("10m", "32Mi", cpu_limit="100m")},
+                "admissionWebhooks": {"patch": {"resources": resources("10m", "32Mi", cpu_limit="100m")}},
+            },
             "prometheus": {"prometheusSpec": {
                 # Select every ServiceMonitor/PodMonitor/PrometheusRule/Probe in the cluster, not
                 # only those labelled with this release.
@@ -390,7 +398,9 @@ class LangFuse(pulumi.ComponentResource):
                                           "auth": {"username": "langfuse", "database": "langfuse"}}
         else:
             primary: dict[str, Any] = {"persistence": {"storageClass": args.storage_class},
-                                       "resources": resources("250m", "512Mi", cpu_limit="1", memory_limit="1Gi")}
+                                       "resources": resources("250m", "512Mi", cpu_limit="1", memory_limit="1Gi"),
+                                       # its own NetworkPolicy admits every source (as ClickHouse's, below)
+                                       "networkPolicy": {"enabled": False}}
             if not args.protect_data:
                 # bitnami postgresql 16.4.9 values.yaml primary.persistentVolumeClaimRetentionPolicy:
                 # the StatefulSet's PVC goes with it (helm uninstall) unless data is protected.
@@ -444,7 +454,12 @@ class LangFuse(pulumi.ComponentResource):
                 "resources": resources("500m", "2Gi", cpu_limit="2", memory_limit="4Gi"),
                 "persistence": {"storageClass": args.storage_class},
                 "image": _bitnami_image("langfuse-clickhouse"),
-                "zookeeper": {"enabled": lf.clickhouse_replicas > 1, "image": _bitnami_image("langfuse-zookeeper")},
+                "zookeeper": {"enabled": lf.clickhouse_replicas > 1, "image": _bitnami_image("langfuse-zookeeper"),
+                              "networkPolicy": {"enabled": False}},
+                # The bitnami charts' own NetworkPolicies admit every source on the stores' ports and
+                # allow all egress (clickhouse 8.0.5 / zookeeper 13.7.4 templates/networkpolicy.yaml):
+                # the namespace's default-deny and the tenancy layer's flows govern them instead.
+                "networkPolicy": {"enabled": False},
             },
             # The platform's Redis (data layer: Valkey or ElastiCache), not the chart's own Valkey. Its
             # whole connection comes from the data layer's `redis-connection` Secret in this namespace

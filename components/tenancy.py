@@ -18,7 +18,7 @@ from components import names
 from components.config import PlatformQuotasConfig, QuotaConfig, TenantConfig
 from components.data import MILVUS_RELEASE
 from components.k8s import labels, meta
-from components.observability import LANGFUSE_RELEASE
+from components.observability import KPS_RELEASE, LANGFUSE_RELEASE
 
 # Pod Security enforce level per platform namespace (audit and warn are always `restricted`, so a
 # workload that could be stricter shows up in audit logs and kubectl warnings). Why each: docs/tenancy.md.
@@ -88,6 +88,8 @@ POD_IDENTITY_PORTS = (("TCP", 80),)
 # servers that stream weights from S3 (components/models.py labels them).
 MILVUS_PODS = (("app.kubernetes.io/name", "milvus"), ("app.kubernetes.io/instance", MILVUS_RELEASE))
 LANGFUSE_PODS = (("app.kubernetes.io/name", "langfuse"), ("app.kubernetes.io/instance", LANGFUSE_RELEASE))
+# kube-prometheus-stack 88.5.3 templates/prometheus-operator/deployment.yaml selector labels.
+PROMETHEUS_OPERATOR_PODS = (("app", f"{KPS_RELEASE}-operator"), ("release", KPS_RELEASE))
 S3_CACHE_PODS = ((names.MODEL_CACHE_LABEL, "s3"),)
 # Node-level scrape targets are host-network (node IPs in the VPC): kubelet/cAdvisor, node-exporter.
 NODE_SCRAPE = (("TCP", 10250), ("TCP", 9100))
@@ -97,6 +99,12 @@ PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 # Pseudo-namespaces in FLOWS: every managed namespace, every tenant, IP targets.
 ALL, TENANTS, SELF = "*", "TENANTS", "SELF"
 VPC, INTERNET, POD_IDENTITY_AGENT = "ipblock:vpc", "ipblock:internet", "ipblock:pod-identity-agent"
+# The Kubernetes API as pods reach it: `kubernetes.default` (its ClusterIP) and the control plane's
+# ENIs in the VPC. The VPC CNI's policy agent judges egress before the ClusterIP is translated and
+# admits a ClusterIP only for a peer whose podSelector matches the Service's selector, which the
+# selector-less `kubernetes` Service never has (aws/amazon-network-policy-controller
+# pkg/resolvers/endpoints.go): the ClusterIP needs an ipBlock of its own.
+KUBE_API = "ipblock:kubernetes-api"
 
 # Features: a flow with `when` exists only for namespaces where the layer that needs it really runs
 # the pods (TenancyArgs.features: feature -> those namespaces), so no policy selects pods or admits
@@ -107,6 +115,8 @@ ENDPOINT_PICKERS = "endpoint-pickers"  # namespaces with endpoint pickers (gatew
 VALKEY = "valkey"                      # in-cluster Valkey (data.redis.mode inCluster)
 MILVUS_MONITOR = "milvus-monitor"      # the Milvus chart's ServiceMonitor (data.serviceMonitors)
 VALKEY_MONITOR = "valkey-monitor"      # the Valkey chart's exporter ServiceMonitor (in-cluster Valkey)
+MANAGED_POSTGRES = "managed-postgres"  # namespaces whose pods use an RDS PostgreSQL (kagent, LangFuse)
+MANAGED_REDIS = "managed-redis"        # namespaces whose pods use the ElastiCache Redis (data.redis.mode)
 
 
 @dataclass(frozen=True)
@@ -143,7 +153,8 @@ FLOWS: tuple[Flow, ...] = (
     Flow(names.NS_AGENTS, names.NS_DATA, MILVUS, "agents -> Milvus"),
     Flow(names.NS_AGENTS, names.NS_DATA, REDIS, "agents -> Redis (in-cluster Valkey)", when=VALKEY),
     Flow(names.NS_AGENTS, names.NS_OBSERVABILITY, TELEMETRY_PORTS, "agents -> OTel collector, LangFuse"),
-    Flow(names.NS_AGENTS, VPC, DB_PORTS, "kagent -> its RDS PostgreSQL; agents -> ElastiCache (prod)"),
+    Flow(names.NS_AGENTS, VPC, POSTGRES, "kagent -> its RDS PostgreSQL", when=MANAGED_POSTGRES),
+    Flow(names.NS_AGENTS, VPC, REDIS, "agents -> ElastiCache", when=MANAGED_REDIS),
     Flow(names.NS_AGENTS, INTERNET, HTTPS, "agents -> remote MCP tool servers (e.g. ticketing), HTTPS"),
     # (agents -> the Milvus MCP server, in ai-agents itself: covered by SELF)
     # tenants: from themselves (SELF) and the gateway; to themselves, the gateway and data
@@ -154,7 +165,6 @@ FLOWS: tuple[Flow, ...] = (
     Flow(names.NS_INFERENCE, INTERNET, HTTPS, "model downloads (Hugging Face, S3)", when=MODEL_SERVERS),
     # data services: S3 and managed databases
     Flow(names.NS_DATA, INTERNET, HTTPS, "Milvus -> S3"),
-    Flow(names.NS_DATA, VPC, DB_PORTS, "RDS / ElastiCache in the VPC"),
     # observability: scrapes, LangFuse's S3/RDS/Redis, the API server
     Flow(names.NS_OBSERVABILITY, names.NS_INFERENCE, METRICS_PORTS[names.NS_INFERENCE], "scrape model servers",
          when=MODEL_SERVERS),
@@ -167,14 +177,16 @@ FLOWS: tuple[Flow, ...] = (
          when=MODEL_SERVERS),
     Flow(names.NS_OBSERVABILITY, VPC, NODE_SCRAPE, "scrape kubelets and node-exporter (host network)"),
     Flow(names.NS_OBSERVABILITY, INTERNET, HTTPS, "LangFuse -> S3, Alertmanager -> receivers"),
-    Flow(names.NS_OBSERVABILITY, VPC, DB_PORTS, "LangFuse -> RDS PostgreSQL / ElastiCache (prod)"),
+    Flow(names.NS_OBSERVABILITY, VPC, POSTGRES, "LangFuse -> its RDS PostgreSQL", when=MANAGED_POSTGRES),
+    Flow(names.NS_OBSERVABILITY, VPC, REDIS, "LangFuse -> ElastiCache", when=MANAGED_REDIS),
     Flow(names.NS_OBSERVABILITY, names.NS_DATA, REDIS, "LangFuse -> the platform's Redis (Valkey, dev)", when=VALKEY),
     Flow(names.NS_SYSTEM, names.NS_OBSERVABILITY, PROMETHEUS, "KEDA queries Prometheus"),
     # The one way into ai-data from outside agents/tenants/observability, on one port: KEDA's operator
     # (kube-system) reads the agents' task-queue length for their redis triggers. (ElastiCache in prod
     # is outside the cluster: its security group admits the cluster SG.)
     Flow(names.NS_SYSTEM, names.NS_DATA, REDIS, "KEDA -> Valkey (agents' redis scaler trigger)", when=VALKEY),
-    Flow(VPC, names.NS_OBSERVABILITY, WEBHOOK, "API server -> prometheus-operator webhook"),
+    Flow(VPC, names.NS_OBSERVABILITY, WEBHOOK, "API server -> prometheus-operator webhook",
+         dst_pods=PROMETHEUS_OPERATOR_PODS),
     # gateway.inferenceRouting: agentgateway — the proxy asks each model's endpoint picker (EPP,
     # beside the model servers) where to send a request; the EPP watches its InferencePool and pods.
     # Only where inference routing runs endpoint pickers (nothing else creates those pods).
@@ -182,9 +194,9 @@ FLOWS: tuple[Flow, ...] = (
          dst_pods=EPP_PODS, when=ENDPOINT_PICKERS),
     Flow(names.NS_GATEWAY, TENANTS, EPP_PORTS, "agentgateway -> tenants' endpoint pickers", dst_pods=EPP_PODS,
          when=ENDPOINT_PICKERS),
-    Flow(names.NS_INFERENCE, VPC, HTTPS, "endpoint pickers -> Kubernetes API", src_pods=EPP_PODS,
+    Flow(names.NS_INFERENCE, KUBE_API, HTTPS, "endpoint pickers -> Kubernetes API", src_pods=EPP_PODS,
          when=ENDPOINT_PICKERS),
-    Flow(TENANTS, VPC, HTTPS, "tenants' endpoint pickers -> Kubernetes API", src_pods=EPP_PODS,
+    Flow(TENANTS, KUBE_API, HTTPS, "tenants' endpoint pickers -> Kubernetes API", src_pods=EPP_PODS,
          when=ENDPOINT_PICKERS),
     # EKS Pod Identity: exactly the pods that have a PodIdentityAssociation, to the node's agent.
     Flow(names.NS_DATA, POD_IDENTITY_AGENT, POD_IDENTITY_PORTS, "Milvus -> Pod Identity agent (S3 credentials)",
@@ -195,10 +207,10 @@ FLOWS: tuple[Flow, ...] = (
          "S3-cached model servers -> Pod Identity agent", src_pods=S3_CACHE_PODS, when=S3_MODEL_CACHE),
     Flow(TENANTS, POD_IDENTITY_AGENT, POD_IDENTITY_PORTS, "tenants' S3-cached model servers -> Pod Identity agent",
          src_pods=S3_CACHE_PODS, when=S3_MODEL_CACHE),
-    # controllers -> Kubernetes API: on EKS its endpoints are ENIs in the VPC
-    Flow(names.NS_GATEWAY, VPC, HTTPS, "kgateway -> Kubernetes API"),
-    Flow(names.NS_AGENTS, VPC, HTTPS, "kagent -> Kubernetes API"),
-    Flow(names.NS_OBSERVABILITY, VPC, HTTPS, "Prometheus, Grafana, kube-state-metrics -> Kubernetes API"),
+    # controllers -> Kubernetes API (KUBE_API: its ClusterIP and the control plane's ENIs)
+    Flow(names.NS_GATEWAY, KUBE_API, HTTPS, "kgateway -> Kubernetes API"),
+    Flow(names.NS_AGENTS, KUBE_API, HTTPS, "kagent -> Kubernetes API"),
+    Flow(names.NS_OBSERVABILITY, KUBE_API, HTTPS, "Prometheus, Grafana, kube-state-metrics -> Kubernetes API"),
 )
 
 # kagent kinds (kagent.dev/v1alpha2) tenants manage.
@@ -237,12 +249,14 @@ def _ns_peer(namespace: str, pods: tuple[tuple[str, str], ...] | None = None) ->
     return peer
 
 
-def _ip_peer(target: str, vpc_cidr: str) -> dict[str, Any]:
+def _ip_peers(target: str, vpc_cidr: str) -> list[dict[str, Any]]:
     if target == VPC:
-        return {"ipBlock": {"cidr": vpc_cidr}}
+        return [{"ipBlock": {"cidr": vpc_cidr}}]
+    if target == KUBE_API:
+        return [{"ipBlock": {"cidr": vpc_cidr}}, {"ipBlock": {"cidr": f"{names.kubernetes_service_ip(vpc_cidr)}/32"}}]
     if target == POD_IDENTITY_AGENT:
-        return {"ipBlock": {"cidr": POD_IDENTITY_AGENT_CIDR}}
-    return {"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}
+        return [{"ipBlock": {"cidr": POD_IDENTITY_AGENT_CIDR}}]
+    return [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}]
 
 
 def expand(flows: tuple[Flow, ...], managed: list[str], tenants: list[str],
@@ -273,22 +287,25 @@ def network_policy_specs(managed: list[str], tenants: list[str], vpc_cidr: str,
                          flows: tuple[Flow, ...] = FLOWS,
                          features: Mapping[str, Collection[str]] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
     """namespace -> policy name -> spec: `default-deny` plus `allow-ingress` / `allow-egress`
-    (and `allow-egress-<pods>` for pod-scoped egress)."""
+    (and `allow-egress-<pods>` / `allow-ingress-<pods>` for a flow scoped to some pods of its
+    source / destination)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     ingress: dict[str, list[dict[str, Any]]] = {ns: [] for ns in managed}
     egress: dict[str, list[dict[str, Any]]] = {ns: [] for ns in managed}
     pod_egress: dict[str, dict[tuple[tuple[str, str], ...], list[dict[str, Any]]]] = {ns: {} for ns in managed}
+    pod_ingress: dict[str, dict[tuple[tuple[str, str], ...], list[dict[str, Any]]]] = {ns: {} for ns in managed}
     for src, dst, f in expand(flows, managed, tenants, features):
         if dst in ingress:   # the destination admits the source
-            peer = _ip_peer(src, vpc_cidr) if src.startswith("ipblock:") else _ns_peer(src)
-            rule: dict[str, Any] = {"from": [peer]}
+            peers = _ip_peers(src, vpc_cidr) if src.startswith("ipblock:") else [_ns_peer(src)]
+            rule: dict[str, Any] = {"from": peers}
             if f.ports:
                 rule["ports"] = _ports(f.ports)
-            if rule not in ingress[dst]:
-                ingress[dst].append(rule)
+            rules = pod_ingress[dst].setdefault(f.dst_pods, []) if f.dst_pods else ingress[dst]
+            if rule not in rules:
+                rules.append(rule)
         if src in egress:    # the source may send to the destination
-            peer = _ip_peer(dst, vpc_cidr) if dst.startswith("ipblock:") else _ns_peer(dst, f.dst_pods)
-            rule = {"to": [peer]}
+            peers = _ip_peers(dst, vpc_cidr) if dst.startswith("ipblock:") else [_ns_peer(dst, f.dst_pods)]
+            rule = {"to": peers}
             if f.ports:
                 rule["ports"] = _ports(f.ports)
             rules = pod_egress[src].setdefault(f.src_pods, []) if f.src_pods else egress[src]
@@ -304,6 +321,10 @@ def network_policy_specs(managed: list[str], tenants: list[str], vpc_cidr: str,
             pname = f"allow-egress-{_pod_policy_name(pods)}"
             assert pname not in out[ns], f"{ns}: two pod selectors make policy {pname}"
             out[ns][pname] = {"podSelector": {"matchLabels": dict(pods)}, "policyTypes": ["Egress"], "egress": rules}
+        for pods, rules in pod_ingress[ns].items():
+            pname = f"allow-ingress-{_pod_policy_name(pods)}"
+            assert pname not in out[ns], f"{ns}: two pod selectors make policy {pname}"
+            out[ns][pname] = {"podSelector": {"matchLabels": dict(pods)}, "policyTypes": ["Ingress"], "ingress": rules}
     return out
 
 

@@ -936,6 +936,14 @@ def rejections(reach: dict[str, Any]) -> list[dict[str, Any]]:
         out.append({"object": c["from"], "source": None, "release": None, "check": "reachability",
                     "message": f"needed connection denied by NetworkPolicy: {c['from']} -> {c['to']} "
                                f"{c['port']}/{c['protocol']} ({c['why']})"})
+    if reach.get("enforced"):   # the VPC CNI enforces: what its agent drops fails on the cluster too
+        for c in reach.get("vpc_cni_denied") or []:
+            out.append({"object": c["from"], "source": None, "release": None, "check": "reachability",
+                        "message": f"needed connection dropped by the VPC CNI (it judges the ClusterIP before "
+                                   f"translation): {c['from']} -> {c['to']} {c['port']}/{c['protocol']} ({c['why']})"})
+    if reach.get("enforced") is False:
+        out.append({"object": None, "source": None, "release": None, "check": "reachability",
+                    "message": "NetworkPolicies are not enforced: the vpc-cni add-on lacks enableNetworkPolicy"})
     return out + list(reach.get("findings") or [])
 
 

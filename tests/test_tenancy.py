@@ -242,7 +242,8 @@ def test_endpoint_picker_flows_are_pod_scoped(agw_plan):
     pols = {p["metadata"]["name"]: p["spec"] for p in in_ns(agw_plan, NETPOL, names.NS_INFERENCE)}
     epp = pols["allow-egress-endpoint-picker"]
     assert epp["podSelector"] == {"matchLabels": {"app.kubernetes.io/component": "endpoint-picker"}}
-    assert epp["egress"] == [{"to": [{"ipBlock": {"cidr": "10.0.0.0/16"}}], "ports": [{"protocol": "TCP", "port": 443}]}]
+    assert epp["egress"] == [{"to": [{"ipBlock": {"cidr": "10.0.0.0/16"}}, {"ipBlock": {"cidr": "172.20.0.1/32"}}],
+                              "ports": [{"protocol": "TCP", "port": 443}]}]
     gateway_egress = next(p["spec"]["egress"] for p in in_ns(agw_plan, NETPOL, names.NS_GATEWAY)
                           if p["metadata"]["name"] == "allow-egress")
     to_epp = _ports_of(gateway_egress, 9002)
@@ -405,3 +406,47 @@ def test_namespaces_with_volumes_go_before_the_ebs_csi_driver(any_plan):
     for name in holding:
         assert ebs.urn in ns[name].dependencies, name
     assert ebs.urn not in ns[names.NS_GATEWAY].dependencies
+
+
+def test_kubernetes_api_egress_names_the_clusterip_too(prod_plan):
+    """The VPC CNI judges egress to `kubernetes.default` at its ClusterIP (before translation), so
+    every controller's API egress carries the Service CIDR's first address beside the VPC."""
+    for ns in (names.NS_GATEWAY, names.NS_AGENTS, names.NS_OBSERVABILITY):
+        pols = {p["metadata"]["name"]: p["spec"] for p in in_ns(prod_plan, NETPOL, ns)}
+        https = [r for r in pols["allow-egress"]["egress"] if r.get("ports") == [{"protocol": "TCP", "port": 443}]]
+        cidrs = {peer["ipBlock"]["cidr"] for r in https for peer in r["to"] if "ipBlock" in peer}
+        assert {"10.0.0.0/16", f"{names.kubernetes_service_ip('10.0.0.0/16')}/32"} <= cidrs, ns
+    assert names.kubernetes_service_ip("10.0.0.0/16") == "172.20.0.1"
+    assert names.kubernetes_service_ip("192.168.0.0/16") == "10.100.0.1"
+
+
+def test_webhook_ingress_from_the_vpc_admits_only_the_operator(prod_plan):
+    """The API server's ENIs (VPC CIDR) reach the prometheus-operator webhook, not every pod of
+    observability: pods have VPC addresses too."""
+    pols = {p["metadata"]["name"]: p["spec"] for p in in_ns(prod_plan, NETPOL, names.NS_OBSERVABILITY)}
+    shared = [peer for r in pols["allow-ingress"]["ingress"] for peer in r["from"]]
+    assert not any(peer.get("ipBlock", {}).get("cidr") == "10.0.0.0/16" for peer in shared)
+    scoped = [spec for name, spec in pols.items() if name.startswith("allow-ingress-")]
+    assert [s["podSelector"]["matchLabels"] for s in scoped] == [{"app": "kube-prometheus-stack-operator",
+                                                                 "release": "kube-prometheus-stack"}]
+
+
+def test_database_egress_only_where_a_managed_database_is_used(dev_plan, prod_plan):
+    """dev runs kagent's and LangFuse's PostgreSQL in the cluster and Valkey for Redis: no pod may
+    open 5432/6379 into the VPC there; prod's kagent and LangFuse use RDS and ElastiCache."""
+    def vpc_db_ports(plan, ns):
+        pols = {p["metadata"]["name"]: p["spec"] for p in in_ns(plan, NETPOL, ns)}
+        return {port["port"] for r in (pols.get("allow-egress") or {}).get("egress", [])
+                if any(peer.get("ipBlock", {}).get("cidr") == "10.0.0.0/16" for peer in r["to"])
+                for port in r.get("ports") or [] if port["port"] in (5432, 6379)}
+    for ns in (names.NS_AGENTS, names.NS_OBSERVABILITY, names.NS_DATA):
+        assert vpc_db_ports(dev_plan, ns) == set(), ns
+    assert vpc_db_ports(prod_plan, names.NS_AGENTS) == {5432, 6379}
+    assert vpc_db_ports(prod_plan, names.NS_OBSERVABILITY) == {5432, 6379}
+    assert vpc_db_ports(prod_plan, names.NS_DATA) == set()
+
+
+def test_no_chart_brings_network_policies_of_its_own(any_plan):
+    """The tenancy layer's FLOWS are the network design: a chart's own NetworkPolicy (bitnami's admit
+    every source on their ports and allow all egress) would widen it behind the reachability check."""
+    assert [o.ref for o in any_plan.objects if o.kind == "NetworkPolicy" and o.release] == []
