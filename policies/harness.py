@@ -112,11 +112,12 @@ def _message(diag) -> str:
     return text or diag.description
 
 
-def _finding(diag, default_urn: str | None) -> dict:
+def _finding(diag, default_urn: str | None, obj: str | None = None) -> dict:
     return {
         "policy": diag.policyName,
         "level": "advisory" if diag.enforcementLevel == proto.ADVISORY else "mandatory",
         "urn": diag.urn or default_urn,
+        "object": obj,   # a rendered object's namespace/Kind/name (its urn is its release's); else None
         "message": _message(diag),
     }
 
@@ -181,7 +182,7 @@ def evaluate_objects(objects: Iterable[tuple[Mapping, str, str]], environment: s
         name = str((manifest.get("metadata") or {}).get("name", ""))
         response = svc.Analyze(proto.AnalyzeRequest(type=typ, properties=_struct(manifest), urn=urn, name=name,
                                                     options=proto.AnalyzerResourceOptions()), None)
-        findings += [{**_finding(d, urn), "object": ref} for d in response.diagnostics]
+        findings += [_finding(d, urn, ref) for d in response.diagnostics]
     return findings
 
 

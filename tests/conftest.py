@@ -86,3 +86,12 @@ def rendered(plan: Plan, release_name: str, api_versions: tuple[str, ...] = ("mo
                        version=r.inputs["version"], values=json.dumps(r.inputs.get("values") or {}, sort_keys=True),
                        include_crds=False)
     return [o["manifest"] for o in render_one(spec, "1.34.0", api_versions)]
+
+
+def release_of(plan: Plan, chart: str):
+    """The Helm release of `plan` that installs the pinned chart `chart` (a platform/charts.yaml
+    key), found by its vendored archive."""
+    from components.k8s import chart_archive
+
+    (r,) = [r for r in plan.by_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == chart_archive(chart)]
+    return r

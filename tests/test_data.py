@@ -82,7 +82,7 @@ def test_prod_bucket_has_all_companions(prod_plan, bucket):
 
 def test_prod_milvus_cluster_on_s3_through_pod_identity(prod_plan):
     rel = release(prod_plan, "milvus")
-    assert rel.inputs["chart"] == "milvus" and rel.inputs["version"] == "5.0.19"
+    assert rel.inputs["chart"] == "platform/charts/milvus-5.0.19.tgz" and rel.inputs["version"] == "5.0.19"
     assert rel.inputs["namespace"] == "ai-data"
     v = rel.inputs["values"]
     assert v["cluster"]["enabled"] is True
@@ -157,7 +157,7 @@ def test_prod_elasticache(prod_plan):
 
 def test_dev_valkey_with_auth(dev_plan):
     rel = release(dev_plan, "valkey")
-    assert rel.inputs["chart"] == "valkey" and rel.inputs["version"] == "0.11.0"
+    assert rel.inputs["chart"] == "platform/charts/valkey-0.11.0.tgz" and rel.inputs["version"] == "0.11.0"
     v = rel.inputs["values"]
     assert v["auth"]["enabled"] is True and v["auth"]["usersExistingSecret"] == "valkey-users"
     assert "password" not in json.dumps(v["auth"])

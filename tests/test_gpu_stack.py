@@ -11,7 +11,11 @@ GPU_AFFINITY = {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gt",
 
 
 def _releases(plan: Plan) -> dict[str, dict]:
-    return {r.inputs["chart"]: r for r in plan.by_type(RELEASE)}
+    """chart key (platform/charts.yaml) -> the release installing it"""
+    from components.k8s import chart_archive, platform_data
+
+    keys = {chart_archive(k): k for k in platform_data("charts.yaml")}
+    return {keys[r.inputs["chart"]]: r for r in plan.by_type(RELEASE)}
 
 
 def _node_exprs(values: dict) -> list[dict]:
@@ -35,7 +39,7 @@ def test_device_plugin_runs_only_on_gpu_nodes(any_plan):
     _assert_gpu_only(plugin.inputs["values"])
     assert plugin.inputs["values"]["resources"]["limits"]
     assert "gpu-operator" not in rel
-    karpenter = next(r for c, r in rel.items() if c.endswith("/karpenter"))
+    karpenter = rel["karpenter"]
     assert karpenter.urn in plugin.dependencies
 
 
@@ -47,7 +51,7 @@ def test_dcgm_exporter_with_service_monitor(any_plan):
     assert v["serviceMonitor"]["enabled"] is True
     assert v["serviceMonitor"]["honorLabels"] is True  # keeps the GPU pod's namespace/pod labels
     assert v["resources"]["requests"] and v["resources"]["limits"]
-    kps = _releases(any_plan)["oci://ghcr.io/prometheus-community/charts/kube-prometheus-stack"]
+    kps = _releases(any_plan)["kube-prometheus-stack"]
     assert kps.urn in dcgm.dependencies  # the ServiceMonitor CRD exists first
 
 
@@ -90,7 +94,7 @@ def test_karpenter_is_scraped(any_plan):
     http-metrics) and exists only after the CRDs (kube-prometheus-stack) and the Karpenter release."""
     (sm,) = [r for r in any_plan.by_type("kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
              if r.inputs["metadata"]["name"] == "karpenter"]
-    karpenter = next(r for c, r in _releases(any_plan).items() if c.endswith("/karpenter"))
+    karpenter = _releases(any_plan)["karpenter"]
     assert sm.inputs["metadata"]["namespace"] == karpenter.inputs["namespace"] == "kube-system"
     spec = sm.inputs["spec"]
     assert spec["namespaceSelector"] == {"matchNames": ["kube-system"]}
@@ -100,6 +104,6 @@ def test_karpenter_is_scraped(any_plan):
                                                "app.kubernetes.io/instance": karpenter.inputs["name"]}
     (ep,) = spec["endpoints"]
     assert ep["port"] == "http-metrics" and ep["path"] == "/metrics"
-    kps = _releases(any_plan)["oci://ghcr.io/prometheus-community/charts/kube-prometheus-stack"]
+    kps = _releases(any_plan)["kube-prometheus-stack"]
     assert kps.urn in sm.dependencies and karpenter.urn in sm.dependencies
     assert karpenter.inputs["values"]["serviceMonitor"]["enabled"] is False  # never two of them

@@ -17,7 +17,7 @@ from moto import mock_aws
 from components import names
 from components.config import NAMESPACE, ConfigError, validate
 from plan.engine import ROOT, Plan, program_config, read_stack, run_program
-from tests.conftest import stack_doc, write_stack
+from tests.conftest import release_of, stack_doc, write_stack
 
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
 NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
@@ -25,9 +25,8 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 REGION = "us-west-2"
 
 
-def _release(plan: Plan, chart_suffix: str):
-    (r,) = [r for r in plan.by_type(RELEASE) if r.inputs["chart"].endswith("/" + chart_suffix)]
-    return r
+def _release(plan: Plan, chart: str):
+    return release_of(plan, chart)
 
 
 def _controller_policy(plan: Plan) -> dict[str, Any]:

@@ -44,7 +44,7 @@ def test_json_contract(cli_run):
         assert r["parent"] is None or r["parent"] in urns, f"{r['urn']}: dangling parent {r['parent']}"
         assert all(d.startswith("urn:pulumi:") for d in r["dependencies"])
     for f in doc["policies"]:
-        assert set(f) == {"policy", "level", "urn", "message"} and f["level"] in ("mandatory", "advisory")
+        assert set(f) == {"policy", "level", "urn", "object", "message"} and f["level"] in ("mandatory", "advisory")
     types = {r["type"] for r in doc["resources"]}
     assert {"agentic:index:AgenticPlatform", "eks:index:Cluster", "aws:ec2/vpc:Vpc"} <= types
 

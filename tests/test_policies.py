@@ -516,7 +516,7 @@ def test_harness_returns_the_agreed_shape():
     findings = run([eks_component(authenticationMode=None), *namespace("x", quota=False)], "dev")
     assert findings
     for f in findings:
-        assert set(f) == {"policy", "level", "urn", "message"}
+        assert set(f) == {"policy", "level", "urn", "object", "message"}
         assert f["level"] in {"mandatory", "advisory"}
     assert {f["policy"]: f["level"] for f in findings} == {
         "eks-authentication-mode-api": "mandatory", "namespace-resource-quota": "advisory"}
