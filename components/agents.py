@@ -103,7 +103,7 @@ class AgentRuntimeArgs:
     private_subnet_ids: Sequence[pulumi.Input[str]] = ()
     cluster_security_group_id: pulumi.Input[str] | None = None
     redis_tls: bool = False
-    prometheus_url: str = "http://kube-prometheus-stack-prometheus.observability.svc:9090"
+    prometheus_url: str = names.PROMETHEUS_URL
     otlp_grpc_endpoint: pulumi.Input[str] | None = None
     namespaces: Mapping[str, pulumi.Resource] = field(default_factory=dict)
     # The KEDA release (ScaledObjects wait for its CRDs/webhook) and the data layer's Secrets.

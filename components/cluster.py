@@ -18,8 +18,8 @@ from components.k8s import labels, meta
 
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator"]
-SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}
-SYSTEM_NODE_LABEL = {"agentic.platform/node-role": "system"}
+SYSTEM_TAINT = {"key": names.SYSTEM_TAINT_KEY, "value": "true", "effect": "NO_SCHEDULE"}
+SYSTEM_NODE_LABEL = names.SYSTEM_NODE_LABEL
 # Worker node policies of the system node group; the CNI policy goes to the vpc-cni add-on's own
 # Pod Identity role instead of every node.
 NODE_POLICIES = (

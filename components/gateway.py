@@ -22,7 +22,6 @@ import yaml
 
 from components import names
 from components.aws import pod_identity_role
-from components.cluster import SYSTEM_NODE_LABEL
 from components.config import GatewayConfig, ModelConfig, ModelRouteConfig, TenantConfig, TokenBucketConfig
 from components.k8s import (
     PLATFORM_DIR,
@@ -213,8 +212,8 @@ class InferenceGateway(pulumi.ComponentResource):
             "replicaCount": cfg.lbc_replicas,
             "serviceAccount": {"create": True, "name": LBC_SERVICE_ACCOUNT},
             "defaultTargetType": "ip",  # VPC CNI: pods have VPC addresses
-            "nodeSelector": SYSTEM_NODE_LABEL,
-            "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}],
+            "nodeSelector": dict(names.SYSTEM_NODE_LABEL),
+            "tolerations": [{**names.SYSTEM_TOLERATION, "effect": "NoSchedule"}],
             "resources": resources("100m", "256Mi", cpu_limit="500m"),
             "podDisruptionBudget": {"maxUnavailable": 1} if cfg.lbc_replicas > 1 else {},
             # The chart's Service mutator webhook (templates/webhook.yaml at chart 3.5.0, enabled by

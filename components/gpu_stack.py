@@ -81,7 +81,7 @@ def gpu_operator_values() -> dict[str, Any]:
         "driver": {"enabled": False},
         "toolkit": {"enabled": False},
         "dcgmExporter": {"enabled": False},  # the standalone chart below, one exporter per node
-        "operator": {"tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}]},
+        "operator": {"tolerations": [dict(names.SYSTEM_TOLERATION)]},
         "daemonsets": {"tolerations": GPU_TOLERATIONS, "priorityClassName": "system-node-critical"},
         "node-feature-discovery": {"worker": {"tolerations": GPU_TOLERATIONS}},
     }

@@ -13,21 +13,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
 import pulumi
 import pulumi_aws as aws
 
 from components import names
 from components.aws import pod_identity_role, policy_json
-from components.cluster import SYSTEM_NODE_LABEL
 from components.config import CpuPoolConfig, GpuPoolConfig, NodePoolConfig, TenantConfig
-from components.instances import instance_facts
 from components.k8s import custom_object, helm_release, labels
-from components.preflight import PoolDemand
+from components.preflight import PoolDemand, format_report, run_preflight
+from domain.instances import instance_facts
 
 NAMESPACE = names.NS_SYSTEM
 SERVICE_ACCOUNT = "karpenter"
 DISCOVERY_TAG = "karpenter.sh/discovery"
-NODE_ROLE_LABEL = "agentic.platform/node-role"
+NODE_ROLE_LABEL = names.NODE_ROLE_LABEL
 # Bottlerocket's NVIDIA variants bring their own device plugin; the GPU stack skips those nodes.
 AMI_FAMILY_LABEL = "agentic.platform/ami-family"
 NODE_POLICIES = (
@@ -104,10 +104,6 @@ def program_preflight(demands: list[PoolDemand], az_count: int) -> None:
     caller's credentials. Each problem becomes a Pulumi error; any problem stops the program."""
     if under_mocks():
         return
-    import boto3
-
-    from components.preflight import format_report, run_preflight
-
     region = pulumi.Config("aws").get("region")
     report = run_preflight(boto3.Session(region_name=region), demands, az_count=az_count)
     if report.ok:
@@ -218,8 +214,7 @@ class Karpenter(pulumi.ComponentResource):
                              # the eks-node-monitoring-agent add-on (components/cluster.py).
                              "featureGates": {"nodeRepair": True}},
                 # On the system node group, never on nodes it manages itself.
-                "nodeSelector": dict(SYSTEM_NODE_LABEL),
-                "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],
+                **names.system_placement(),
                 "podDisruptionBudget": {"name": "karpenter", "maxUnavailable": 1},
                 "controller": {"resources": CONTROLLER_RESOURCES},
                 # The chart renders its ServiceMonitor only if monitoring.coreos.com/v1 is served at

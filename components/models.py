@@ -1,11 +1,7 @@
 """Model serving layer: KEDA, and one ModelDeployment (vLLM or TGI) per configured model.
 
-Sizing rules (also used by the config cross-checks, so what is validated is what is deployed):
-- weights: parametersB x bytes per parameter (bf16/fp16 2, fp8 1, awq/gptq/bitsandbytes 0.5);
-- a model may land on any instance type of its pool with enough GPUs (and its gpuModel, if set);
-  memory checks use the smallest-memory GPU among those;
-- CPU and memory: the per-GPU share of the tightest candidate instance, x GPUs, x 80% (kubelet
-  reserve and DaemonSets), capped per GPU so one big node does not make the request absurd.
+Sizing rules (weights, fit, pod size, startup budgets) live in `domain/sizing.py`: the config's
+fit rules use the same ones, so what is validated is what is deployed.
 """
 
 from __future__ import annotations
@@ -22,7 +18,6 @@ import pulumi_kubernetes as k8s
 from components import names
 from components.aws import pod_identity_role, policy_json, secure_bucket
 from components.config import GpuPoolConfig, ModelConfig, ModelServingConfig
-from components.instances import InstanceFacts, instance_facts
 from components.k8s import (
     NodeSource,
     container_security_context,
@@ -35,95 +30,47 @@ from components.k8s import (
     secret,
     selector,
 )
+from domain.sizing import (  # noqa: F401  (re-exported: the layer's sizing rules)
+    BYTES_PER_PARAM,
+    CPU_PER_GPU_MAX,
+    HOME_GIB,
+    KV_HEADROOM,
+    MEMORY_PER_GPU_MAX_GIB,
+    NODE_LAUNCH_S,
+    NODE_SHARE,
+    S3_SCRATCH_GIB,
+    SHM_MAX_GIB,
+    STARTUP_MAX_S,
+    STARTUP_MIN_S,
+    STARTUP_S_PER_GIB,
+    TMP_GIB,
+    PodSize,
+    bytes_per_param,
+    candidate_types,
+    ephemeral_gib,
+    pod_size,
+    pool_types,
+    precision,
+    rollout_budget_s,
+    startup_budget_s,
+    weights_gb,
+    weights_gib,
+)
 
-# kube-prometheus-stack (release `kube-prometheus-stack`, namespace observability) serves Prometheus here.
-PROMETHEUS_URL = "http://kube-prometheus-stack-prometheus.observability.svc:9090"
 # kube-prometheus-stack's Prometheus selects ServiceMonitors carrying its release label.
-PROMETHEUS_RELEASE_LABEL = {"release": "kube-prometheus-stack"}
+PROMETHEUS_RELEASE_LABEL = {"release": names.PROMETHEUS_RELEASE}
 HF_TOKEN_SECRET = "hf-token"
 HF_TOKEN_KEY = "token"
 
-BYTES_PER_PARAM = {"none": 2.0, "fp8": 1.0, "awq": 0.5, "gptq": 0.5, "bitsandbytes": 0.5}
-KV_HEADROOM = 0.8             # weights may take at most 80% of the engine's GPU memory budget
-NODE_SHARE = 0.8              # of a node's per-GPU CPU/memory share a model pod requests
-CPU_PER_GPU_MAX = 6
-MEMORY_PER_GPU_MAX_GIB = 32
-SHM_MAX_GIB = 32
-STARTUP_S_PER_GIB = 20        # budget to download/stream and load one GiB of weights
-STARTUP_MIN_S = 600
-STARTUP_MAX_S = 3600
 PROBE_PERIOD_S = 10
 PRESTOP_SLEEP_S = 30          # endpoints and the gateway stop sending before SIGTERM
 DRAIN_S = 100                 # in-flight generations finish after SIGTERM
-TMP_GIB = 4
-HOME_GIB = 8                  # torch/triton compile caches live under HOME
-S3_SCRATCH_GIB = 20           # tokenizer and config files runai_streamer copies locally
 UID = 1000
-NODE_LAUNCH_S = 1200         # Karpenter launch + GPU driver/plugin ready + image pull
 DATA_DIR = "/data"
 HOME_DIR = "/home/app"
 
 
 # ------------------------------------------------------------------------------ sizing rules
-
-def bytes_per_param(m: ModelConfig) -> float:
-    return BYTES_PER_PARAM[m.quantization]
-
-
-def precision(m: ModelConfig) -> str:
-    return m.quantization if m.quantization != "none" else ("bfloat16" if m.dtype == "auto" else m.dtype)
-
-
-def weights_gb(m: ModelConfig) -> float:
-    """Weights in GB (10^9 bytes), the unit model cards use."""
-    return m.parameters_b * bytes_per_param(m)
-
-
-def weights_gib(m: ModelConfig) -> float:
-    return weights_gb(m) * 1e9 / 2**30
-
-
-def _matches_gpu(f: InstanceFacts, gpu_model: str | None) -> bool:
-    return gpu_model is None or (f.gpu_model or "").lower() == gpu_model.lower()
-
-
-def pool_types(m: ModelConfig, pool: GpuPoolConfig) -> list[InstanceFacts]:
-    """Instance types of the pool carrying the model's gpuModel (any GPU if unset)."""
-    return [f for t in pool.instance_types if (f := instance_facts(t)) and f.gpus > 0 and _matches_gpu(f, m.gpu_model)]
-
-
-def candidate_types(m: ModelConfig, pool: GpuPoolConfig) -> list[InstanceFacts]:
-    """Where one replica can land: the pool's (gpuModel) types with at least `gpus` GPUs."""
-    return [f for f in pool_types(m, pool) if f.gpus >= m.gpus]
-
-
-@dataclass(frozen=True)
-class PodSize:
-    cpu_m: int
-    memory_gib: int
-    shm_gib: int
-
-
-def pod_size(m: ModelConfig, pool: GpuPoolConfig) -> PodSize:
-    cands = candidate_types(m, pool)
-    if not cands:  # config validation refuses this; a safe floor keeps the function total
-        return PodSize(1000 * m.gpus, 8 * m.gpus, 1)
-    cpu_share = min(f.vcpu / f.gpus for f in cands)
-    mem_share = min(f.memory_gib / f.gpus for f in cands)
-    cpu_m = int(min(cpu_share * NODE_SHARE, CPU_PER_GPU_MAX) * m.gpus * 10) * 100
-    memory_gib = int(min(mem_share * NODE_SHARE, MEMORY_PER_GPU_MAX_GIB) * m.gpus)
-    return PodSize(cpu_m, memory_gib, max(1, min(memory_gib // 4, SHM_MAX_GIB)))
-
-
-def startup_budget_s(m: ModelConfig) -> int:
-    return int(min(max(weights_gib(m) * STARTUP_S_PER_GIB, STARTUP_MIN_S), STARTUP_MAX_S))
-
-
-def rollout_budget_s(m: ModelConfig) -> int:
-    """How long the first replica may take to serve: a GPU node launch plus the startup budget. The
-    one figure the Deployment's and the Service's Pulumi await timeouts come from."""
-    return startup_budget_s(m) + NODE_LAUNCH_S
-
 
 def model_namespaces(models: list[ModelConfig]) -> set[str]:
     """Namespaces that run model servers (the tenancy layer's MODEL_SERVERS flows)."""
@@ -138,11 +85,6 @@ def s3_cache_namespaces(models: list[ModelConfig]) -> set[str]:
 def pvc_namespaces(models: list[ModelConfig]) -> set[str]:
     """Namespaces holding a model's cache PVC."""
     return {names.model_namespace(m) for m in models if m.cache == "pvc"}
-
-
-def ephemeral_gib(m: ModelConfig) -> int:
-    cache = {"nodeLocal": m.cache_size_gib, "s3": S3_SCRATCH_GIB, "pvc": 0}[m.cache]
-    return TMP_GIB + HOME_GIB + cache
 
 
 def s3_prefix(m: ModelConfig) -> str:
@@ -407,10 +349,10 @@ def scaled_object_spec(m: ModelConfig, s: ModelServingConfig) -> dict[str, Any]:
         }}},
         "triggers": [
             {"type": "prometheus", "name": "queue", "metadata": {
-                "serverAddress": PROMETHEUS_URL, "query": queue_query(m),
+                "serverAddress": names.PROMETHEUS_URL, "query": queue_query(m),
                 "threshold": str(m.queue_target), "activationThreshold": "0", "ignoreNullValues": "true"}},
             {"type": "prometheus", "name": "gpu-utilization", "metadata": {
-                "serverAddress": PROMETHEUS_URL, "query": gpu_query(m),
+                "serverAddress": names.PROMETHEUS_URL, "query": gpu_query(m),
                 "threshold": str(s.gpu_util_threshold), "activationThreshold": str(s.gpu_util_activation),
                 "ignoreNullValues": "true"}},
         ],
@@ -475,8 +417,7 @@ class ModelServing(pulumi.ComponentResource):
         s = args.serving
         child = pulumi.ResourceOptions(parent=self)
         # KEDA's pods run on the system nodes (tainted CriticalAddonsOnly), beside the other controllers.
-        system = {"tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],
-                  "nodeSelector": {"agentic.platform/node-role": "system"}}
+        system = names.system_placement()
         self.keda = helm_release(
             f"{name}-keda", "keda", namespace=names.NS_SYSTEM, release_name="keda",
             values={

@@ -2,6 +2,7 @@
 
 import ipaddress
 from collections.abc import Callable
+from typing import Any
 
 # Platform namespaces (the seed's namespace strategy).
 NS_GATEWAY = "ai-gateway"
@@ -51,6 +52,23 @@ MODEL_CACHE_LABEL = "agentic.platform/model-cache"  # a model server's cache (pv
 STORAGE_CLASS_DATA = "gp3-encrypted"
 # What can be rebuilt (model caches, Prometheus/Alertmanager/Grafana volumes): always Delete.
 STORAGE_CLASS_CACHE = "gp3-encrypted-cache"
+
+# System nodes: the managed node group of add-ons and controllers, tainted CriticalAddonsOnly.
+NODE_ROLE_LABEL = "agentic.platform/node-role"     # system (the node group), gpu and platform (Karpenter)
+SYSTEM_NODE_LABEL = {NODE_ROLE_LABEL: "system"}
+SYSTEM_TAINT_KEY = "CriticalAddonsOnly"
+SYSTEM_TOLERATION = {"key": SYSTEM_TAINT_KEY, "operator": "Exists"}
+
+
+def system_placement() -> dict[str, Any]:
+    """`nodeSelector` and `tolerations` of a controller that runs on the system nodes (fresh copies)."""
+    return {"nodeSelector": dict(SYSTEM_NODE_LABEL), "tolerations": [dict(SYSTEM_TOLERATION)]}
+
+
+# Prometheus: kube-prometheus-stack, release `kube-prometheus-stack` in observability, serves it here
+# (KEDA's prometheus triggers and Grafana's datasource use this URL).
+PROMETHEUS_RELEASE = "kube-prometheus-stack"
+PROMETHEUS_URL = f"http://{PROMETHEUS_RELEASE}-prometheus.{NS_OBSERVABILITY}.svc:9090"
 
 # Gateway
 GATEWAY_NAME = "ai-inference-gateway"

@@ -39,10 +39,9 @@ from components.k8s import (
 )
 
 NS = names.NS_OBSERVABILITY
-# The release name is part of the Prometheus service name KEDA triggers query
-# (http://kube-prometheus-stack-prometheus.observability.svc:9090): do not change it.
-KPS_RELEASE = "kube-prometheus-stack"
-PROMETHEUS_URL = f"http://{KPS_RELEASE}-prometheus.{NS}.svc:9090"
+# The release name is part of the Prometheus service name KEDA triggers query (names.PROMETHEUS_URL).
+KPS_RELEASE = names.PROMETHEUS_RELEASE
+PROMETHEUS_URL = names.PROMETHEUS_URL
 GRAFANA_URL = f"http://{KPS_RELEASE}-grafana.{NS}.svc:80"
 COLLECTOR = "otel-collector"
 LANGFUSE_RELEASE = "langfuse"

@@ -44,7 +44,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from components.instances import InstanceFacts, instance_facts
+from domain.instances import InstanceFacts, instance_facts
 
 ON_DEMAND = "on-demand"
 SPOT = "spot"

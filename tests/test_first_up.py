@@ -375,9 +375,9 @@ def test_tenants_cannot_take_a_reserved_namespace(tmp_path, tenant):
 
 
 def test_reserved_namespaces_have_one_home():
-    import components.config as config
+    import components.config.rules as rules
 
-    src = Path(config.__file__).read_text()
+    src = Path(rules.__file__).read_text()
     for ns in names.PLATFORM_NAMESPACES:
         assert f'"{ns}"' not in src.split("def _unique_names")[1].split("@cross_check")[0], ns
     assert set(names.RESERVED_NAMESPACES) >= {*names.PLATFORM_NAMESPACES, "kube-system", "kube-public",

@@ -1,4 +1,4 @@
-"""Tests for components/instances.py and components/preflight.py (no network).
+"""Tests for domain/instances.py and components/preflight.py (no network).
 
 EC2 offerings come from moto (its bundled per-AZ data for us-west-2: 4 AZs a-d;
 g5.* are offered in a-c only, p5e.48xlarge only in c). Service Quotas come from a
@@ -16,12 +16,6 @@ from botocore.exceptions import NoCredentialsError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from components.instances import (
-    InstanceFacts,
-    instance_facts,
-    is_gpu,
-    known_instance_types,
-)
 from components.preflight import (
     EC2_VCPU_QUOTAS,
     PoolDemand,
@@ -29,6 +23,12 @@ from components.preflight import (
     first_azs,
     format_report,
     run_preflight,
+)
+from domain.instances import (
+    InstanceFacts,
+    instance_facts,
+    is_gpu,
+    known_instance_types,
 )
 
 REGION = "us-west-2"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from components.instances import instance_facts
+from domain.instances import instance_facts
 from plan.admission import images, pod_identity, quota, references, schema
 from plan.admission.pod_security import check_pod, enforce_level, pod_templates
 from plan.objects import K8sObject

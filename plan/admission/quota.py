@@ -14,28 +14,15 @@ autoscalers' maxima (HorizontalPodAutoscaler maxReplicas, KEDA ScaledObject maxR
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from domain.units import quantity
 from plan.admission.pod_security import pod_templates
 from plan.objects import K8sObject
 
-_UNITS = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-          "Ki": 2.0 ** 10, "Mi": 2.0 ** 20, "Gi": 2.0 ** 30, "Ti": 2.0 ** 40, "Pi": 2.0 ** 50, "Ei": 2.0 ** 60}
-_QUANTITY = re.compile(r"^([+-]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
 KEDA_DEFAULT_MAX = 100   # keda.sh/v1alpha1 ScaledObjectSpec.MaxReplicaCount default
-
-
-def quantity(value: Any) -> float:
-    """A Kubernetes resource.Quantity as a number: "500m" -> 0.5, "2Gi" -> 2147483648, 4 -> 4."""
-    if isinstance(value, (int, float)):
-        return float(value)
-    match = _QUANTITY.match(str(value).strip())
-    if not match:
-        raise ValueError(f"{value!r} is not a Kubernetes quantity")
-    return float(match.group(1)) * _UNITS[match.group(2) or ""]
 
 
 @dataclass

@@ -1,0 +1,129 @@
+"""`gateway`: the inference gateway."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from typing import Literal
+
+from pydantic import Field
+
+from components.config.base import DnsName, Duration, Problem, Quantity, Section
+from domain.units import duration_seconds
+
+
+class GatewayLoadBalancerConfig(Section):
+    """The NLB the AWS Load Balancer Controller puts in front of the gateway proxy. It listens on
+    443 only, TLS ending at the NLB with the ACM certificate; the plain-HTTP listener (port 80)
+    agents use stays in-cluster. Without a certificate there is no NLB."""
+
+    scheme: Literal["internal", "internet-facing"] = Field("internal", description="NLB scheme")
+    certificate_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$",
+                                        description="ACM certificate of the NLB's TLS (443) listener; none: no NLB")
+    source_ranges: list[ipaddress.IPv4Network] = Field(default_factory=list,
+                                                       description="CIDRs allowed through the NLB (loadBalancerSourceRanges)")
+
+    def problems(self) -> Iterator[Problem]:
+        if self.scheme == "internet-facing":
+            if self.certificate_arn is None:
+                yield "certificateArn", "an internet-facing gateway needs HTTPS: set an ACM certificate ARN"
+            if not self.source_ranges:
+                yield "sourceRanges", "an internet-facing NLB needs the client CIDRs allowed to reach it"
+        for i, cidr in enumerate(self.source_ranges):
+            if cidr.prefixlen == 0:
+                yield f"sourceRanges[{i}]", f"{cidr} opens the gateway to the internet; list your own CIDRs"
+
+
+class GatewayProxyConfig(Section):
+    """The Envoy proxy Deployment kgateway creates for the Gateway (via GatewayParameters)."""
+
+    replicas: int = Field(2, ge=1, le=20, description="Envoy proxy replicas")
+    cpu: Quantity = "500m"
+    memory: Quantity = "512Mi"
+    cpu_limit: Quantity = "1"
+    memory_limit: Quantity = "1Gi"
+
+
+class JwtConfig(Section):
+    """The OIDC issuer whose tokens the gateway accepts (Cognito user pool, Okta, ...)."""
+
+    issuer: str = Field(pattern=r"^https://[^\s/]+(/\S*)?$", description="the issuer (iss) tokens must carry")
+    jwks_uri: str = Field(pattern=r"^https://[^\s/]+(/\S*)?$", description="where the issuer's signing keys are published")
+    audiences: list[str] = Field(default_factory=list, description="accepted audiences (aud); empty: any")
+    tenant_claim: str = Field("tenant", min_length=1, description="claim copied to the x-tenant-id header")
+
+
+class TokenBucketConfig(Section):
+    """A local (per proxy replica) token bucket: `maxTokens`, refilled `tokensPerFill` every `fillInterval`."""
+
+    max_tokens: int = Field(ge=1, description="bucket size (burst)")
+    tokens_per_fill: int = Field(ge=1, description="tokens added every fillInterval")
+    fill_interval: str = Field(pattern=r"^[0-9]{1,5}(ms|s|m|h)$", description="refill period, e.g. 1s, 60s")
+
+    def problems(self) -> Iterator[Problem]:
+        if self.tokens_per_fill > self.max_tokens:
+            yield "tokensPerFill", f"{self.tokens_per_fill} is more than maxTokens ({self.max_tokens})"
+
+
+class CanaryConfig(Section):
+    """Send `weight` % of a model's traffic to another model's servers (step it 10 → 25 → 50 → 100)."""
+
+    model: DnsName
+    weight: int = Field(ge=0, le=100, description="% of the model's requests sent to the canary")
+
+
+class ModelRouteConfig(Section):
+    """Routing of one model (by its `models` name): a weighted canary and/or a fallback model."""
+
+    model: DnsName
+    canary: CanaryConfig | None = Field(None, description="a weighted canary")
+    fallback: DnsName | None = Field(None, description="a models name tried when this model's servers fail")
+
+    def problems(self) -> Iterator[Problem]:
+        if self.canary is not None and self.canary.model == self.model:
+            yield "canary.model", "a model cannot be its own canary"
+        if self.fallback is not None and self.fallback == self.model:
+            yield "fallback", "a model cannot be its own fallback"
+
+
+class GatewayConfig(Section):
+    """The inference gateway: Gateway API CRDs, kgateway, the AWS Load Balancer Controller, the
+    Gateway, HTTPRoutes per model and the traffic policies (JWT, rate limits, retries, timeouts)."""
+
+    controller_replicas: int = Field(2, ge=1, le=5, description="kgateway controller replicas")
+    lbc_replicas: int = Field(2, ge=1, le=5, description="AWS Load Balancer Controller replicas")
+    proxy: GatewayProxyConfig = Field(default_factory=GatewayProxyConfig)
+    load_balancer: GatewayLoadBalancerConfig = Field(default_factory=GatewayLoadBalancerConfig)
+    jwt: JwtConfig
+    rate_limit: TokenBucketConfig = Field(
+        default_factory=lambda: TokenBucketConfig.model_validate({"maxTokens": 1000, "tokensPerFill": 100,
+                                                                  "fillInterval": "1s"}))
+    tenant_rate_limit: TokenBucketConfig = Field(
+        default_factory=lambda: TokenBucketConfig.model_validate({"maxTokens": 100, "tokensPerFill": 100,
+                                                                  "fillInterval": "60s"}))
+    request_timeout: Duration = "120s"
+    backend_timeout: Duration = "60s"
+    retry_attempts: int = Field(3, ge=0, le=10, description="retries of a failed request")
+    per_try_timeout: Duration = "30s"
+    routes: list[ModelRouteConfig] = Field(default_factory=list, description="per-model routing: canaries and fallbacks")
+    inference_routing: Literal["none", "agentgateway"] = Field(
+        "none", description=("agentgateway: a second, in-cluster data plane routing vLLM models through InferencePools "
+                             "and their endpoint pickers"))
+
+    def problems(self) -> Iterator[Problem]:
+        seconds = duration_seconds
+        for key, value in (("requestTimeout", self.request_timeout), ("backendTimeout", self.backend_timeout),
+                           ("perTryTimeout", self.per_try_timeout)):
+            if value == "Never":
+                yield key, "must be a duration (e.g. 60s)"
+        if "Never" not in (self.request_timeout, self.backend_timeout, self.per_try_timeout):
+            if seconds(self.backend_timeout) > seconds(self.request_timeout):
+                yield "backendTimeout", (f"{self.backend_timeout} is longer than requestTimeout "
+                                         f"({self.request_timeout})")
+            if seconds(self.per_try_timeout) >= seconds(self.request_timeout):
+                yield "perTryTimeout", f"{self.per_try_timeout} must be shorter than requestTimeout ({self.request_timeout})"
+        seen: set[str] = set()
+        for i, r in enumerate(self.routes):
+            if r.model in seen:
+                yield f"routes[{i}].model", f"'{r.model}' has more than one routes entry"
+            seen.add(r.model)

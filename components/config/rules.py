@@ -1,0 +1,197 @@
+"""Rules across sections: each a function decorated `@cross_check`, paths absolute (`models[0].gpus`).
+They run, in this order, once every section is valid."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from components.config.base import Problem, duplicates, quantity_value
+from components.config.stack import PlatformConfig
+from components.names import RESERVED_NAMESPACES, cluster_name_problems
+from domain import sizing
+from domain.instances import instance_facts
+
+CrossCheck = Callable[[PlatformConfig], Iterable[Problem]]
+CROSS_CHECKS: list[CrossCheck] = []
+
+
+def cross_check(fn: CrossCheck) -> CrossCheck:
+    """Register a rule that spans sections; it runs only when every section is valid."""
+    CROSS_CHECKS.append(fn)
+    return fn
+
+
+@cross_check
+def _unique_names(cfg: PlatformConfig) -> Iterator[Problem]:
+    yield from duplicates("gpuPools", [p.name for p in cfg.gpu_pools])
+    yield from duplicates("tenants", [t.name for t in cfg.tenants])
+    yield from duplicates("models", [m.name for m in cfg.models])
+    for i, p in enumerate(cfg.gpu_pools):
+        if p.name == cfg.cpu_pool.name:
+            yield f"gpuPools[{i}].name", f"'{p.name}' is the CPU pool's name"
+    for i, t in enumerate(cfg.tenants):
+        if t.name in RESERVED_NAMESPACES or t.name.startswith("kube-"):
+            yield f"tenants[{i}].name", (f"'{t.name}' is reserved (platform and Kubernetes namespaces: "
+                                         f"{', '.join(RESERVED_NAMESPACES)}, kube-*)")
+
+
+@cross_check  # cluster: also when the `cluster` key is absent (its defaults need a deployer and a way in)
+def _cluster_access(cfg: PlatformConfig) -> Iterator[Problem]:
+    for path, message in cfg.cluster.access_problems():
+        yield f"cluster.{path}", message
+
+
+@cross_check
+def _references(cfg: PlatformConfig) -> Iterator[Problem]:
+    pools = {p.name for p in cfg.gpu_pools}
+    tenants = {t.name for t in cfg.tenants}
+    for i, t in enumerate(cfg.tenants):
+        for j, p in enumerate(t.gpu_pools or []):
+            if p not in pools:
+                yield f"tenants[{i}].gpuPools[{j}]", f"'{p}' is not a gpuPools name ({', '.join(sorted(pools)) or 'none'})"
+        if t.isolation == "node" and not (t.gpu_pools or cfg.gpu_pools):
+            yield f"tenants[{i}].isolation", "node isolation needs a GPU pool to copy its dedicated pool from"
+    for i, m in enumerate(cfg.models):
+        if m.pool not in pools:
+            yield f"models[{i}].pool", f"'{m.pool}' is not a gpuPools name ({', '.join(sorted(pools)) or 'none'})"
+        if m.tenant is not None and m.tenant not in tenants:
+            yield f"models[{i}].tenant", f"'{m.tenant}' is not a tenants name"
+
+
+@cross_check
+def _gateway_routes(cfg: PlatformConfig) -> Iterator[Problem]:
+    """Route entries, canaries and fallbacks name models of the catalog."""
+    if cfg.gateway is None:
+        return
+    models = {m.name for m in cfg.models}
+    known = ", ".join(sorted(models)) or "none"
+    for i, r in enumerate(cfg.gateway.routes):
+        if r.model not in models:
+            yield f"gateway.routes[{i}].model", f"'{r.model}' is not a models name ({known})"
+        if r.canary is not None and r.canary.model not in models:
+            yield f"gateway.routes[{i}].canary.model", f"'{r.canary.model}' is not a models name ({known})"
+        if r.fallback is not None and r.fallback not in models:
+            yield f"gateway.routes[{i}].fallback", f"'{r.fallback}' is not a models name ({known})"
+    # A tenant's rate-limit route holds one rule per model; an HTTPRoute allows 16 rules.
+    if cfg.tenants and len(cfg.models) > 16:
+        yield "models", f"{len(cfg.models)} models: per-tenant gateway routes hold at most 16 (one rule each)"
+
+
+@cross_check  # compute: tenant-dedicated NodePools
+def _compute_refs(cfg: PlatformConfig) -> Iterator[Problem]:
+    for message in cluster_name_problems(cfg.cluster_name):
+        yield "cluster.name", message
+    for i, t in enumerate(cfg.tenants):
+        # A dedicated pool is GPU-limited by the tenant's quota; 0 would be a pool that never launches.
+        if t.isolation == "node" and t.quota.gpu < 1:
+            yield f"tenants[{i}].quota.gpu", "node isolation needs a GPU quota of at least 1 (it is the dedicated pool's GPU limit)"
+
+
+@cross_check  # models: a replica fits one node, its weights fit its GPUs, replicas fit the quota
+def _model_fit(cfg: PlatformConfig) -> Iterator[Problem]:
+    kv_headroom, candidate_types, ephemeral_gib, pod_size = (sizing.KV_HEADROOM, sizing.candidate_types,
+                                                             sizing.ephemeral_gib, sizing.pod_size)
+    pool_types, precision, weights_gb, weights_gib = sizing.pool_types, sizing.precision, sizing.weights_gb, sizing.weights_gib
+
+    pools = {p.name: p for p in cfg.gpu_pools}
+    tenants = {t.name: t for t in cfg.tenants}
+    for i, m in enumerate(cfg.models):
+        pool = pools.get(m.pool)
+        if pool is None:
+            continue  # _references reports it
+        key = f"models[{i}]"
+        tenant = tenants.get(m.tenant) if m.tenant else None
+        if tenant and tenant.gpu_pools is not None and m.pool not in tenant.gpu_pools:
+            yield f"{key}.pool", f"tenant '{m.tenant}' may only use {', '.join(tenant.gpu_pools) or 'no'} GPU pools"
+        types = pool_types(m, pool)
+        if not types:
+            models = sorted({f.gpu_model for t in pool.instance_types if (f := instance_facts(t)) and f.gpu_model})
+            yield f"{key}.gpuModel", f"'{m.gpu_model}' is not a GPU of pool '{m.pool}' ({', '.join(models)})"
+            continue
+        most = max(f.gpus for f in types)
+        if m.gpus > most:
+            yield f"{key}.gpus", (f"{m.gpus} GPUs do not fit one node of pool '{m.pool}': its largest "
+                                  f"{m.gpu_model or ''} instance type has {most}".replace("  ", " "))
+            continue
+        # The smallest-memory GPU it could land on must hold the weights and leave KV-cache room.
+        smallest = min(candidate_types(m, pool), key=lambda f: f.gpu_memory_gib)
+        budget = kv_headroom * m.gpu_memory_utilization * m.gpus * smallest.gpu_memory_gib
+        if weights_gib(m) > budget:
+            yield f"{key}.gpus", (f"{m.model} ({weights_gb(m):.0f} GB in {precision(m)}) does not fit {m.gpus} x "
+                                  f"{smallest.gpu_model} ({smallest.gpu_memory_gib} GiB) with KV-cache headroom: "
+                                  f"weights may use {kv_headroom:.0%} of gpuMemoryUtilization x GPU memory = "
+                                  f"{budget:.0f} GiB, they need {weights_gib(m):.0f} GiB")
+        if m.cache == "nodeLocal":
+            store = min(f.instance_store_gib for f in candidate_types(m, pool))
+            if ephemeral_gib(m) > store * 0.9:  # GB vs GiB and the node's own use of the disk
+                yield f"{key}.cacheSizeGiB", (f"{m.cache_size_gib} GiB (plus scratch) does not fit the "
+                                              f"{store} GB instance store of the smallest node of pool '{m.pool}'")
+
+    # maxReplicas x gpus of every model in a namespace must fit its ResourceQuota.
+    used: dict[str, list[int]] = {}
+    for i, m in enumerate(cfg.models):
+        used.setdefault(m.tenant or "ai-inference", []).append(i)
+    for ns, idx in used.items():
+        quota, where = ((tenants[ns].quota.gpu, f"tenants[{list(tenants).index(ns)}].quota.gpu") if ns in tenants
+                        else (cfg.platform_quotas.ai_inference.gpu, "platformQuotas.ai-inference.gpu"))
+        total = sum(cfg.models[i].max_replicas * cfg.models[i].gpus for i in idx)
+        if total > quota:
+            for i in idx:
+                m = cfg.models[i]
+                yield f"models[{i}].maxReplicas", (
+                    f"{m.max_replicas} x {m.gpus} GPUs: the models of namespace {ns} need {total} GPUs at "
+                    f"maxReplicas, more than its quota {where} = {quota}")
+        # Their CPU and memory requests too: the quota rejects pods past requests.cpu/requests.memory.
+        q = tenants[ns].quota if ns in tenants else cfg.platform_quotas.ai_inference
+        sizes = [(cfg.models[i], pod_size(cfg.models[i], pools[cfg.models[i].pool])) for i in idx
+                 if cfg.models[i].pool in pools]
+        cpu = sum(m.max_replicas * s.cpu_m for m, s in sizes) / 1000
+        mem = sum(m.max_replicas * s.memory_gib for m, s in sizes)
+        for what, need, have, unit in (("cpu", cpu, quantity_value(q.cpu), ""),
+                                       ("memory", mem, quantity_value(q.memory) / 2**30, "Gi")):
+            if need > have:
+                yield f"models[{idx[-1]}].maxReplicas", (
+                    f"the models of namespace {ns} request {need:g}{unit} {what} at maxReplicas, more than its "
+                    f"quota {where.rsplit('.', 1)[0]}.{what} = {q.cpu if what == 'cpu' else q.memory}")
+
+
+@cross_check  # tenancy: GPU quotas must be payable by the pools, IAM roles map to one tenant
+def _tenant_gpu_budget(cfg: PlatformConfig) -> Iterator[Problem]:
+    # Namespace-isolated tenants share the GPU pools they may use, so the quotas that may land on a
+    # pool must fit its gpuLimit. A node-isolated tenant runs on its own pool (limit = its quota).
+    for pool in cfg.gpu_pools:
+        total, users = 0, []
+        for i, t in enumerate(cfg.tenants):
+            if t.isolation != "namespace" or t.quota.gpu == 0 or (t.gpu_pools is not None and pool.name not in t.gpu_pools):
+                continue
+            total += t.quota.gpu
+            users.append(t.name)
+            if total > pool.gpu_limit:
+                yield f"tenants[{i}].quota.gpu", (f"tenants that may use GPU pool '{pool.name}' ({', '.join(users)}) "
+                                                  f"have GPU quotas summing to {total}, over its gpuLimit {pool.gpu_limit}")
+                break
+    for i, t in enumerate(cfg.tenants):
+        if t.quota.gpu > 0 and not cfg.gpu_pools:
+            yield f"tenants[{i}].quota.gpu", "a GPU quota needs a GPU pool (gpuPools is empty)"
+    seen = {a.arn: "cluster.admins" for a in cfg.cluster.admins}
+    if cfg.cluster.deployer is not None:
+        seen[cfg.cluster.deployer.arn] = "cluster.deployer (its cluster-admin entry from pulumi-eks)"
+    for i, t in enumerate(cfg.tenants):
+        for j, r in enumerate(t.iam_roles):
+            if r.arn in seen:
+                yield f"tenants[{i}].iamRoles[{j}].arn", f"already mapped by {seen[r.arn]}; an IAM role has one access entry"
+            seen[r.arn] = f"tenants[{i}]"
+
+
+@cross_check  # agents: models from the catalog, tools from the declared tool servers
+def _agent_refs(cfg: PlatformConfig) -> Iterator[Problem]:
+    models = {m.name for m in cfg.models}
+    servers = {t.name for t in cfg.agent_runtime.tool_servers}
+    yield from duplicates("agents", [a.name for a in cfg.agents])
+    for i, a in enumerate(cfg.agents):
+        if a.model not in models:
+            yield f"agents[{i}].model", f"'{a.model}' is not a models name ({', '.join(sorted(models)) or 'none'})"
+        for j, t in enumerate(a.tools):
+            if t.server not in servers:
+                yield (f"agents[{i}].tools[{j}].server",
+                       f"'{t.server}' is not an agentRuntime.toolServers name ({', '.join(sorted(servers)) or 'none'})")

@@ -1,0 +1,154 @@
+"""Imports go one way: domain <- config <- components <- __main__ / plan / policies.
+
+Every module of the program is parsed (ast, nothing imported) and each import of a project module
+is checked against the layer it comes from:
+
+- `domain` (top-level package): the platform's facts and arithmetic; imports nothing of the program;
+- `components.names`: the names, namespaces and ports every layer agrees on; imports only `domain`;
+- `components.config` (the stack config package): imports `domain` and `components.names` only,
+  never a layer component, the plan or the policies;
+- the other `components` modules: `domain`, the config and each other; never `plan` or `policies`;
+- `__main__`, `plan`, `policies`: the top, may import anything.
+
+And below the top no function-local import of a project module: such an import is how a cycle
+hides (the module graph then has the cycle, only the import order keeps it from failing).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("domain", "components", "plan", "policies")
+PROJECT = {*PACKAGES, "tests", "__main__"}
+
+# layer -> the layers it may import
+ALLOWED: dict[str, set[str]] = {
+    "domain": {"domain"},
+    "names": {"domain", "names"},
+    "config": {"domain", "names", "config"},
+    "components": {"domain", "names", "config", "components"},
+    "plan": {"domain", "names", "config", "components", "plan", "policies"},
+    "policies": {"domain", "names", "config", "components", "plan", "policies"},
+    "main": {"domain", "names", "config", "components", "plan", "policies"},
+}
+# Layers whose function bodies may not import a project module.
+NO_LOCAL_IMPORTS = {"domain", "names", "config", "components", "policies", "main"}
+
+
+def layer(module: str) -> str | None:
+    """The layer of a dotted module name, None outside the program (stdlib, third party)."""
+    top = module.split(".")[0]
+    if top not in PROJECT or top == "tests":
+        return None
+    if top == "__main__":
+        return "main"
+    if module == "components.names":
+        return "names"
+    if module == "components.config" or module.startswith("components.config."):
+        return "config"
+    return top
+
+
+def modules() -> dict[str, Path]:
+    """Every module of the program: dotted name -> file."""
+    out = {"__main__": ROOT / "__main__.py"}
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            out[".".join(parts)] = path
+    return out
+
+
+def _is_package(module: str) -> bool:
+    return (ROOT / Path(*module.split(".")) / "__init__.py").exists()
+
+
+def _is_module(module: str) -> bool:
+    return _is_package(module) or (ROOT / Path(*module.split("."))).with_suffix(".py").exists()
+
+
+def imports(module: str, source: str) -> list[tuple[str, int, bool]]:
+    """(imported module, line, inside a function) for every import in `source`."""
+    tree = ast.parse(source)
+    local: set[int] = set()
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            local |= {id(n) for n in ast.walk(fn) if isinstance(n, (ast.Import, ast.ImportFrom)) and n is not fn}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(a.name, node.lineno, id(node) in local) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                pkg = module.split(".") if _is_package(module) else module.split(".")[:-1]
+                pkg = pkg[: len(pkg) - (node.level - 1)]
+                base = ".".join([*pkg, *([base] if base else [])])
+            for a in node.names:  # `from components import names` imports the module components.names
+                target = f"{base}.{a.name}" if _is_module(f"{base}.{a.name}") else base
+                out.append((target, node.lineno, id(node) in local))
+    return out
+
+
+def violations(module: str, source: str) -> list[str]:
+    """Every import in `source` (the text of `module`) that goes the wrong way."""
+    own = layer(module)
+    if own is None:
+        return []
+    out = []
+    for target, line, in_function in imports(module, source):
+        theirs = layer(target)
+        if theirs is None:
+            continue
+        if theirs not in ALLOWED[own]:
+            out.append(f"{module}:{line}: {own} imports {target} ({theirs})")
+        if in_function and own in NO_LOCAL_IMPORTS:
+            out.append(f"{module}:{line}: function-local import of {target}")
+    return out
+
+
+def test_every_import_goes_one_way():
+    found = [v for module, path in modules().items() for v in violations(module, path.read_text(encoding="utf-8"))]
+    assert not found, "imports against the layering:\n" + "\n".join(found)
+
+
+def test_the_layers_cover_the_program():
+    mods = modules()
+    assert {"domain.units", "domain.instances", "domain.sizing", "components.config", "components.config.loader",
+            "components.names", "components.models", "plan.engine", "policies.harness", "__main__"} <= set(mods)
+    assert {layer(m) for m in mods} == set(ALLOWED)
+
+
+@pytest.mark.parametrize(("module", "source", "expected"), [
+    ("domain.units", "from components.config import PlatformConfig\n", "domain imports components.config (config)"),
+    ("domain.sizing", "import plan.engine\n", "domain imports plan.engine (plan)"),
+    ("components.names", "from components import k8s\n", "names imports components.k8s (components)"),
+    ("components.config.rules", "from components import models as mdl\n",
+     "config imports components.models (components)"),
+    ("components.config.compute", "from ..instances import instance_facts\n",
+     "config imports components.instances (components)"),
+    ("components.models", "from plan.objects import K8sObject\n", "components imports plan.objects (plan)"),
+    ("components.gateway", "from policies.common import x\n", "components imports policies.common (policies)"),
+    ("components.karpenter", "def f():\n    from components.preflight import run_preflight\n",
+     "function-local import of components.preflight"),
+    ("components.config.loader", "def f():\n    import components.names\n", "function-local import of components.names"),
+])
+def test_a_wrong_way_import_is_caught(module, source, expected):
+    assert any(expected in v for v in violations(module, source)), violations(module, source)
+
+
+@pytest.mark.parametrize(("module", "source"), [
+    ("domain.sizing", "from domain.instances import instance_facts\nimport yaml\n"),
+    ("components.config.rules", "from components.names import RESERVED_NAMESPACES\nfrom domain import sizing\n"),
+    ("components.models", "from components.config import ModelConfig\nfrom domain.sizing import pod_size\n"),
+    ("components.karpenter", "def f():\n    import boto3\n    from pulumi.runtime import settings\n"),
+    ("plan.engine", "from components.agentic_platform import AgenticPlatform\n"),
+])
+def test_a_right_way_import_passes(module, source):
+    assert violations(module, source) == []
