@@ -35,3 +35,8 @@ def analyse(plan: Plan, config: PlatformConfig) -> None:
     plan.extras["reachability"] = connections.reachability(plan)
     plan.extras["admission"] += connections.rejections(plan.extras["reachability"])
     plan.extras["_summary"]["Reachability"] = connections.summary_lines(plan.extras["reachability"])
+    # The first `pulumi up` and `pulumi destroy`, ordered and timed (docs/rehearsal.md); a mandatory hazard exits 1.
+    from plan import rehearsal
+    plan.extras["rehearsal"] = rehearsal.rehearse(plan, config)
+    plan.extras["_summary"]["Rehearsal"] = rehearsal.summary_lines(plan.extras["rehearsal"])
+    plan.extras["admission"] += rehearsal.rejections(plan.extras["rehearsal"])

@@ -267,6 +267,29 @@ class Resource:
     dependencies: list[str]
     inputs: dict[str, Any]      # secrets redacted
     provider: str | None = None
+    # The resource options that shape deploy and destroy, as the engine receives them (see `options`).
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def options(req: Any) -> dict[str, Any]:
+    """The options of a RegisterResourceRequest that shape `pulumi up` and `pulumi destroy`:
+    customTimeouts (create/update/delete, only those set), deleteBeforeReplace and retainOnDelete
+    (None when the program left them unset), ignoreChanges, replaceOnChanges, deletedWith,
+    dependsOn: the explicit dependencies, i.e. `dependencies` less those the SDK derived from
+    inputs (`propertyDependencies`; pulumi/runtime/resource.py prepare_resource unions the two),
+    and inputDependencies: which input waits for which resources (what orders the deploy too)."""
+    timeouts = req.customTimeouts if req.HasField("customTimeouts") else None
+    from_inputs = {u for deps in req.propertyDependencies.values() for u in deps.urns}
+    return {
+        "customTimeouts": {k: v for k in ("create", "update", "delete") if (v := getattr(timeouts, k, ""))},
+        "deleteBeforeReplace": bool(req.deleteBeforeReplace) if req.deleteBeforeReplaceDefined else None,
+        "retainOnDelete": bool(req.retainOnDelete) if req.HasField("retainOnDelete") else None,
+        "ignoreChanges": list(req.ignoreChanges),
+        "replaceOnChanges": list(req.replaceOnChanges),
+        "deletedWith": req.deletedWith or None,
+        "dependsOn": sorted(set(req.dependencies) - from_inputs),
+        "inputDependencies": {k: sorted(set(v.urns)) for k, v in sorted(req.propertyDependencies.items()) if v.urns},
+    }
 
 
 @dataclass
@@ -324,7 +347,7 @@ def execute(body: Callable[[], None], *, stack: str, config: dict[str, str], sec
         resources.append(Resource(
             urn=urn, type=req.type, name=req.name, parent=parent, custom=bool(req.custom),
             protect=bool(req.protect), dependencies=sorted(set(req.dependencies)), inputs=inputs,
-            provider=req.provider or None))
+            provider=req.provider or None, options=options(req)))
     return Plan(PROJECT, stack, resources, redact(_strip(exported)), mocks.monitor)
 
 

@@ -36,7 +36,8 @@ def to_json(plan: Plan) -> dict[str, Any]:
         "project": plan.project,
         "stack": plan.stack,
         "resources": [{"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent, "custom": r.custom,
-                       "protect": r.protect, "dependencies": r.dependencies, "inputs": r.inputs}
+                       "protect": r.protect, "dependencies": r.dependencies, "options": r.options,
+                       "inputs": r.inputs}
                       for r in plan.resources],
         "outputs": plan.outputs,
         "policies": plan.policies,
