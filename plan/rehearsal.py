@@ -34,8 +34,11 @@ from typing import Any
 
 import yaml
 
+from components import names
+from domain.instances import instance_facts
+from domain.sizing import weights_gib
 from plan.admission.pod_security import pod_templates
-from plan.objects import HELM_RELEASE, K8sObject
+from plan.objects import CLUSTER_SCOPED, HELM_RELEASE, K8sObject
 
 ROOT = Path(__file__).resolve().parent.parent
 DURATIONS_FILE = ROOT / "platform" / "durations.yaml"
@@ -312,21 +315,7 @@ def misfit(spec: dict[str, Any], nodes: NodeSource) -> str | None:
     return None
 
 
-def _shared(module: str, attr: str) -> Any:
-    """A function of the platform's domain package (EC2 instance facts, model sizing), wherever
-    the tree keeps it: `domain.<module>`, formerly `components.<instances|models>`."""
-    import importlib
-
-    for mod in (f"domain.{module}", f"components.{ {'instances': 'instances', 'sizing': 'models'}[module]}"):
-        try:
-            return getattr(importlib.import_module(mod), attr)
-        except (ImportError, AttributeError):
-            continue
-    raise ImportError(f"{module}.{attr}")
-
-
 def _instance_labels(types: Iterable[str]) -> tuple[dict[str, set[str]], int]:
-    instance_facts = _shared("instances", "instance_facts")
     facts = [f for t in types if (f := instance_facts(t)) is not None]
     labels: dict[str, set[str]] = {"node.kubernetes.io/instance-type": set(types)}
     gpu_names = {f.gpu_model.lower() for f in facts if f.gpus and f.gpu_model}
@@ -590,9 +579,6 @@ def model_load_s(w: World, meta: dict[str, Any], container: dict[str, Any]) -> i
     warm-up (durations.yaml `models`), from the model's config (components.models.weights_gib)."""
     if w.config is None:
         return None
-    from components import names
-
-    weights_gib = _shared("sizing", "weights_gib")
     name = (meta.get("labels") or {}).get(names.MODEL_LABEL)
     model = next((m for m in getattr(w.config, "models", []) if m.name == name), None)
     if model is None:
@@ -1003,8 +989,6 @@ def webhook_order(w: World) -> list[dict[str, Any]]:
     Fail). Objects of the webhook's own release are applied before its webhook configurations
     (helm pkg/releaseutil/kind_sorter.go InstallOrder: kinds it does not list, webhook
     configurations among them, go last), except the pods its workloads create later."""
-    from plan.objects import CLUSTER_SCOPED
-
     crd_plurals, crd_scope = {}, {}
     for o in w.plan.objects:
         if o.kind == "CustomResourceDefinition":
