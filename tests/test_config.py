@@ -109,6 +109,7 @@ def test_admin_arn_and_system_node_sizes():
     assert "agentic-platform:cluster.systemNodes.desiredSize: must lie between minSize (3) and maxSize (2); got 2" in lines
 
 
+@pytest.mark.slow
 def test_several_mistakes_reported_at_once(tmp_path):
     """The 'done when' of the foundation: one message per mistake, each with its key path, exit 2,
     no traceback, nothing planned."""
@@ -132,6 +133,7 @@ def test_several_mistakes_reported_at_once(tmp_path):
     assert not (tmp_path / "p.json").exists(), "nothing is planned from an invalid stack file"
 
 
+@pytest.mark.slow
 def test_unreadable_stack_file_exits_2(tmp_path):
     bad = tmp_path / "Pulumi.bad.yaml"
     bad.write_text("config: [1, 2")
@@ -141,6 +143,7 @@ def test_unreadable_stack_file_exits_2(tmp_path):
     assert proc.returncode == 2 and "no such stack file" in proc.stderr
 
 
+@pytest.mark.slow
 def test_missing_required_secret_is_a_config_error(tmp_path):
     """Agents need the gateway token: without it the plan stops at validation (exit 2, key named)
     instead of failing inside a component; the Hugging Face token stays optional (ungated models)."""

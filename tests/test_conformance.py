@@ -17,6 +17,8 @@ from plan.objects import K8sObject
 from plan.report import write_manifests
 from tests.conftest import STACKS, plan_of
 
+pytestmark = pytest.mark.program  # the shared plans of both stacks
+
 
 def kube_version(stack: str) -> str:
     doc = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())

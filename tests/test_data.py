@@ -171,6 +171,7 @@ def test_dev_valkey_with_auth(dev_plan):
     assert not [r for r in data_resources(dev_plan) if r.type == REPLICATION_GROUP]
 
 
+@pytest.mark.program
 def test_valkey_replica_when_configured(tmp_path):
     doc = stack_doc("dev")
     doc["config"]["agentic-platform:data"]["redis"]["replicas"] = 1
@@ -260,6 +261,7 @@ def test_bad_config_names_the_key():
     assert any(x.startswith("agentic-platform:data.redis.snapshotRetentionDays:") for x in lines)
 
 
+@pytest.mark.slow
 def test_bad_stack_file_exits_2_with_key_path(tmp_path):
     doc = stack_doc("prod")
     doc["config"]["agentic-platform:data"]["redis"]["mode"] = "memcached"

@@ -53,6 +53,7 @@ def cluster(doc: dict[str, Any]) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------- 1. the way to a private endpoint
 
+@pytest.mark.slow
 def test_private_endpoint_without_an_access_path_is_a_key_path_error(tmp_path):
     doc = stack_doc("prod")
     cluster(doc).pop("apiAccess")
@@ -111,6 +112,7 @@ def test_deployer_is_required(tmp_path):
     assert any(x.startswith("agentic-platform:cluster.deployer: is required") for x in lines), lines
 
 
+@pytest.mark.slow
 def test_deployer_listed_as_admin_is_a_key_path_error(tmp_path):
     doc = stack_doc("prod")
     cluster(doc)["admins"].append({"name": "deployer", "arn": DEPLOYER})
@@ -273,6 +275,7 @@ def test_nlb_listens_on_443_only_and_the_proxy_service_stays_in_cluster(any_plan
     assert names.GATEWAY_PORT in [x["port"] for x in gateway.inputs["spec"]["listeners"]]
 
 
+@pytest.mark.program
 def test_without_a_certificate_there_is_no_load_balancer(tmp_path):
     doc = stack_doc("dev")
     doc["config"]["agentic-platform:gateway"]["loadBalancer"].pop("certificateArn")
@@ -299,6 +302,7 @@ def test_every_pod_identity_trust_names_account_and_cluster(any_plan):
 
 # ----------------------------------------------------------------------- 16. secrets in plain text
 
+@pytest.mark.slow
 def test_plain_text_secret_is_a_key_path_error(tmp_path):
     doc = stack_doc("dev")
     doc["config"]["agentic-platform:hfToken"] = "hf_plaintextvalue"

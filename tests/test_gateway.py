@@ -15,7 +15,7 @@ import yaml
 from components import names
 from components.config import ConfigError, validate
 from plan.engine import ROOT, Plan
-from tests.conftest import STACKS, plan_file, plan_of, stack_doc, write_stack
+from tests.conftest import STACKS, plan_of, stack_doc, write_stack
 
 ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 POLICY = "kubernetes:gateway.kgateway.dev/v1alpha1:TrafficPolicy"
@@ -59,6 +59,7 @@ def rules_for(plan: Plan, model: str, tenant: str | None = None) -> list[dict]:
     return out
 
 
+@pytest.mark.program
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_model_is_reachable_by_its_model_id(stack):
     plan = plan_of(stack)
@@ -117,6 +118,7 @@ def test_fallback_is_a_priority_group_with_health_checks(prod_plan):
     assert health[0]["outlierDetection"]["consecutive5xx"] > 0
 
 
+@pytest.mark.program
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_route_is_behind_jwt_and_rate_limits(stack):
     plan = plan_of(stack)
@@ -141,6 +143,7 @@ def test_every_route_is_behind_jwt_and_rate_limits(stack):
     assert provider["issuer"] == gw["jwt"]["issuer"] and provider["jwks"]["remote"]["url"] == gw["jwt"]["jwksUri"]
 
 
+@pytest.mark.program
 @pytest.mark.parametrize("stack", STACKS)
 def test_gateway_listeners_and_load_balancer(stack):
     plan = plan_of(stack)
@@ -162,6 +165,7 @@ def test_gateway_listeners_and_load_balancer(stack):
     assert params["envoyContainer"]["resources"]["limits"]
 
 
+@pytest.mark.program
 @pytest.mark.parametrize("stack", STACKS)
 def test_gateway_depends_on_its_controllers(stack):
     """Destroy order: the Gateway (its Service, hence the NLB) goes while kgateway and the LBC run."""
@@ -181,6 +185,7 @@ def test_gateway_depends_on_its_controllers(stack):
     assert assoc and assoc[0]["namespace"] == names.NS_SYSTEM
 
 
+@pytest.mark.program
 @pytest.mark.parametrize("stack", STACKS)
 def test_gateway_namespace_admits_its_own_routes(stack):
     """The generated routes live in ai-gateway; the listeners admit labelled namespaces only."""
@@ -204,6 +209,7 @@ def _plan_file(doc: dict) -> subprocess.CompletedProcess:
                                timeout=300)
 
 
+@pytest.mark.slow
 def test_canary_to_unknown_model_is_a_key_path_error():
     doc = stack_doc("prod")
     doc["config"]["agentic-platform:gateway"]["routes"] = [
@@ -240,15 +246,6 @@ def test_bad_gateway_config_names_the_key(changes, path, message):
         validate(_raw("prod", **changes), "prod")
     lines = [line for line in err.value.lines() if line.startswith(f"agentic-platform:{path}:")]
     assert lines and message in lines[0], err.value.lines()
-
-
-@pytest.fixture(scope="module")
-def agw_plan(tmp_path_factory) -> Plan:
-    """The prod stack with `gateway.inferenceRouting: agentgateway`, planned from a changed stack file."""
-    doc = stack_doc("prod")
-    doc["config"]["agentic-platform:gateway"]["inferenceRouting"] = "agentgateway"
-    path = write_stack(tmp_path_factory.mktemp("agw"), doc, name="agw")
-    return plan_file(str(path))
 
 
 def _named(plan: Plan, typ: str) -> dict[tuple[str, str], dict]:

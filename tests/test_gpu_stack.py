@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from components import names
 from plan.engine import Plan, read_stack, run_program
 from tests.conftest import stack_doc, write_stack
@@ -55,6 +57,7 @@ def test_dcgm_exporter_with_service_monitor(any_plan):
     assert kps.urn in dcgm.dependencies  # the ServiceMonitor CRD exists first
 
 
+@pytest.mark.program
 def test_gpu_operator_mode(tmp_path):
     doc = stack_doc("dev")
     doc["config"]["agentic-platform:gpuStack"] = {"mode": "gpuOperator"}

@@ -341,18 +341,6 @@ def problems(release_inputs: dict[str, Any]) -> list[str]:
 
 # ----------------------------------------------------------------------------- plans
 
-@pytest.fixture(scope="module")
-def agw_plan(tmp_path_factory) -> Plan:
-    """Prod with `gateway.inferenceRouting: agentgateway` (the agentgateway releases)."""
-    from plan.engine import read_stack, run_program
-    from tests.conftest import stack_doc, write_stack
-
-    doc = stack_doc("prod")
-    doc["config"]["agentic-platform:gateway"]["inferenceRouting"] = "agentgateway"
-    path = write_stack(tmp_path_factory.mktemp("agw-values"), doc, name="agw")
-    return run_program(read_stack(str(path)))
-
-
 @pytest.fixture(scope="module", params=["dev", "prod", "agentgateway"])
 def each_plan(request, dev_plan, prod_plan) -> Plan:
     if request.param == "agentgateway":

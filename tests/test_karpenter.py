@@ -302,6 +302,7 @@ def test_gpu_al2023_nodes_get_persistence_mode_user_data(any_plan):
         assert "nvidia-smi -pm 1 || true" in script and "modprobe" not in script
 
 
+@pytest.mark.program
 def test_bottlerocket_gpu_pool_gets_no_shell_user_data(tmp_path):
     doc = stack_doc("dev")
     doc["config"]["agentic-platform:gpuPools"][0]["amiFamily"] = "bottlerocket"
@@ -322,6 +323,7 @@ def test_pools_and_classes_depend_on_the_controller(any_plan):
         assert classes[name] in r.dependencies
 
 
+@pytest.mark.program
 def test_node_isolated_tenant_gets_a_dedicated_pool(tmp_path):
     doc = stack_doc("prod")
     doc["config"]["agentic-platform:tenants"] = [
@@ -349,6 +351,7 @@ def _plan_exit(tmp_path: Path, doc: dict[str, Any]) -> tuple[int, str]:
     return res.returncode, res.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("change", "expected"), [
     (lambda p: p.pop("gpuLimit"), "agentic-platform:gpuPools[0].gpuLimit: is required"),
     (lambda p: p.update(instanceTypes=["m7i.xlarge"]),
@@ -415,6 +418,7 @@ def test_node_isolated_tenant_without_gpu_quota_is_rejected():
 
 # ------------------------------------------------------------------------------- pre-flight
 
+@pytest.mark.program
 def test_program_preflight_never_runs_under_mocks(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("the pre-flight reached for AWS under the mocks")
@@ -502,6 +506,7 @@ def test_preflight_without_credentials_is_a_message_not_a_traceback(tmp_path, mo
     assert "no AWS credentials found" in out and "Result: FAILED" in out
 
 
+@pytest.mark.slow
 def test_long_cluster_name_and_restricted_label_are_key_path_errors(tmp_path):
     doc = stack_doc("dev")
     doc["config"]["agentic-platform:cluster"]["name"] = "a" * 42

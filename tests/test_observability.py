@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from components import names
@@ -220,6 +221,7 @@ def test_stack_outputs(dev_plan):
     assert dev_plan.outputs["langfuseUrl"].startswith("http://langfuse-web.observability.svc")
 
 
+@pytest.mark.slow
 def test_bad_config_names_the_key(tmp_path):
     doc = stack_doc("dev")
     doc["config"]["agentic-platform:observability"] = {"gpuHourPrice": -1, "langfuse": {"database": "aurora",

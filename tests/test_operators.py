@@ -13,7 +13,7 @@ import yaml
 from plan import objects as ko
 from plan.admission.admit import namespace_levels
 from plan.admission.pod_security import check_pod, pod_templates
-from plan.engine import ROOT, read_stack, run_program
+from plan.engine import ROOT
 from plan.objects import K8sObject
 from plan.operators import merge_patch_containers, operator_objects, pins, semver_string, strategic_merge
 
@@ -468,8 +468,8 @@ def test_strategic_merge_semantics():
 
 
 @pytest.fixture(scope="module")
-def prod_declared() -> list[K8sObject]:
-    return ko.declared(run_program(read_stack("prod")))
+def prod_declared(prod_plan) -> list[K8sObject]:
+    return ko.declared(prod_plan)
 
 
 def test_platform_agents_and_gateway_pass_their_namespaces(prod_declared):

@@ -551,6 +551,7 @@ def test_pack_entry_point_only_builds_the_pack():
 # ----------------------------------------------------------------------------- through Pulumi mocks
 
 
+@pytest.mark.layer
 def test_recorded_program_under_mocks():
     """A real (tiny) Pulumi program under mocks -> SafeMonitor records -> harness."""
     import pulumi

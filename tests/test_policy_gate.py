@@ -8,16 +8,12 @@ namespace's default-deny NetworkPolicy dropped, a model moved to a namespace wit
 and the harness must name the expected rule for exactly the expected URNs. A rule that silently
 skips a resource of the real plan (wrong type, wrong property path, failed correlation) fails here.
 
-End to end through the CLI: a stack file that passes config validation but violates a mandatory
-rule (prod with ``protectData: false``) exits 1 naming the rule and the resources; the same file
-as a dev stack exits 0.
+End to end through the CLI (the gate exits 1 naming the rule and the resources): tests/test_cli.py.
 """
 
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +23,6 @@ from google.protobuf import json_format
 from plan.engine import ROOT, Plan
 from policies import ENVIRONMENTS, POLICY_NAMES, aws_rules, k8s_rules, stack_rules
 from policies.harness import evaluate
-from tests.conftest import stack_doc, write_stack
 
 BUCKET = "aws:s3/bucket:Bucket"
 KMS_KEY = "aws:kms/key:Key"
@@ -514,47 +509,6 @@ def test_every_rule_is_exercised():
             if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in modules
             and n.attr != "POLICIES"}
     assert sorted(set(POLICY_NAMES) - used) == []
-
-
-# ----------------------------------------------------------------------------- the CLI gate
-
-
-@pytest.fixture(scope="module")
-def unprotected_prod(tmp_path_factory):
-    """Pulumi.prod.yaml with protectData false: valid config, but prod requires protected data."""
-    doc = stack_doc("prod")
-    doc["config"]["agentic-platform:protectData"] = False
-    return doc, tmp_path_factory.mktemp("gate")
-
-
-def _plan(path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "plan", str(path)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
-
-
-def test_cli_exits_1_naming_the_rule_and_the_resources(unprotected_prod):
-    doc, tmp = unprotected_prod
-    proc = _plan(write_stack(tmp, doc, "gateprod"))
-    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "invalid stack config" not in proc.stderr, "the violation must pass config validation"
-    assert "mandatory policy violation(s): stateful-resources-protected" in proc.stderr
-    lines = [ln for ln in proc.stdout.splitlines() if "[mandatory]" in ln]
-    assert lines and all("stateful-resources-protected" in ln for ln in lines)
-    for kind, name in (("aws:s3/bucket:Bucket", "data-documents"), ("aws:rds/instance:Instance", "agents-db"),
-                       ("aws:elasticache/replicationGroup:ReplicationGroup", "data-redis"),
-                       ("aws:kms/key:Key", "cluster-secrets")):
-        assert any(f"{kind}::{name})" in ln and f"'{name}'" in ln for ln in lines), (kind, name)
-
-
-def test_cli_same_file_as_dev_exits_0(unprotected_prod):
-    doc, tmp = unprotected_prod
-    doc = copy.deepcopy(doc)
-    doc["config"]["agentic-platform:environment"] = "dev"
-    proc = _plan(write_stack(tmp, doc, "gatedev"))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "[mandatory]" not in proc.stdout
-    # dev disables stateful-resources-protected: unprotected data is dev's normal state, not a finding
-    assert "stateful-resources-protected" not in proc.stdout
 
 
 def test_levels_for_unprotected_data_per_environment():

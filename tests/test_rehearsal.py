@@ -149,11 +149,13 @@ def test_prod_over_its_goal_names_levers(prod_plan):
     assert not [lv for lv in levers if lv["kind"] == "dependsOn" and needed & set(lv["from"])]
 
 
+@pytest.mark.slow
 def test_fast_and_linear(any_plan):
     best = min(_timed(lambda: rehearsal.rehearse(any_plan, None)) for _ in range(5))
     assert best < 0.5, f"{best:.2f}s"
 
 
+@pytest.mark.slow
 def test_time_grows_linearly_with_tenants_and_models(tmp_path):
     """The rehearsal of prod with 1 and 8 more tenants, each with a model (tests/test_scaling.py's
     variation): the time per resource stays flat (no quadratic step). Without a goal, so without
@@ -331,6 +333,7 @@ def test_provider_not_waiting_for_the_access_rules(prod_plan):
     assert any("does not wait for the API access rules" in h["message"] for h in hz)
 
 
+@pytest.mark.program
 def test_access_path_inside_the_vpc_it_creates(tmp_path):
     """A stack file whose apiAccess CIDR lies in the VPC the stack creates: no deployer is there yet."""
     doc = stack_doc("prod")
@@ -408,6 +411,7 @@ def test_final_snapshot_named_from_names_only(prod_plan):
     assert any("no finalSnapshotIdentifier" in h["message"] for h in found(rehearse(missing), "snapshot-name"))
 
 
+@pytest.mark.program
 def test_deletion_protection_without_protect(tmp_path):
     """prod's cluster keeps deletionProtection; with protectData off nothing protects it, so the
     destroy would delete the platform and then fail on the cluster: the guard works, but late

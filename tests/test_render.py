@@ -21,6 +21,7 @@ def planned(request):
     return plan_of(request.param)
 
 
+@pytest.mark.program
 def test_every_release_renders_objects_from_its_vendored_archive(planned):
     specs = render.releases(planned)
     assert specs, "the plan has no Helm releases"
@@ -30,6 +31,7 @@ def test_every_release_renders_objects_from_its_vendored_archive(planned):
         assert per_release[spec.name] > 0, f"release {spec.name} rendered nothing"
 
 
+@pytest.mark.program
 def test_rendered_objects_are_many_and_namespaced_like_helm_installs_them(planned):
     rendered = [o for o in planned.objects if o.release]
     assert len(rendered) > 250   # hundreds: every chart object, not just the release records
@@ -42,6 +44,7 @@ def test_rendered_objects_are_many_and_namespaced_like_helm_installs_them(planne
             assert o.source in releases
 
 
+@pytest.mark.program
 def test_hooks_are_marked(planned):
     hooks = [o for o in planned.objects if o.hook]
     assert hooks, "no chart renders a hook? (kube-prometheus-stack's admission jobs are pre-install hooks)"
@@ -49,11 +52,13 @@ def test_hooks_are_marked(planned):
         assert o.metadata["annotations"][render.HOOK] == o.hook
 
 
+@pytest.mark.program
 def test_zero_admission_findings(planned):
     found = planned.extras["admission"]
     assert found == [], "\n".join(f"[{f['check']}] {f['object'] or f['source']}: {f['message']}" for f in found)
 
 
+@pytest.mark.program
 def test_cache_key_follows_archive_values_and_kube_version(planned):
     spec = render.releases(planned)[0]
     key = render._key(spec, "1.34.0", ())
@@ -75,6 +80,7 @@ def test_a_chart_that_does_not_render_is_an_error(tmp_path):
         render.render_one(bad, "1.34.0", ())
 
 
+@pytest.mark.slow
 def test_missing_helm_is_a_clear_message_and_writes_nothing(tmp_path):
     env = {**os.environ, "AGENTIC_HELM": str(tmp_path / "no-helm")}
     proc = subprocess.run([sys.executable, "-m", "plan", "dev", "--json", str(tmp_path / "p.json"),

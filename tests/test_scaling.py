@@ -9,8 +9,12 @@ from __future__ import annotations
 import copy
 import time
 
+import pytest
+
 from plan.engine import read_stack, run_program
 from tests.conftest import stack_doc, write_stack
+
+pytestmark = pytest.mark.slow  # timing: a busy machine makes it slower, not wrong
 
 SIZES = (1, 3, 6)
 

@@ -123,6 +123,7 @@ def test_access_entries_are_namespace_scoped(prod_plan):
     assert {tuple(a["accessScope"]["namespaces"]) for a in tenant_assocs} == {("tenant-a",), ("tenant-b",)}
 
 
+@pytest.mark.layer
 def test_scheduling_for_node_isolated_tenant():
     from components.tenancy import Tenancy, TenancyArgs
 
@@ -161,6 +162,7 @@ def _config_errors(doc) -> list[str]:
     return []
 
 
+@pytest.mark.slow
 def test_tenant_gpu_quotas_over_the_pool_limit(tmp_path):
     doc = stack_doc("prod")
     tenants = doc["config"]["agentic-platform:tenants"]
@@ -220,16 +222,6 @@ def test_cross_layer_flows_in_the_policies(prod_plan, dev_plan):
 
     assert from_system(prod_plan) == []
     assert from_system(dev_plan) == [[{"protocol": "TCP", "port": names.PORT_REDIS}]]
-
-
-@pytest.fixture(scope="module")
-def agw_plan(tmp_path_factory):
-    """Prod with `gateway.inferenceRouting: agentgateway` (endpoint pickers beside the vLLM models)."""
-    from plan.engine import read_stack, run_program
-
-    doc = stack_doc("prod")
-    doc["config"]["agentic-platform:gateway"]["inferenceRouting"] = "agentgateway"
-    return run_program(read_stack(str(write_stack(tmp_path_factory.mktemp("agw"), doc, "agw"))))
 
 
 def _ports_of(rules, port):
