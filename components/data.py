@@ -25,11 +25,11 @@ from components.k8s import (
     NodeSource,
     container_security_context,
     helm_release,
-    platform_data,
     pod_security_context,
     resources,
     secret,
 )
+from domain.pins import image_pin as image
 
 MILVUS_RELEASE = "milvus"
 # The chart names its ServiceAccount from serviceAccount.name; the Pod Identity association binds
@@ -52,14 +52,6 @@ ELASTICACHE_TOKEN_SPECIALS = "!&#$^<>-"
 # so its root filesystem cannot be read-only; everything else of `restricted` holds.
 MILVUS_UID = 1000
 ETCD_UID = 1001   # the bitnami-layout etcd image's user
-
-
-def image(key: str) -> dict[str, str]:
-    """A pin from platform/images.yaml."""
-    pins = platform_data("images.yaml")
-    if key not in pins:
-        raise KeyError(f"image '{key}' is not pinned in platform/images.yaml")
-    return pins[key]
 
 
 def _size(w: WorkloadSize) -> dict[str, Any]:

@@ -4,16 +4,13 @@ releases and custom resources. One place, so a convention changes once."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-PLATFORM_DIR = ROOT / "platform"
+from domain.pins import PLATFORM_DIR, ROOT, chart_archive, chart_pin, platform_data  # noqa: F401  (re-exported)
+
 PART_OF = "agentic-platform"
 MANAGED_BY = "pulumi"
 
@@ -34,12 +31,6 @@ class NodeSource:
 
     def __iter__(self):
         return iter(self.resources)
-
-
-@cache
-def platform_data(file: str) -> Any:
-    """A YAML data file of `platform/` (chart pins, images, instance facts), read once."""
-    return yaml.safe_load((PLATFORM_DIR / file).read_text())
 
 
 def labels(name: str, component: str, *, instance: str | None = None, version: str | None = None,
@@ -114,26 +105,6 @@ def secret(resource_name: str, name: str, namespace: str, data: dict[str, pulumi
         resource_name, metadata=meta(name, namespace, labels=labels(app or name, component)), type="Opaque",
         string_data={key: pulumi.Output.secret(value) for key, value in data.items()},
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["stringData", "data"])))
-
-
-def chart_pin(key: str) -> dict[str, str]:
-    """`platform/charts.yaml` entry: chart, version and (for classic repositories) repo: the upstream
-    the vendored archive was built from (provenance, and where `make charts` bumps it)."""
-    pins = platform_data("charts.yaml")
-    if key not in pins:
-        raise KeyError(f"chart '{key}' is not pinned in platform/charts.yaml")
-    return pins[key]
-
-
-def chart_archive(key: str) -> str:
-    """The vendored archive of a pinned chart, relative to the project (Pulumi runs the program in
-    the project directory): `pulumi up` installs byte for byte what the plan rendered and checked,
-    and needs no chart repository (docs/charts.md)."""
-    lock = platform_data("charts/lock.yaml")
-    entry = (lock.get("charts") or lock).get(key)
-    if not entry:
-        raise KeyError(f"chart '{key}' is not vendored: run `make charts CHARTS={key}` (platform/charts/lock.yaml)")
-    return f"platform/charts/{entry['archive']}"
 
 
 def helm_release(resource_name: str, chart: str, *, namespace: str, values: pulumi.Input[dict[str, Any]],

@@ -14,6 +14,7 @@ cache_size_gib) and `pool` a GPU pool (instance_types); any object with those at
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +87,23 @@ def pod_size(m: Any, pool: Any) -> PodSize:
     cpu_m = int(min(cpu_share * NODE_SHARE, CPU_PER_GPU_MAX) * m.gpus * 10) * 100
     memory_gib = int(min(mem_share * NODE_SHARE, MEMORY_PER_GPU_MAX_GIB) * m.gpus)
     return PodSize(cpu_m, memory_gib, max(1, min(memory_gib // 4, SHM_MAX_GIB)))
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What models request at their maxReplicas: what their namespace's ResourceQuota must admit."""
+
+    gpus: int
+    cpu: float          # cores
+    memory_gib: float
+
+
+def max_replica_demand(models: Sequence[Any], pools: Mapping[str, Any]) -> Demand:
+    """GPUs of all `models` at maxReplicas; CPU and memory requests of those whose pool is known."""
+    sizes = [(m, pod_size(m, pools[m.pool])) for m in models if m.pool in pools]
+    return Demand(gpus=sum(m.max_replicas * m.gpus for m in models),
+                  cpu=sum(m.max_replicas * s.cpu_m for m, s in sizes) / 1000,
+                  memory_gib=sum(m.max_replicas * s.memory_gib for m, s in sizes))
 
 
 def startup_budget_s(m: Any) -> int:

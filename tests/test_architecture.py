@@ -120,7 +120,7 @@ def test_every_import_goes_one_way():
 
 def test_the_layers_cover_the_program():
     mods = modules()
-    assert {"domain.units", "domain.instances", "domain.sizing", "components.config", "components.config.loader",
+    assert {"domain.units", "domain.instances", "domain.sizing", "domain.pins", "components.config", "components.config.loader",
             "components.names", "components.models", "plan.engine", "policies.harness", "__main__"} <= set(mods)
     assert {layer(m) for m in mods} == set(ALLOWED)
 

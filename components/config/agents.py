@@ -34,7 +34,7 @@ class ToolServerConfig(Section):
     description: str = Field(min_length=1, description="what the tools do (shown to agents)")
     url: str | None = Field(None, pattern=r"^https?://[^\s]+$", description="api: the MCP endpoint")
     protocol: Literal["STREAMABLE_HTTP", "SSE"] = Field("STREAMABLE_HTTP", description="MCP transport")
-    timeout: Duration = "30s"
+    timeout: Duration = Field("30s", description="RemoteMCPServer timeout: how long kagent waits on the server")
     replicas: int = Field(2, ge=1, le=10, description="retrieval: MCP server replicas")
     milvus_db: str = Field("default", min_length=1, description="retrieval: Milvus database")
 

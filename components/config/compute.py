@@ -62,11 +62,11 @@ class NodePoolConfig(Section):
                                                description="MiB/s")
     consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = Field(
         "WhenEmptyOrUnderutilized", description="when Karpenter may consolidate nodes")
-    consolidate_after: Duration = "30s"
-    expire_after: Duration = "720h"
-    # How long a draining node may wait for its pods (PDBs, do-not-disrupt) before Karpenter
-    # deletes them; unset, a drain blocked by a PodDisruptionBudget holds the NodeClaim forever.
-    termination_grace_period: FiniteDuration = "30m"
+    consolidate_after: Duration = Field("30s", description="how long a node must be consolidatable before Karpenter acts")
+    expire_after: Duration = Field("720h", description="a node's lifetime before Karpenter replaces it")
+    # Unset, a drain blocked by a PodDisruptionBudget would hold the NodeClaim forever.
+    termination_grace_period: FiniteDuration = Field(
+        "30m", description="how long a draining node waits for its pods (PDBs, do-not-disrupt) before Karpenter deletes them")
     budgets: list[DisruptionBudget] = Field(
         default_factory=lambda: [DisruptionBudget(nodes="20%")], description="Karpenter disruption budgets of the pool")
     weight: int | None = Field(None, ge=1, le=100, description="Karpenter NodePool weight: higher is tried first")
@@ -105,7 +105,8 @@ class GpuPoolConfig(NodePoolConfig):
 
     gpu_limit: int = Field(ge=1, description="nvidia.com/gpu limit of the pool (required: no unbounded GPU spend)")
     # Model servers drain slowly (in-flight generations, weights reloaded elsewhere): 2 hours.
-    termination_grace_period: FiniteDuration = "2h"
+    termination_grace_period: FiniteDuration = Field(
+        "2h", description="how long a draining GPU node waits for its pods before Karpenter deletes them")
 
     def problems(self) -> Iterator[Problem]:
         yield from super().problems()
@@ -144,7 +145,7 @@ class GpuStackConfig(Section):
     mode: Literal["devicePlugin", "gpuOperator"] = Field(
         "devicePlugin",
         description="devicePlugin: the standalone NVIDIA device plugin; gpuOperator: the GPU operator, driver and toolkit off")
-    dcgm_scrape_interval: Duration = "15s"
+    dcgm_scrape_interval: Duration = Field("15s", description="how often Prometheus scrapes the DCGM exporter")
 
     def problems(self) -> Iterator[Problem]:
         if not re.search(r"[1-9]", self.dcgm_scrape_interval):  # "Never", "0s"

@@ -101,10 +101,10 @@ class GatewayConfig(Section):
     tenant_rate_limit: TokenBucketConfig = Field(
         default_factory=lambda: TokenBucketConfig.model_validate({"maxTokens": 100, "tokensPerFill": 100,
                                                                   "fillInterval": "60s"}))
-    request_timeout: Duration = "120s"
-    backend_timeout: Duration = "60s"
+    request_timeout: Duration = Field("120s", description="whole request, retries included")
+    backend_timeout: Duration = Field("60s", description="one backend request (at most requestTimeout)")
     retry_attempts: int = Field(3, ge=0, le=10, description="retries of a failed request")
-    per_try_timeout: Duration = "30s"
+    per_try_timeout: Duration = Field("30s", description="each try of a retried request (shorter than requestTimeout)")
     routes: list[ModelRouteConfig] = Field(default_factory=list, description="per-model routing: canaries and fallbacks")
     inference_routing: Literal["none", "agentgateway"] = Field(
         "none", description=("agentgateway: a second, in-cluster data plane routing vLLM models through InferencePools "

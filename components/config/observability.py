@@ -33,7 +33,7 @@ class LangfuseConfig(Section):
 class ObservabilityConfig(Section):
     """Prometheus, Alertmanager, Grafana, the OpenTelemetry collector and LangFuse."""
 
-    prometheus_retention: RetentionPeriod = "15d"
+    prometheus_retention: RetentionPeriod = Field("15d", description="how long Prometheus keeps samples")
     prometheus_storage_gib: int = Field(
         50, ge=10, le=16384, alias="prometheusStorageGiB", description="Prometheus volume per replica, GiB")
     prometheus_replicas: int = Field(1, ge=1, le=3, description="Prometheus replicas")

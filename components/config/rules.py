@@ -8,8 +8,18 @@ from collections.abc import Callable, Iterable, Iterator
 from components.config.base import Problem, duplicates, quantity_value
 from components.config.stack import PlatformConfig
 from components.names import RESERVED_NAMESPACES, cluster_name_problems
-from domain import sizing
 from domain.instances import instance_facts
+from domain.sizing import (
+    KV_HEADROOM,
+    candidate_types,
+    ephemeral_gib,
+    max_replica_demand,
+    pool_types,
+    precision,
+    weight_budget_gib,
+    weights_gb,
+    weights_gib,
+)
 
 CrossCheck = Callable[[PlatformConfig], Iterable[Problem]]
 CROSS_CHECKS: list[CrossCheck] = []
@@ -89,10 +99,6 @@ def _compute_refs(cfg: PlatformConfig) -> Iterator[Problem]:
 
 @cross_check  # models: a replica fits one node, its weights fit its GPUs, replicas fit the quota
 def _model_fit(cfg: PlatformConfig) -> Iterator[Problem]:
-    kv_headroom, candidate_types, ephemeral_gib, pod_size = (sizing.KV_HEADROOM, sizing.candidate_types,
-                                                             sizing.ephemeral_gib, sizing.pod_size)
-    pool_types, precision, weights_gb, weights_gib = sizing.pool_types, sizing.precision, sizing.weights_gb, sizing.weights_gib
-
     pools = {p.name: p for p in cfg.gpu_pools}
     tenants = {t.name: t for t in cfg.tenants}
     for i, m in enumerate(cfg.models):
@@ -115,11 +121,11 @@ def _model_fit(cfg: PlatformConfig) -> Iterator[Problem]:
             continue
         # The smallest-memory GPU it could land on must hold the weights and leave KV-cache room.
         smallest = min(candidate_types(m, pool), key=lambda f: f.gpu_memory_gib)
-        budget = kv_headroom * m.gpu_memory_utilization * m.gpus * smallest.gpu_memory_gib
+        budget = weight_budget_gib(m, smallest)
         if weights_gib(m) > budget:
             yield f"{key}.gpus", (f"{m.model} ({weights_gb(m):.0f} GB in {precision(m)}) does not fit {m.gpus} x "
                                   f"{smallest.gpu_model} ({smallest.gpu_memory_gib} GiB) with KV-cache headroom: "
-                                  f"weights may use {kv_headroom:.0%} of gpuMemoryUtilization x GPU memory = "
+                                  f"weights may use {KV_HEADROOM:.0%} of gpuMemoryUtilization x GPU memory = "
                                   f"{budget:.0f} GiB, they need {weights_gib(m):.0f} GiB")
         if m.cache == "nodeLocal":
             store = min(f.instance_store_gib for f in candidate_types(m, pool))
@@ -134,7 +140,8 @@ def _model_fit(cfg: PlatformConfig) -> Iterator[Problem]:
     for ns, idx in used.items():
         quota, where = ((tenants[ns].quota.gpu, f"tenants[{list(tenants).index(ns)}].quota.gpu") if ns in tenants
                         else (cfg.platform_quotas.ai_inference.gpu, "platformQuotas.ai-inference.gpu"))
-        total = sum(cfg.models[i].max_replicas * cfg.models[i].gpus for i in idx)
+        demand = max_replica_demand([cfg.models[i] for i in idx], pools)
+        total = demand.gpus
         if total > quota:
             for i in idx:
                 m = cfg.models[i]
@@ -143,10 +150,7 @@ def _model_fit(cfg: PlatformConfig) -> Iterator[Problem]:
                     f"maxReplicas, more than its quota {where} = {quota}")
         # Their CPU and memory requests too: the quota rejects pods past requests.cpu/requests.memory.
         q = tenants[ns].quota if ns in tenants else cfg.platform_quotas.ai_inference
-        sizes = [(cfg.models[i], pod_size(cfg.models[i], pools[cfg.models[i].pool])) for i in idx
-                 if cfg.models[i].pool in pools]
-        cpu = sum(m.max_replicas * s.cpu_m for m, s in sizes) / 1000
-        mem = sum(m.max_replicas * s.memory_gib for m, s in sizes)
+        cpu, mem = demand.cpu, demand.memory_gib
         for what, need, have, unit in (("cpu", cpu, quantity_value(q.cpu), ""),
                                        ("memory", mem, quantity_value(q.memory) / 2**30, "Gi")):
             if need > have:
