@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pulumi
 from pulumi.runtime import config as runtime_config
 from pydantic import TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 
 from components.config.base import NAMESPACE, ConfigError, Problem
 from components.config.paths import is_string_field, path, salvage, walk_problems
@@ -25,54 +26,21 @@ def validate(raw: dict[str, str], stack: str, secret_keys: Iterable[str] | None 
     `raw` maps the key below the namespace (e.g. "network") to its string value. `secret_keys`
     are the keys (below the namespace) the stack holds encrypted (`secure:`); when given, a key of
     SECRET_KEYS present in plain text is an error. Raises ConfigError with every problem found."""
-    problems: list[Problem] = []
-    fields = {f.alias or n: (n, f) for n, f in PlatformConfig.model_fields.items()}
-    known = set(fields) | set(SECRET_KEYS)
-    for key in sorted(set(raw) - known):
-        problems.append((key, f"unknown key; known keys are {', '.join(sorted(known))}"))
-    if secret_keys is not None:
-        encrypted = set(secret_keys)
-        for key in sorted(k for k in SECRET_KEYS if k in raw and k not in encrypted):
-            problems.append((key, (f"is plain text in the stack file ({SECRET_KEYS[key]}): set it encrypted with "
-                                   f"`pulumi config set --secret {key} <value>` (the file then holds `secure: ...`)")))
-
+    fields = {f.alias or n: f for n, f in PlatformConfig.model_fields.items()}
+    problems = list(_key_problems(raw, set(fields), secret_keys))
     values: dict[str, Any] = {}
-    for alias, (_name, field) in fields.items():
+    for alias, field in fields.items():
         if alias not in raw:
             if field.is_required():
                 problems.append((alias, "is required"))
             continue
-        text = raw[alias]
-        value: Any = text
-        if not is_string_field(field.annotation):
-            try:
-                value = json.loads(text)
-            except (TypeError, ValueError):
-                value = text
-        try:
-            values[alias] = TypeAdapter(field.annotation).validate_python(value)
-        except ValidationError as err:
-            for e in err.errors():
-                where = path([alias, *e["loc"]])
-                msg = e["msg"]
-                if e["type"] == "extra_forbidden":
-                    msg = "unknown key"
-                elif e["type"] == "missing":
-                    msg = "is required"
-                elif isinstance(e.get("input"), (str, int, float, bool)):
-                    msg = f"{msg} (got {e['input']!r})"
-                problems.append((where, msg))
-            problems.extend(salvage(field.annotation, value, alias))
-            continue
-        problems.extend(walk_problems(values[alias], alias))
-
+        value, found = _section(alias, field, raw[alias])
+        problems.extend(found)
+        if value is not _INVALID:
+            values[alias] = value
     if problems:
         raise ConfigError(problems)
-    cfg = PlatformConfig.model_validate(values)
-    if cfg.cluster.name is None:
-        default = f"agentic-{stack}".lower()
-        default = re.sub(r"[^a-z0-9-]", "-", default)[:max_cluster_name_length()].rstrip("-")
-        cfg = cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"name": default})})
+    cfg = _with_cluster_name(PlatformConfig.model_validate(values), stack)
     for check in CROSS_CHECKS:
         problems.extend(check(cfg))
     for key, required in SECRET_REQUIRED.items():
@@ -81,6 +49,57 @@ def validate(raw: dict[str, str], stack: str, secret_keys: Iterable[str] | None 
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+_INVALID = object()
+
+
+def _key_problems(raw: dict[str, str], sections: set[str], secret_keys: Iterable[str] | None) -> Iterator[Problem]:
+    """Unknown keys, and secret keys held in plain text."""
+    known = sections | set(SECRET_KEYS)
+    for key in sorted(set(raw) - known):
+        yield key, f"unknown key; known keys are {', '.join(sorted(known))}"
+    if secret_keys is not None:
+        encrypted = set(secret_keys)
+        for key in sorted(k for k in SECRET_KEYS if k in raw and k not in encrypted):
+            yield key, (f"is plain text in the stack file ({SECRET_KEYS[key]}): set it encrypted with "
+                        f"`pulumi config set --secret {key} <value>` (the file then holds `secure: ...`)")
+
+
+def _section(alias: str, field: FieldInfo, text: str) -> tuple[Any, list[Problem]]:
+    """One section from its string value: (the validated value, or _INVALID; its problems)."""
+    value: Any = text
+    if not is_string_field(field.annotation):
+        try:
+            value = json.loads(text)
+        except (TypeError, ValueError):
+            value = text
+    try:
+        parsed = TypeAdapter(field.annotation).validate_python(value)
+    except ValidationError as err:
+        problems = [(path([alias, *e["loc"]]), _message(e)) for e in err.errors()]
+        return _INVALID, problems + list(salvage(field.annotation, value, alias))
+    return parsed, list(walk_problems(parsed, alias))
+
+
+def _message(error: Any) -> str:
+    """A pydantic error as the line's message."""
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    if error["type"] == "missing":
+        return "is required"
+    if isinstance(error.get("input"), (str, int, float, bool)):
+        return f"{error['msg']} (got {error['input']!r})"
+    return error["msg"]
+
+
+def _with_cluster_name(cfg: PlatformConfig, stack: str) -> PlatformConfig:
+    """cluster.name defaults to agentic-<stack>, cut to the longest name every derived AWS name fits."""
+    if cfg.cluster.name is not None:
+        return cfg
+    default = f"agentic-{stack}".lower()
+    default = re.sub(r"[^a-z0-9-]", "-", default)[:max_cluster_name_length()].rstrip("-")
+    return cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"name": default})})
 
 
 def raw_from_pulumi() -> dict[str, str]:
