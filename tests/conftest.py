@@ -7,9 +7,10 @@ Tiers, by marker (`pytest -m unit|layer|program|slow`):
   one per variant stack (`variant_plan(name)`, `examples/Pulumi.<name>.yaml`), built once per session
   (per xdist worker).
 - `slow`: `python -m plan` subprocesses (the CLI contract), scaling and timing; `make test-slow`.
-A test with no tier marker gets `program` if it uses a shared plan fixture, `layer` if it uses
-`unit_plan`, else `unit`; a `unit` test
-that runs the mock engine fails, naming the marker it needs."""
+A test with no tier marker gets `program` if it uses a shared plan fixture or calls `plan_of`,
+`variant_plan`, `plan_file` or `run_program` itself, `layer` if it uses `unit_plan` or calls `execute`,
+else `unit`; a `unit` test that runs the mock engine or asks for a plan (through a helper) fails,
+naming the marker it needs."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ def plan_file(stack_or_file: str, analysed: bool = True) -> Plan:
 
 def plan_of(stack: str) -> Plan:
     """The offline plan of Pulumi.<stack>.yaml, run once per test session."""
+    _not_in_unit("plan_of")
     if stack not in _CACHE:
         _CACHE[stack] = plan_file(stack)
     return _CACHE[stack]
@@ -81,6 +83,7 @@ VARIANTS = {"agentgateway": (_agentgateway, True), "placement": (_placement, Fal
 def variant_plan(name: str) -> Plan:
     """The offline plan of a variant stack (VARIANTS, else examples/Pulumi.<name>.yaml, analysed),
     once per session."""
+    _not_in_unit("variant_plan")
     key = f"variant:{name}"
     if key not in _CACHE:
         if name in VARIANTS:
@@ -138,6 +141,9 @@ def placement_plan() -> Plan:
 
 # ----------------------------------------------------------------------------- tiers
 
+# Calls in a test's own source that put it in a tier (when it has no marker and no such fixture).
+PROGRAM_CALLS = ("plan_of(", "variant_plan(", "plan_file(", "run_program(", "plan_doc(")
+LAYER_CALLS = ("execute(", "run_component(")
 PROGRAM_FIXTURES = {"dev_plan", "prod_plan", "any_plan", "agw_plan", "placement_plan", "example_plan"}
 LAYER_FIXTURES = {"unit_plan"}   # module fixtures that run one component under the mock engine
 _current_tier: list[str] = []
@@ -149,8 +155,26 @@ def pytest_collection_modifyitems(config, items):
         own = [m.name for m in item.iter_markers() if m.name in TIERS]
         if not own:
             used = set(getattr(item, "fixturenames", ()))
-            tier = "program" if PROGRAM_FIXTURES & used else "layer" if LAYER_FIXTURES & used else "unit"
+            src = _source(item)
+            tier = ("program" if PROGRAM_FIXTURES & used or any(c in src for c in PROGRAM_CALLS) else
+                    "layer" if LAYER_FIXTURES & used or any(c in src for c in LAYER_CALLS) else "unit")
             item.add_marker(getattr(pytest.mark, tier))
+
+
+def _source(item) -> str:
+    import inspect
+
+    try:
+        return inspect.getsource(item.function)
+    except (AttributeError, OSError, TypeError):
+        return ""
+
+
+def _not_in_unit(what: str) -> None:
+    """Deterministic, whether or not the plan is cached yet on this worker."""
+    if _current_tier == ["unit"]:
+        raise AssertionError(f"a unit-tier test called {what}: use a shared plan fixture (dev_plan, prod_plan, "
+                             "any_plan, agw_plan, ...) or mark it @pytest.mark.program, see docs/DEVELOPING.md")
 
 
 def pytest_runtest_setup(item):

@@ -18,6 +18,8 @@ from components.tenancy import FLOWS, expand
 from plan import connections
 from plan.reachability import PortSet, probes, selector_matches
 
+pytestmark = pytest.mark.program  # the helpers below read the shared plans (plan_of)
+
 PUBLIC = "0.0.0.0/0 except 10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
 POD_IDENTITY = "169.254.170.23/32"
 # Stores: every pod of ai-data, and these pods of observability (metrics, traces and their databases).
