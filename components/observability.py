@@ -1,6 +1,7 @@
 """Observability layer: kube-prometheus-stack (Prometheus, Alertmanager, Grafana, kube-state-metrics,
 node-exporter), the platform's dashboards and alert rules (data in platform/), the OpenTelemetry
-collector and LangFuse (PostgreSQL on RDS or in-cluster, blob storage in S3 through Pod Identity).
+collector and LangFuse (PostgreSQL on RDS or in-cluster, ClickHouse on the official images as the
+platform's own StatefulSets in components/langfuse_stores.py, blob storage in S3 through Pod Identity).
 
 Every credential is generated once by pulumi_random (stable across updates), kept as a Pulumi
 secret and handed to charts through Kubernetes Secrets referenced by name: no Helm value holds one.
@@ -19,6 +20,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components import langfuse_stores as stores
 from components import names
 from components.aws import PostgresSpec, pod_identity_role, policy_json, secure_bucket
 from components.aws import postgres as postgres_database
@@ -120,12 +122,6 @@ def dashboards(price: float) -> dict[str, str]:
 def _image(key: str) -> dict[str, str]:
     pin = platform_data("images.yaml")[key]
     return {"repository": pin["repository"], "tag": str(pin["tag"])}
-
-
-def _bitnami_image(key: str) -> dict[str, str]:
-    """A bitnami subchart's `image` (registry, repository, tag) from platform/images.yaml."""
-    pin = platform_data("images.yaml")[key]
-    return {"registry": pin["registry"], "repository": pin["repository"], "tag": str(pin["tag"])}
 
 
 class Observability(pulumi.ComponentResource):
@@ -368,9 +364,10 @@ class LangFuseArgs:
 
 
 class LangFuse(pulumi.ComponentResource):
-    """LangFuse: traces and LLM analytics. PostgreSQL on RDS (or the chart's, in-cluster), ClickHouse
-    from the chart, blob storage in S3 through Pod Identity, queues on the platform's Redis. Built
-    after the data layer so its release waits for the Redis connection Secret."""
+    """LangFuse: traces and LLM analytics. PostgreSQL on RDS (or in-cluster), ClickHouse (both
+    in-cluster stores on maintained official images, components/langfuse_stores.py; the chart's
+    bitnami subcharts off), blob storage in S3 through Pod Identity, queues on the platform's Redis.
+    Built after the data layer so its release waits for the Redis connection Secret."""
 
     def __init__(self, name: str, args: LangFuseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("agentic:observability:LangFuse", name, None, opts)
@@ -385,6 +382,13 @@ class LangFuse(pulumi.ComponentResource):
                           tags=args.tags, opts=child)
 
         self.database: aws.rds.Instance | None = None
+        # ClickHouse (and, inCluster, PostgreSQL) on the official images, declared here
+        # (components/langfuse_stores.py); the chart's bitnami subcharts stay off.
+        self.stores = stores.LangFuseStores(f"{name}-stores", stores.LangFuseStoresArgs(
+            clickhouse_replicas=lf.clickhouse_replicas, in_cluster_postgres=lf.database == "inCluster",
+            protect_data=args.protect_data, storage_class=args.storage_class, secret=LANGFUSE_SECRET,
+            clickhouse_password_key="clickhouse-password", postgres_password_key="postgres-password",
+            depends_on=[*args.depends_on, args.credentials], nodes=args.nodes), opts=child)
         if lf.database == "rds":
             postgres = postgres_database(
                 f"{name}-db", PostgresSpec("langfuse", lf.rds_engine_version, lf.rds_instance_class,
@@ -393,23 +397,30 @@ class LangFuse(pulumi.ComponentResource):
                 subnet_ids=args.private_subnet_ids, cluster_security_group_id=args.cluster_security_group_id,
                 protect=args.protect_data, tags=args.tags, opts=child)
             self.database = postgres
-            postgresql: dict[str, Any] = {"deploy": False, "host": postgres.address, "port": 5432,
-                                          "auth": {"username": "langfuse", "database": "langfuse"}}
+            db_host: pulumi.Input[str] = postgres.address
+            db_user = db_name = "langfuse"
         else:
-            primary: dict[str, Any] = {"persistence": {"storageClass": args.storage_class},
-                                       "resources": resources("250m", "512Mi", cpu_limit="1", memory_limit="1Gi"),
-                                       # its own NetworkPolicy admits every source (as ClickHouse's, below)
-                                       "networkPolicy": {"enabled": False}}
-            if not args.protect_data:
-                # bitnami postgresql 16.4.9 values.yaml primary.persistentVolumeClaimRetentionPolicy:
-                # the StatefulSet's PVC goes with it (helm uninstall) unless data is protected.
-                primary["persistentVolumeClaimRetentionPolicy"] = {"enabled": True, "whenDeleted": "Delete",
-                                                                   "whenScaled": "Retain"}
-            postgresql = {"deploy": True, "auth": {"username": "postgres", "database": "langfuse"},
-                          "image": _bitnami_image("langfuse-postgresql"), "primary": primary}
-        postgresql["auth"].update({"existingSecret": LANGFUSE_SECRET,
-                                   "secretKeys": {"userPasswordKey": "postgres-password",
-                                                  "adminPasswordKey": "postgres-password"}})
+            db_host, db_user, db_name = stores.POSTGRES_HOST, stores.POSTGRES_USER, stores.POSTGRES_DB
+        # langfuse 1.5.41 _helpers.tpl "langfuse.databaseEnv": DATABASE_HOST/PORT/USERNAME/NAME from
+        # these, DATABASE_PASSWORD from the Secret's userPasswordKey.
+        postgresql: dict[str, Any] = {
+            "deploy": False, "host": db_host, "port": stores.POSTGRES_PORT,
+            "auth": {"username": db_user, "database": db_name, "existingSecret": LANGFUSE_SECRET,
+                     "secretKeys": {"userPasswordKey": "postgres-password"}}}
+        # langfuse 1.5.41 _helpers.tpl "langfuse.clickhouseEnv" with deploy false: CLICKHOUSE_URL
+        # http://<host>:<httpPort>, CLICKHOUSE_MIGRATION_URL clickhouse://<host>:<nativePort>,
+        # CLICKHOUSE_USER/PASSWORD from auth; clusterEnabled false renders CLICKHOUSE_CLUSTER_ENABLED
+        # "false" (single node: LangFuse's unclustered migrations), true renders nothing (LangFuse's
+        # default, true: ReplicatedMergeTree ON CLUSTER CLICKHOUSE_CLUSTER_NAME, set below).
+        clickhouse: dict[str, Any] = {
+            "deploy": False, "host": self.stores.clickhouse_host,
+            "httpPort": stores.CLICKHOUSE_HTTP_PORT, "nativePort": stores.CLICKHOUSE_NATIVE_PORT,
+            "auth": {"username": stores.CLICKHOUSE_USER, "existingSecret": LANGFUSE_SECRET,
+                     "existingSecretKey": "clickhouse-password"},
+            "clusterEnabled": lf.clickhouse_replicas > 1,
+        }
+        cluster_env = ([{"name": "CLICKHOUSE_CLUSTER_NAME", "value": stores.CLICKHOUSE_CLUSTER}]
+                       if lf.clickhouse_replicas > 1 else [])
 
         def ref(key: str) -> dict[str, Any]:
             return {"secretKeyRef": {"name": LANGFUSE_SECRET, "key": key}}
@@ -438,6 +449,7 @@ class LangFuse(pulumi.ComponentResource):
                     env_ref("LANGFUSE_INIT_PROJECT_PUBLIC_KEY", "public-key"),
                     env_ref("LANGFUSE_INIT_PROJECT_SECRET_KEY", "secret-key"),
                     *REDIS_ENV,
+                    *cluster_env,
                 ],
                 "web": {"image": {"repository": web["repository"], "tag": web["tag"]},
                         "replicas": lf.web_replicas,
@@ -446,20 +458,7 @@ class LangFuse(pulumi.ComponentResource):
                            "resources": resources("250m", "1Gi", cpu_limit="1", memory_limit="2Gi")},
             },
             "postgresql": postgresql,
-            "clickhouse": {
-                "deploy": True, "auth": {"existingSecret": LANGFUSE_SECRET, "existingSecretKey": "clickhouse-password"},
-                "replicaCount": lf.clickhouse_replicas, "clusterEnabled": lf.clickhouse_replicas > 1,
-                "resourcesPreset": "none",
-                "resources": resources("500m", "2Gi", cpu_limit="2", memory_limit="4Gi"),
-                "persistence": {"storageClass": args.storage_class},
-                "image": _bitnami_image("langfuse-clickhouse"),
-                "zookeeper": {"enabled": lf.clickhouse_replicas > 1, "image": _bitnami_image("langfuse-zookeeper"),
-                              "networkPolicy": {"enabled": False}},
-                # The bitnami charts' own NetworkPolicies admit every source on the stores' ports and
-                # allow all egress (clickhouse 8.0.5 / zookeeper 13.7.4 templates/networkpolicy.yaml):
-                # the namespace's default-deny and the tenancy layer's flows govern them instead.
-                "networkPolicy": {"enabled": False},
-            },
+            "clickhouse": clickhouse,
             # The platform's Redis (data layer: Valkey or ElastiCache), not the chart's own Valkey. Its
             # whole connection comes from the data layer's `redis-connection` Secret in this namespace
             # (see REDIS_ENV): no host, password or TLS flag in the values.
@@ -472,9 +471,11 @@ class LangFuse(pulumi.ComponentResource):
         self.langfuse = helm_release(
             f"{name}", "langfuse", namespace=NS, release_name=LANGFUSE_RELEASE, values=langfuse_values,
             # Its pods get S3 credentials from the Pod Identity agent only once the association exists
-            # (IMDS is closed by hop limit 1); and nodes to run on.
+            # (IMDS is closed by hop limit 1); nodes to run on; and its stores, Ready (the pods run the
+            # PostgreSQL and ClickHouse migrations at start). On destroy the release goes first.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, args.credentials,
                                                                  identity.association, *(args.nodes or ()),
+                                                                 *self.stores.resources,
                                                                  *([self.database] if self.database else [])]))
 
         self.url = LANGFUSE_URL

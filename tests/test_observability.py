@@ -111,16 +111,18 @@ def test_metrics_volumes_go_with_their_statefulsets(any_plan):
     assert v["grafana"]["persistence"]["storageClassName"] == names.STORAGE_CLASS_CACHE
 
 
-def test_langfuse_stores_run_pinned_images_from_images_yaml(dev_plan, prod_plan):
-    """The bitnami subcharts' images come from platform/images.yaml: pinned tags, no `latest`."""
+def test_langfuse_bundled_stores_are_off(any_plan):
+    """The chart's bitnami subcharts (frozen bitnamilegacy images) are not deployed: the platform's own
+    StatefulSets on official images are its stores (tests/test_langfuse_stores.py); no subchart key
+    beyond the connection settings is set."""
+    v = release(any_plan, "langfuse").inputs["values"]
+    assert v["clickhouse"]["deploy"] is False and v["postgresql"]["deploy"] is False
+    assert set(v["clickhouse"]) <= {"deploy", "host", "httpPort", "nativePort", "auth", "clusterEnabled"}
+    assert set(v["postgresql"]) <= {"deploy", "host", "port", "auth"}
+    assert "bitnami" not in json.dumps(v)
     pins = yaml.safe_load((ROOT / "platform" / "images.yaml").read_text())
-    v = release(prod_plan, "langfuse").inputs["values"]
-    want = {"langfuse-clickhouse": v["clickhouse"]["image"], "langfuse-zookeeper": v["clickhouse"]["zookeeper"]["image"],
-            "langfuse-postgresql": release(dev_plan, "langfuse").inputs["values"]["postgresql"]["image"]}
-    for key, image in want.items():
-        pin = pins[key]
-        assert image == {"registry": pin["registry"], "repository": pin["repository"], "tag": pin["tag"]}, key
-        assert pin["tag"] and pin["tag"] != "latest" and ":" not in pin["repository"]
+    assert "langfuse-zookeeper" not in pins
+    assert not [k for k, pin in pins.items() if "bitnami" in pin["repository"] or pin.get("maintained") is False]
 
 
 def test_langfuse_waits_for_its_pod_identity_and_nodes(any_plan):
@@ -132,11 +134,14 @@ def test_langfuse_waits_for_its_pod_identity_and_nodes(any_plan):
     assert lf.inputs["values"]["langfuse"]["serviceAccount"]["name"] == assoc.inputs["serviceAccount"]
 
 
-def test_dev_langfuse_postgres_volume_goes_with_the_release(dev_plan, prod_plan):
-    """protectData false (dev): the bundled PostgreSQL's StatefulSet PVC is deleted with it."""
-    primary = release(dev_plan, "langfuse").inputs["values"]["postgresql"]["primary"]
-    assert primary["persistentVolumeClaimRetentionPolicy"] == {"enabled": True, "whenDeleted": "Delete",
-                                                               "whenScaled": "Retain"}
+def test_dev_langfuse_postgres_volume_goes_with_its_statefulset(dev_plan, prod_plan):
+    """protectData false (dev): the in-cluster PostgreSQL's PVC is deleted with its StatefulSet; prod
+    (protectData) keeps ClickHouse's claims (and the data StorageClass their volumes)."""
+    (pg,) = [o for o in dev_plan.objects if o.kind == "StatefulSet" and o.name == "langfuse-postgresql-server"]
+    assert pg.manifest["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Delete",
+                                                                           "whenScaled": "Retain"}
+    (ch,) = [o for o in prod_plan.objects if o.kind == "StatefulSet" and o.name == "langfuse-clickhouse-server"]
+    assert ch.manifest["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
 
 
 def test_node_exporter_quota_follows_the_node_count():
@@ -180,7 +185,8 @@ def test_prod_langfuse_on_protected_rds(prod_plan):
 
 def test_dev_has_no_rds(dev_plan):
     assert not [r for r in dev_plan.by_type(RDS) if r.name.startswith("langfuse-")]
-    assert release(dev_plan, "langfuse").inputs["values"]["postgresql"]["deploy"] is True
+    v = release(dev_plan, "langfuse").inputs["values"]["postgresql"]
+    assert v["deploy"] is False and v["host"] == "langfuse-postgresql-server.observability.svc.cluster.local"
 
 
 def test_langfuse_uses_the_platform_redis_from_the_data_layer_secret(any_plan):
