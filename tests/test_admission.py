@@ -221,3 +221,13 @@ def test_secrets_that_controllers_and_hook_jobs_create_count_as_existing():
                           container={"args": [f"--enable-cert-rotation={rotate}", "--cert-secret-name=op-admission"]})
     assert references.check([reader, keda("true")]) == []
     assert references.check([reader, keda("false")])
+
+
+def test_quota_sums_that_equal_the_limit_fit():
+    """13 x 0.1 + 0.3 cores is 1.6 cores in float arithmetic only approximately: a namespace whose
+    pods add up exactly to its hard limit is admitted, as the quota controller's exact Quantity
+    arithmetic admits it."""
+    pods = [deployment(f"p{i}", container={"resources": {"limits": {"cpu": "100m", "memory": "1Mi"}}}) for i in range(13)]
+    pods.append(deployment("last", container={"resources": {"limits": {"cpu": "300m", "memory": "1Mi"}}}))
+    assert quota.check([quota_obj({"limits.cpu": "1600m"}), *pods], 1) == []
+    assert quota.check([quota_obj({"limits.cpu": "1599m"}), *pods], 1)

@@ -173,10 +173,10 @@ def check(objects: list[K8sObject], max_nodes: int) -> list[tuple[K8sObject, str
             for k, v in hard.items():
                 at_replicas, at_max = totals[ns].get(k, [0.0, 0.0])
                 limit = quantity(v)
-                if at_replicas > limit:
+                if _exceeds(at_replicas, limit):
                     problems.append((quota, "resourceQuota", f"namespace {ns}: its pods at their configured replicas "
                                                              f"use {_fmt(k, at_replicas)} {k}, more than hard {v}"))
-                elif at_max > limit:
+                elif _exceeds(at_max, limit):
                     problems.append((quota, "resourceQuota", f"namespace {ns}: its pods at their autoscalers' maxima "
                                                              f"use {_fmt(k, at_max)} {k}, more than hard {v}"))
     return problems
@@ -201,6 +201,12 @@ def _unspecified(w: Workload, quota: K8sObject, limits: list[dict[str, Any]]) ->
             out.append((w.obj, "resourceQuota", f"{w.path}: must specify {key} for: {','.join(names)} "
                                                  f"(ResourceQuota {quota.name})"))
     return out
+
+
+def _exceeds(usage: float, hard: float) -> bool:
+    """usage > hard, as the quota controller compares resource.Quantity values (exactly): sums of
+    floats like 0.1 + 0.2 must not exceed a hard limit they equal."""
+    return usage - hard > 1e-9 * max(1.0, abs(hard))
 
 
 def _fmt(key: str, value: float) -> str:
