@@ -45,6 +45,7 @@ from typing import Any
 
 import yaml
 
+from plan.admission.references import pod_references
 from plan.reachability import (
     NS_NAME_LABEL,
     PUBLIC,
@@ -645,18 +646,8 @@ def gateway_extensions(d: Derivation) -> None:
 
 
 def _mounted_configmaps(spec: dict[str, Any]) -> set[str]:
-    out = set()
-    for v in spec.get("volumes") or []:
-        if (v.get("configMap") or {}).get("name"):
-            out.add(v["configMap"]["name"])
-        for src in (v.get("projected") or {}).get("sources") or []:
-            if (src.get("configMap") or {}).get("name"):
-                out.add(src["configMap"]["name"])
-    for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
-        for ef in c.get("envFrom") or []:
-            if (ef.get("configMapRef") or {}).get("name"):
-                out.add(ef["configMapRef"]["name"])
-    return out
+    """ConfigMaps a pod reads (volumes, projected, envFrom, env; optional ones too)."""
+    return {name for kind, name in pod_references(spec, optional=True) if kind == "ConfigMap" and name}
 
 
 def _milvus_config(d: Derivation, srcs: list[Pod], text: str, why: str) -> None:
@@ -821,22 +812,8 @@ def _secret_target(d: Derivation, srcs: list[Pod], ns: str, name: str | None, wh
 
 
 def _secret_refs(spec: dict[str, Any]) -> set[str]:
-    out = set()
-    for v in spec.get("volumes") or []:
-        if (v.get("secret") or {}).get("secretName"):
-            out.add(v["secret"]["secretName"])
-        for src in (v.get("projected") or {}).get("sources") or []:
-            if (src.get("secret") or {}).get("name"):
-                out.add(src["secret"]["name"])
-    for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
-        for e in c.get("env") or []:
-            ref = (e.get("valueFrom") or {}).get("secretKeyRef") or {}
-            if ref.get("name"):
-                out.add(ref["name"])
-        for ef in c.get("envFrom") or []:
-            if (ef.get("secretRef") or {}).get("name"):
-                out.add(ef["secretRef"]["name"])
-    return out
+    """Secrets a pod reads (volumes, projected, env, envFrom, image pull; optional ones too)."""
+    return {name for kind, name in pod_references(spec, optional=True) if kind == "Secret" and name}
 
 
 def connection_secrets(d: Derivation) -> None:

@@ -208,28 +208,13 @@ def _guard_execute():
 _guard_execute()
 
 
-def rendered(plan: Plan, release_name: str, api_versions: tuple[str, ...] = ("monitoring.coreos.com/v1",)) -> list[dict[str, Any]]:
-    """What a planned Helm release really renders: its vendored chart archive (platform/charts/)
-    through the pinned Helm (plan.render), with the release's planned values. Skips the calling test
-    when the archive or Helm is not on this machine."""
-    import json
-
-    from plan.render import HELM, ReleaseSpec, render_one
-
-    (r,) = [r for r in plan.by_type("kubernetes:helm.sh/v3:Release") if r.inputs.get("name") == release_name]
-    chart = r.inputs["chart"]
-    if chart.endswith(".tgz"):   # the release installs the vendored archive itself
-        archive = ROOT / chart
-    else:
-        pins = yaml.safe_load((ROOT / "platform" / "charts.yaml").read_text())
-        (key,) = [k for k, pin in pins.items() if pin["chart"] == chart and pin["version"] == r.inputs["version"]]
-        archive = ROOT / "platform" / "charts" / f"{key}-{r.inputs['version']}.tgz"
-    if not (archive.is_file() and HELM.is_file()):
-        pytest.skip(f"{archive.name} or Helm not here: the render check needs both")
-    spec = ReleaseSpec(urn=r.urn, name=release_name, namespace=r.inputs["namespace"], chart=archive,
-                       version=r.inputs["version"], values=json.dumps(r.inputs.get("values") or {}, sort_keys=True),
-                       include_crds=False)
-    return [o["manifest"] for o in render_one(spec, "1.34.0", api_versions)]
+def rendered(plan: Plan, release_name: str) -> list[dict[str, Any]]:
+    """What a planned Helm release really renders, as the plan rendered it (plan.render: its vendored
+    archive through the pinned Helm, with the release's values and the cluster's Capabilities), CRDs
+    left out: one render path for the plan and the tests."""
+    objects = [o.manifest for o in plan.objects if o.release == release_name and o.kind != "CustomResourceDefinition"]
+    assert objects, f"release {release_name} rendered nothing (was the plan analysed?)"
+    return objects
 
 
 def release_of(plan: Plan, chart: str):

@@ -56,20 +56,21 @@ def created_at_run_time(objects: list[K8sObject]) -> dict[tuple[str, str, str], 
     return out
 
 
-def pod_references(spec: dict[str, Any]) -> list[tuple[str, str]]:
-    """(kind, name) of every object a pod spec needs to start; optional references excluded."""
+def pod_references(spec: dict[str, Any], *, optional: bool = False) -> list[tuple[str, str]]:
+    """(kind, name) of every object a pod spec needs to start; optional references only with
+    `optional` (a pod that starts without them still reads them when they exist)."""
     refs: list[tuple[str, str]] = [("ServiceAccount", spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")]
     for v in spec.get("volumes") or []:
-        if "secret" in v and not v["secret"].get("optional"):
+        if "secret" in v and (optional or not v["secret"].get("optional")):
             refs.append(("Secret", v["secret"].get("secretName", "")))
-        if "configMap" in v and not v["configMap"].get("optional"):
+        if "configMap" in v and (optional or not v["configMap"].get("optional")):
             refs.append(("ConfigMap", v["configMap"].get("name", "")))
         if "persistentVolumeClaim" in v:
             refs.append(("PersistentVolumeClaim", v["persistentVolumeClaim"].get("claimName", "")))
         for src in (v.get("projected") or {}).get("sources") or []:
-            if "secret" in src and not src["secret"].get("optional"):
+            if "secret" in src and (optional or not src["secret"].get("optional")):
                 refs.append(("Secret", src["secret"].get("name", "")))
-            if "configMap" in src and not src["configMap"].get("optional"):
+            if "configMap" in src and (optional or not src["configMap"].get("optional")):
                 refs.append(("ConfigMap", src["configMap"].get("name", "")))
     for s in spec.get("imagePullSecrets") or []:
         refs.append(("Secret", s.get("name", "")))
@@ -77,11 +78,11 @@ def pod_references(spec: dict[str, Any]) -> list[tuple[str, str]]:
         for env in c.get("env") or []:
             src = env.get("valueFrom") or {}
             for key, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
-                if key in src and not src[key].get("optional"):
+                if key in src and (optional or not src[key].get("optional")):
                     refs.append((kind, src[key].get("name", "")))
         for env in c.get("envFrom") or []:
             for key, kind in (("secretRef", "Secret"), ("configMapRef", "ConfigMap")):
-                if key in env and not env[key].get("optional"):
+                if key in env and (optional or not env[key].get("optional")):
                     refs.append((kind, env[key].get("name", "")))
     return refs
 
