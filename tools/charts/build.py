@@ -586,24 +586,11 @@ def assemble(spec: dict, sources: Sources, where: str) -> Chart:
 
     # Subcharts: in-tree ones (directories or archives under charts/) and the recipe's.
     present: dict[str, dict] = {}
-    for p in sorted(files):
-        if not p.startswith("charts/"):
-            continue
-        rest = p[len("charts/"):]
-        top = rest.split("/", 1)[0]
-        if top.startswith(("_", ".")):
-            continue
-        if "/" not in rest and rest.endswith(".tgz"):
-            sub = analyse_archive(files[p][0], f"{where}/{p}")
-            sub.update({"vendored": "in-tree archive", "repository": url, "commit": commit,
-                        "path": f"{path}/{p}", "archive_sha256": hashlib.sha256(files[p][0]).hexdigest()})
-            present.setdefault(sub["name"], sub)
-        elif rest == f"{top}/Chart.yaml":
-            subfiles = {q[len(f"charts/{top}/"):]: v for q, v in files.items() if q.startswith(f"charts/{top}/")}
-            sub = analyse_files(subfiles, f"{where}/charts/{top}")
-            sub.update({"vendored": "in-tree directory", "repository": url, "commit": commit,
-                        "path": f"{path}/charts/{top}"})
-            present.setdefault(sub["name"], sub)
+    for sub, rel, blob in in_tree_subcharts(files, where):
+        sub.update({"repository": url, "commit": commit, "path": f"{path}/{rel}"})
+        if blob is not None:
+            sub["archive_sha256"] = hashlib.sha256(blob).hexdigest()
+        present.setdefault(sub["name"], sub)
     for i, sspec in enumerate(spec.get("subcharts") or []):
         sub = assemble(sspec, sources, f"{where} > {sspec.get('name', i)}")
         if sub.name in present:
@@ -749,10 +736,11 @@ def mark_enabled(files: dict[str, tuple[bytes, int]], subcharts: list[dict], pas
                      f"{where}/charts/{entry['name']}")
 
 
-def analyse_files(files: dict[str, tuple[bytes, int]], where: str) -> dict:
-    """Lock record of a chart that is already assembled (in-tree directory or archive)."""
-    meta, deps = chart_metadata(files, where)
-    present = {}
+def in_tree_subcharts(files: dict[str, tuple[bytes, int]], where: str) -> list[tuple[dict, str, bytes | None]]:
+    """The subcharts a chart tree already carries under charts/ (archives or directories, skipping
+    `_`/`.` entries as Helm does): (lock record marked `vendored`, path in the chart, archive bytes
+    or None for a directory)."""
+    out = []
     for p in sorted(files):
         if not p.startswith("charts/"):
             continue
@@ -763,12 +751,21 @@ def analyse_files(files: dict[str, tuple[bytes, int]], where: str) -> dict:
         if "/" not in rest and rest.endswith(".tgz"):
             sub = analyse_archive(files[p][0], f"{where}/{p}")
             sub["vendored"] = "in-tree archive"
-            present.setdefault(sub["name"], sub)
+            out.append((sub, p, files[p][0]))
         elif rest == f"{top}/Chart.yaml":
             subfiles = {q[len(f"charts/{top}/"):]: v for q, v in files.items() if q.startswith(f"charts/{top}/")}
             sub = analyse_files(subfiles, f"{where}/charts/{top}")
             sub["vendored"] = "in-tree directory"
-            present.setdefault(sub["name"], sub)
+            out.append((sub, f"charts/{top}", None))
+    return out
+
+
+def analyse_files(files: dict[str, tuple[bytes, int]], where: str) -> dict:
+    """Lock record of a chart that is already assembled (in-tree directory or archive)."""
+    meta, deps = chart_metadata(files, where)
+    present: dict[str, dict] = {}
+    for sub, _rel, _blob in in_tree_subcharts(files, where):
+        present.setdefault(sub["name"], sub)
     rec = {"name": meta.get("name"), "version": str(meta.get("version"))}
     rec["subcharts"] = resolve_dependencies(deps, present, files, where)
     return rec
