@@ -1,17 +1,47 @@
 """What the plan derives from the declared resources after the program ran: every Kubernetes
 object (declared, and rendered from each Helm release by real Helm), their admission as the API
 server would do it, policy findings (the CrossGuard pack, in-process, over declared resources and
-rendered objects) and reachability."""
+rendered objects), then the sections (SECTIONS): reachability, the rehearsal of the first
+`pulumi up`/`destroy`, ...
+
+A section is one analysis of the planned objects: it puts its result under its key in `plan.extras`
+(so into the plan JSON), its summary lines under its title, and the findings that fail the plan
+(exit 1) into `plan.extras["admission"]`. Adding one is a `Section(...)` appended to SECTIONS."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 from components.config import PlatformConfig
+from plan import connections, rehearsal
 from plan import objects as k8s_objects
 from plan.admission.admit import admit, summary_lines
 from plan.engine import Plan
 from plan.operators import operator_objects
 from plan.render import render_all
 from policies.harness import evaluate, evaluate_objects
+
+
+@dataclass(frozen=True)
+class Section:
+    """One analysis of the plan, run after admission, in SECTIONS order."""
+    key: str                                              # plan.extras[key], the plan JSON's key
+    title: str                                            # its heading in the summary
+    compute: Callable[[Plan, PlatformConfig], Any]        # the result (JSON-serialisable)
+    summary: Callable[[Any], list[str]]                   # the result's summary lines
+    rejections: Callable[[Any], list[dict[str, Any]]] = lambda _result: []   # findings that exit 1
+
+
+SECTIONS: list[Section] = [
+    # Tenancy: every connection the platform makes, judged pod by pod against every NetworkPolicy
+    # (declared and rendered); a needed connection denied, or a monitor that scrapes nothing, rejects.
+    Section("reachability", "Reachability", lambda plan, _config: connections.reachability(plan),
+            connections.summary_lines, connections.rejections),
+    # The first `pulumi up` and `pulumi destroy`, ordered and timed (docs/rehearsal.md); a mandatory hazard exits 1.
+    Section("rehearsal", "Rehearsal", rehearsal.rehearse, rehearsal.summary_lines, rehearsal.rejections),
+]
 
 
 def analyse(plan: Plan, config: PlatformConfig) -> None:
@@ -28,15 +58,10 @@ def analyse(plan: Plan, config: PlatformConfig) -> None:
                                       config.environment)
 
     plan.extras["admission"] = admit(plan.objects, plan.resources, kube_version=kube_version)
-    plan.extras.setdefault("_summary", {})["Admission"] = summary_lines(plan.extras["admission"], plan.objects)
-    # Tenancy: every connection the platform makes, judged pod by pod against every NetworkPolicy
-    # (declared and rendered); a needed connection denied, or a monitor that scrapes nothing, rejects.
-    from plan import connections
-    plan.extras["reachability"] = connections.reachability(plan)
-    plan.extras["admission"] += connections.rejections(plan.extras["reachability"])
-    plan.extras["_summary"]["Reachability"] = connections.summary_lines(plan.extras["reachability"])
-    # The first `pulumi up` and `pulumi destroy`, ordered and timed (docs/rehearsal.md); a mandatory hazard exits 1.
-    from plan import rehearsal
-    plan.extras["rehearsal"] = rehearsal.rehearse(plan, config)
-    plan.extras["_summary"]["Rehearsal"] = rehearsal.summary_lines(plan.extras["rehearsal"])
-    plan.extras["admission"] += rehearsal.rejections(plan.extras["rehearsal"])
+    summary = plan.extras.setdefault("_summary", {})
+    summary["Admission"] = summary_lines(plan.extras["admission"], plan.objects)
+    for section in SECTIONS:
+        result = section.compute(plan, config)
+        plan.extras[section.key] = result
+        summary[section.title] = section.summary(result)
+        plan.extras["admission"] += section.rejections(result)

@@ -77,6 +77,7 @@ URL = re.compile(r"\b([a-z][a-z0-9+.-]*)://(?:[^@/\s,'\"]*@)?([A-Za-z0-9.$()_-]+
 HOST_PORT = re.compile(r"^([a-z0-9][a-z0-9.-]*[a-z0-9]):(\d+)$")
 SCHEME_PORTS = {"http": 80, "https": 443, "grpc": 80, "redis": 6379, "rediss": 6379, "postgres": 5432,
                 "postgresql": 5432, "clickhouse": 9000, "mysql": 3306, "mongodb": 27017}
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when present: the same documents, 10x faster
 HOST_PORT_DEFAULTS = {"DATABASE": 5432, "POSTGRES": 5432, "REDIS": 6379, "CLICKHOUSE": 8123}
 
 # What each EKS add-on runs (its manifests as EKS installs them: labels, ports, hostNetwork, service
@@ -653,7 +654,7 @@ def _mounted_configmaps(spec: dict[str, Any]) -> set[str]:
 def _milvus_config(d: Derivation, srcs: list[Pod], text: str, why: str) -> None:
     """Milvus' config (milvus.yaml): etcd.endpoints ("host:port") and minio.address/port (S3)."""
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError:
         return
     if not isinstance(doc, dict):
@@ -672,7 +673,7 @@ def _config_strings(text: str) -> list[str]:
     """The string values of a config file: its YAML/JSON scalars (comments are not config), else
     its lines without `#` comments."""
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError:
         doc = None
     if isinstance(doc, (dict, list)):

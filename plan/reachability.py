@@ -57,6 +57,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 NS_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -113,8 +114,7 @@ class IPSet:
 
     @classmethod
     def of(cls, cidr: str, excepts: Iterable[str] = ()) -> IPSet:
-        return cls([ipaddress.ip_network(cidr, strict=False)]).minus(
-            cls(ipaddress.ip_network(e, strict=False) for e in excepts))
+        return _ipset_of(cidr, tuple(excepts))
 
     def minus(self, other: IPSet) -> IPSet:
         out = list(self.nets)
@@ -144,6 +144,13 @@ class IPSet:
 
     def __str__(self) -> str:
         return ",".join(str(n) for n in self.nets) or "(none)"
+
+
+@cache
+def _ipset_of(cidr: str, excepts: tuple[str, ...]) -> IPSet:
+    """`cidr` minus `excepts`, once per distinct ipBlock (an IPSet is immutable: callers share it)."""
+    return IPSet([ipaddress.ip_network(cidr, strict=False)]).minus(
+        IPSet(ipaddress.ip_network(e, strict=False) for e in excepts))
 
 
 PRIVATE = IPSet.of("10.0.0.0/8") | IPSet.of("172.16.0.0/12") | IPSet.of("192.168.0.0/16")

@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
-from plan.engine import ROOT, Plan, read_stack, run_program
+from plan.engine import ROOT, Plan, read_stack, run_program, tune_gc
+
+tune_gc()   # every worker plans whole programs: the plan's collection thresholds (plan/engine.py)
 
 STACKS = ("dev", "prod")
 EXAMPLES = ROOT / "examples"
