@@ -184,7 +184,7 @@ class AgenticPlatform(pulumi.ComponentResource):
         self.outputs["documentsBucket"] = self.data.documents_bucket
         self.outputs["redisEndpoint"] = self.data.redis_address
         self.outputs["tenantNamespaces"] = self.tenancy.tenant_namespaces
-        self.outputs["models"] = {n: f"http://{d.service_name}.{d.namespace}.svc:{d.port}" for n, d in self.models.items()}
+        self.outputs["models"] = {n: e.url for n, e in self.model_serving.endpoints.items()}
         if self.model_serving.bucket_name is not None:
             self.outputs["modelsBucket"] = self.model_serving.bucket_name
         if self.gateway is not None:

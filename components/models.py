@@ -120,6 +120,22 @@ def writable_env(engine: str) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------ components
 
+@dataclass(frozen=True)
+class ModelEndpoint:
+    """The model serving layer's typed output: what a layer that calls a model (gateway, agents) needs
+    of it, so none of them re-derives a model's namespace, Service or port from the config."""
+    name: str                 # the `x-model-id` clients send
+    namespace: str
+    service: str
+    port: int
+    engine: str               # vllm | tgi
+    tenant: str | None        # the tenant whose namespace serves it; None: the shared ai-inference
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.service}.{self.namespace}.svc:{self.port}"
+
+
 @dataclass
 class ModelDeploymentArgs:
     model: ModelConfig
@@ -147,6 +163,7 @@ class ModelDeployment(pulumi.ComponentResource):
         self.namespace = names.model_namespace(m)
         self.port = names.model_port(m.engine)
         ns, port = self.namespace, self.port
+        self.endpoint = ModelEndpoint(m.name, ns, self.service_name, port, m.engine, m.tenant)
         version = m.image.rsplit(":", 1)[-1] if "@" not in m.image else None
         # MODEL_CACHE_LABEL: the tenancy layer lets `s3` pods (only) reach the Pod Identity agent.
         lbl = labels(m.name, "model-server", version=version,
@@ -462,6 +479,7 @@ class ModelServing(pulumi.ComponentResource):
                 models_bucket=self.models_bucket, tolerations=tolerations, node_selector=node_selector,
                 region=region, tags=args.tags, depends_on=deps), child)
 
+        self.endpoints: dict[str, ModelEndpoint] = {n: d.endpoint for n, d in self.models.items()}
         self.bucket_name = self.models_bucket.bucket.bucket if self.models_bucket else None
         self.register_outputs({"models": {n: d.service_name for n, d in self.models.items()},
                                **({"modelsBucket": self.bucket_name} if self.bucket_name else {})})
