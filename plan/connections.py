@@ -149,11 +149,16 @@ class Derivation:
         if src.ref == dst.ref:
             return
         key = (src.ref, dst.ref, port, protocol)
-        if key in self.needs:
-            if why not in self.needs[key].why:
-                self.needs[key].why.append(why)
+        if key not in self.needs:
+            self.needs[key] = Need(src, dst, port, protocol, [why], service, service_port)
             return
-        self.needs[key] = Need(src, dst, port, protocol, [why], service, service_port)
+        known = self.needs[key]
+        if why not in known.why:
+            known.why.append(why)
+            known.why.sort()   # one connection, several reasons: the same text whatever order found them
+        # Through a ClusterIP on some path: the VPC CNI judges that path (the first such Service by name).
+        if service is not None and (known.service is None or _via(service, service_port) < _via(known.service, known.service_port)):
+            known.service, known.service_port = service, service_port
 
     def to_service(self, srcs: list[Pod], svc: dict[str, Any] | None, port: int | str, why: str,
                    ref: str = "", direct: bool = False) -> None:
@@ -254,6 +259,10 @@ class Derivation:
         for scheme, host, port in URL.findall(url):
             number = int(port) if port else SCHEME_PORTS.get(scheme.lower())
             self.to_address(srcs, host, number, why)
+
+
+def _via(svc: dict[str, Any], port: int | None) -> tuple[str, str, int]:
+    return (*_key(svc), port or 0)
 
 
 def _key(svc: dict[str, Any]) -> tuple[str, str]:

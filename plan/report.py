@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from plan.cache import Memo
 from plan.engine import Plan, Resource
 from plan.objects import K8sObject
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)   # libyaml when present: 10x faster
+# A manifest's YAML depends only on the manifest: most of them (every chart's CRDs) are the same
+# from one plan to the next, and PyYAML's representer is pure Python even over libyaml.
+_YAML = Memo("manifests", code=(sys.modules[__name__],), versions=(yaml.__version__, DUMPER.__name__))
 MOCK_NOTE = ("ids, ARNs, endpoints, kubeconfig and generated values are placeholders from the mock "
              "engine (prefix 'mock-', account 123456789012)")
 
@@ -47,6 +52,11 @@ def to_json(plan: Plan) -> dict[str, Any]:
     return doc
 
 
+def to_yaml(doc: dict[str, Any]) -> str:
+    """A manifest as YAML, keys in their order (apiVersion, kind, metadata first, as people write them)."""
+    return _YAML.text(doc, lambda: yaml.dump(doc, Dumper=DUMPER, sort_keys=False))
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
@@ -69,7 +79,7 @@ def write_manifests(plan: Plan, out_dir: Path) -> list[Path]:
                    "upstream": i.get("description"), "namespace": i.get("namespace"), "values": i.get("values", {})}
             path = out_dir / "_helm" / f"{_safe(doc['release'])}.yaml"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(yaml.dump(doc, Dumper=DUMPER, sort_keys=False))
+            path.write_text(to_yaml(doc))
             written.append(path)
     seen: set[Path] = set()
     for obj in plan.objects:
@@ -79,7 +89,7 @@ def write_manifests(plan: Plan, out_dir: Path) -> list[Path]:
         seen.add(rel)
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.dump(obj.manifest, Dumper=DUMPER, sort_keys=False))
+        path.write_text(to_yaml(obj.manifest))
         written.append(path)
         index.append({"file": str(rel), "apiVersion": obj.api_version, "kind": obj.kind, "namespace": obj.namespace,
                       "name": obj.name, "source": obj.source, "release": obj.release, "hook": obj.hook})

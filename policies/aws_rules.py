@@ -17,14 +17,17 @@ from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
     ResourceValidationArgs,
-    ResourceValidationPolicy,
     Severity,
 )
 
-from .common import as_list, config_list, get, parse_policy_document, statements, truthy
+from .common import TypedResourcePolicy, as_list, config_list, get, parse_policy_document, statements, truthy
 
 EKS_COMPONENT = "eks:index:Cluster"
 EKS_LEAF = "aws:eks/cluster:Cluster"
+EKS_TYPES = (EKS_COMPONENT, EKS_LEAF)
+KMS_KEY = "aws:kms/key:Key"
+SQS_QUEUE = "aws:sqs/queue:Queue"
+IAM_ROLE = "aws:iam/role:Role"
 OPEN_CIDRS = ("0.0.0.0/0", "::/0")
 
 # ----------------------------------------------------------------------------- EKS endpoint
@@ -55,7 +58,8 @@ def _eks_endpoint(args: ResourceValidationArgs, report) -> None:
         report(f"The EKS API endpoint is public to {', '.join(open_)}.")
 
 
-eks_endpoint_not_public = ResourceValidationPolicy(
+eks_endpoint_not_public = TypedResourcePolicy(
+    resource_types=EKS_TYPES,
     name="eks-endpoint-not-public",
     description="The EKS API endpoint is private, or public only to listed CIDRs (never 0.0.0.0/0 or ::/0).",
     validate=_eks_endpoint,
@@ -84,7 +88,8 @@ def _eks_encryption(args: ResourceValidationArgs, report) -> None:
             report("encryptionConfig does not encrypt 'secrets' with a KMS key.")
 
 
-eks_secrets_encryption = ResourceValidationPolicy(
+eks_secrets_encryption = TypedResourcePolicy(
+    resource_types=EKS_TYPES,
     name="eks-secrets-encryption",
     description="EKS envelope-encrypts Kubernetes Secrets with a KMS key.",
     validate=_eks_encryption,
@@ -102,8 +107,6 @@ DEFAULT_LOG_TYPES = ["api", "audit", "authenticator"]
 
 
 def _eks_logging(args: ResourceValidationArgs, report) -> None:
-    if args.resource_type not in (EKS_COMPONENT, EKS_LEAF):
-        return
     required = config_list(args, "requiredLogTypes", DEFAULT_LOG_TYPES)
     enabled = {str(t) for t in as_list(get(args.props, "enabledClusterLogTypes"))}
     missing = [t for t in required if t not in enabled]
@@ -111,7 +114,8 @@ def _eks_logging(args: ResourceValidationArgs, report) -> None:
         report(f"Control-plane log types not enabled: {', '.join(missing)}.")
 
 
-eks_control_plane_logging = ResourceValidationPolicy(
+eks_control_plane_logging = TypedResourcePolicy(
+    resource_types=EKS_TYPES,
     name="eks-control-plane-logging",
     description="EKS control-plane logging is on for at least the api, audit and authenticator logs.",
     validate=_eks_logging,
@@ -142,7 +146,8 @@ def _eks_auth_mode(args: ResourceValidationArgs, report) -> None:
         report(f"authenticationMode is {mode}; allowed: {', '.join(allowed)}.")
 
 
-eks_authentication_mode_api = ResourceValidationPolicy(
+eks_authentication_mode_api = TypedResourcePolicy(
+    resource_types=EKS_TYPES,
     name="eks-authentication-mode-api",
     description="EKS authenticates with access entries only (authentication mode API), not the aws-auth ConfigMap.",
     validate=_eks_auth_mode,
@@ -161,8 +166,6 @@ eks_authentication_mode_api = ResourceValidationPolicy(
 
 
 def _kms_rotation(args: ResourceValidationArgs, report) -> None:
-    if args.resource_type != "aws:kms/key:Key":
-        return
     spec = get(args.props, "customerMasterKeySpec") or get(args.props, "keySpec") or "SYMMETRIC_DEFAULT"
     usage = get(args.props, "keyUsage") or "ENCRYPT_DECRYPT"
     if spec != "SYMMETRIC_DEFAULT" or usage != "ENCRYPT_DECRYPT":
@@ -171,7 +174,8 @@ def _kms_rotation(args: ResourceValidationArgs, report) -> None:
         report("enableKeyRotation is not true.")
 
 
-kms_key_rotation = ResourceValidationPolicy(
+kms_key_rotation = TypedResourcePolicy(
+    resource_types=(KMS_KEY,),
     name="kms-key-rotation",
     description="Symmetric KMS keys rotate their key material automatically.",
     validate=_kms_rotation,
@@ -185,14 +189,13 @@ kms_key_rotation = ResourceValidationPolicy(
 
 
 def _sqs_encryption(args: ResourceValidationArgs, report) -> None:
-    if args.resource_type != "aws:sqs/queue:Queue":
-        return
     if truthy(get(args.props, "sqsManagedSseEnabled")) or get(args.props, "kmsMasterKeyId"):
         return
     report("Neither sqsManagedSseEnabled nor kmsMasterKeyId is set.")
 
 
-sqs_encryption = ResourceValidationPolicy(
+sqs_encryption = TypedResourcePolicy(
+    resource_types=(SQS_QUEUE,),
     name="sqs-encryption",
     description="SQS queues encrypt messages at rest (SSE-SQS or SSE-KMS), set explicitly.",
     validate=_sqs_encryption,
@@ -228,18 +231,17 @@ def _iam_wildcard(args: ResourceValidationArgs, report) -> None:
     docs: list[tuple[str, object]] = []
     if args.resource_type in IAM_POLICY_TYPES:
         docs.append(("policy", get(args.props, IAM_POLICY_TYPES[args.resource_type])))
-    elif args.resource_type == "aws:iam/role:Role":
+    else:   # IAM_ROLE
         for i, inline in enumerate(as_list(get(args.props, "inlinePolicies"))):
             docs.append((f"inlinePolicies[{i}]", get(inline, "policy")))
-    else:
-        return
     for where, doc in docs:
         bad = _admin_statements(parse_policy_document(doc))
         if bad:
             report(f"{where} allows Action '*' on Resource '*' ({', '.join(bad)}).")
 
 
-iam_no_admin_wildcard = ResourceValidationPolicy(
+iam_no_admin_wildcard = TypedResourcePolicy(
+    resource_types=(*IAM_POLICY_TYPES, IAM_ROLE),
     name="iam-no-admin-wildcard",
     description="No IAM policy allows Action '*' on Resource '*'.",
     validate=_iam_wildcard,
@@ -254,6 +256,8 @@ iam_no_admin_wildcard = ResourceValidationPolicy(
 # ----------------------------------------------------------------------------- IMDSv2 on every node
 
 EC2NODECLASS_PREFIX = "kubernetes:karpenter.k8s.aws/"
+NODE_TYPES = ("aws:ec2/launchTemplate:LaunchTemplate", "aws:ec2/instance:Instance", "eks:index:ManagedNodeGroup",
+              "aws:eks/nodeGroup:NodeGroup", f"{EC2NODECLASS_PREFIX}*:EC2NodeClass")
 
 
 def _imdsv2(args: ResourceValidationArgs, report) -> None:
@@ -274,7 +278,8 @@ def _imdsv2(args: ResourceValidationArgs, report) -> None:
             report(f"spec.metadataOptions.httpTokens is {tokens!r}, not 'required' (set it explicitly).")
 
 
-nodes_require_imdsv2 = ResourceValidationPolicy(
+nodes_require_imdsv2 = TypedResourcePolicy(
+    resource_types=NODE_TYPES,
     name="nodes-require-imdsv2",
     description="Every node requires IMDSv2 (launch templates, managed node groups, Karpenter EC2NodeClasses).",
     validate=_imdsv2,
@@ -300,14 +305,13 @@ STATEFUL_TYPES = (
 
 
 def _protected(args: ResourceValidationArgs, report) -> None:
-    if args.resource_type not in STATEFUL_TYPES:
-        return
     if not (args.opts and args.opts.protect):
         report(f"{args.resource_type.split(':')[-1]} '{args.name}' holds data but is not protected "
                f"(opts.protect is false).")
 
 
-stateful_resources_protected = ResourceValidationPolicy(
+stateful_resources_protected = TypedResourcePolicy(
+    resource_types=STATEFUL_TYPES,
     name="stateful-resources-protected",
     description="Stateful resources (S3 buckets, KMS keys, RDS, ElastiCache) are protected from deletion.",
     validate=_protected,
@@ -325,8 +329,6 @@ BUCKET_TYPES = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 
 
 def _force_destroy(args: ResourceValidationArgs, report) -> None:
-    if args.resource_type not in BUCKET_TYPES:
-        return
     protected = bool(args.opts and args.opts.protect)
     force = truthy(get(args.props, "forceDestroy"))
     if protected and force:
@@ -337,7 +339,8 @@ def _force_destroy(args: ResourceValidationArgs, report) -> None:
                f"BucketNotEmpty (S3 deletes only empty buckets).")
 
 
-s3_force_destroy_matches_protection = ResourceValidationPolicy(
+s3_force_destroy_matches_protection = TypedResourcePolicy(
+    resource_types=BUCKET_TYPES,
     name="s3-force-destroy-matches-protection",
     description="A bucket is forceDestroy exactly when it is not protected (destroy succeeds, protected data stays).",
     validate=_force_destroy,
@@ -361,8 +364,6 @@ def _condition_keys(statement: dict) -> set[str]:
 
 
 def _pod_identity_trust(args: ResourceValidationArgs, report) -> None:
-    if args.resource_type != "aws:iam/role:Role":
-        return
     doc = parse_policy_document(get(args.props, "assumeRolePolicy"))
     for i, st in enumerate(statements(doc)):
         principal = st.get("Principal") or {}
@@ -375,7 +376,8 @@ def _pod_identity_trust(args: ResourceValidationArgs, report) -> None:
                    f"{' and '.join(missing)}: any EKS cluster of the account could bind it.")
 
 
-pod_identity_trust_scoped = ResourceValidationPolicy(
+pod_identity_trust_scoped = TypedResourcePolicy(
+    resource_types=(IAM_ROLE,),
     name="pod-identity-trust-scoped",
     description="Roles trusting pods.eks.amazonaws.com are limited to this account and cluster (aws:SourceAccount, aws:SourceArn).",
     validate=_pod_identity_trust,

@@ -12,12 +12,43 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from fnmatch import fnmatchcase
 from typing import Any
 
+from pulumi_policy import ResourceValidationArgs, ResourceValidationPolicy
 from pulumi_policy.proxy import UnknownValueError
 
 UNKNOWN = object()
+
+# ----------------------------------------------------------------------------- typed resource rules
+
+
+class TypedResourcePolicy(ResourceValidationPolicy):
+    """A resource rule that reads only resources of `resource_types` (type tokens; `*` globs, e.g.
+    `kubernetes:karpenter.k8s.aws/*:EC2NodeClass`). For any other type its validate function is not
+    called and reports nothing, under `pulumi preview` as in the offline plan, which therefore
+    does not even build the rule's arguments for such a resource (policies.harness)."""
+
+    def __init__(self, *, resource_types: Iterable[str], validate: Callable[[ResourceValidationArgs, Any], None],
+                 **kwargs: Any):
+        self.resource_types = tuple(resource_types)
+
+        def only_its_types(args: ResourceValidationArgs, report: Any) -> None:
+            if self.reads(args.resource_type):
+                validate(args, report)
+
+        super().__init__(validate=only_its_types, **kwargs)
+
+    def reads(self, resource_type: str) -> bool:
+        return any(fnmatchcase(resource_type, t) if "*" in t else resource_type == t for t in self.resource_types)
+
+
+def reads(policy: Any, resource_type: str) -> bool:
+    """May `policy` (a resource rule) report on a resource of `resource_type`? Only a
+    TypedResourcePolicy says it may not."""
+    return not isinstance(policy, TypedResourcePolicy) or policy.reads(resource_type)
+
 
 # ----------------------------------------------------------------------------- generic access
 

@@ -25,8 +25,11 @@ enforcement levels, config and ``not_applicable`` behave as under ``pulumi previ
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 from collections.abc import Iterable, Mapping
+from importlib import metadata
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
@@ -34,14 +37,20 @@ from pulumi.runtime import proto
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
+from plan.cache import Memo
+
 from . import (
     ALL_POLICIES,
     PACK_ENFORCEMENT_LEVEL,
     PACK_NAME,
     PACK_VERSION,
+    aws_rules,
+    common,
     k8s_rules,
     load_policy_config,
+    stack_rules,
 )
+from .common import reads
 
 _SIG = "4dabf18193072939515e22adb298388d"
 _RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
@@ -122,13 +131,42 @@ def _finding(diag, default_urn: str | None, obj: str | None = None) -> dict:
     }
 
 
+def _analyzer(policies: list, config: Mapping) -> _PolicyAnalyzerServicer:
+    """pulumi-policy's own analyzer servicer running `policies`, configured as the CLI would."""
+    svc = _PolicyAnalyzerServicer(PACK_NAME, PACK_VERSION, policies, PACK_ENFORCEMENT_LEVEL)
+    svc.Configure(policy_config_request(config, policies), None)
+    return svc
+
+
+class _ResourceRules:
+    """Per resource type, an analyzer with the resource rules that read that type (all of them but
+    the TypedResourcePolicy rules of other types, which report nothing there): the servicer
+    deserializes a resource's properties once per rule it runs, so a Deployment is no longer
+    unpacked for the S3 and KMS rules. None: no rule reads the type."""
+
+    def __init__(self, policies: Iterable, config: Mapping):
+        self.policies = [p for p in policies if isinstance(p, ResourceValidationPolicy)]
+        self.config = config
+        self._by_type: dict[str, _PolicyAnalyzerServicer | None] = {}
+        self._by_rules: dict[tuple[str, ...], _PolicyAnalyzerServicer] = {}
+
+    def of(self, resource_type: str) -> _PolicyAnalyzerServicer | None:
+        if resource_type not in self._by_type:
+            rules = [p for p in self.policies if reads(p, resource_type)]
+            key = tuple(p.name for p in rules)
+            if rules and key not in self._by_rules:
+                self._by_rules[key] = _analyzer(rules, self.config)
+            self._by_type[resource_type] = self._by_rules[key] if rules else None
+        return self._by_type[resource_type]
+
+
 def evaluate(requests: Iterable, states: Mapping[str, Mapping], environment: str,
              policies: list | None = None) -> list[dict]:
     """Run ``policies`` (default ``ALL_POLICIES``) with ``environment``'s config; see the module doc."""
     policies = list(ALL_POLICIES if policies is None else policies)
     config = load_policy_config(environment)
-    svc = _PolicyAnalyzerServicer(PACK_NAME, PACK_VERSION, policies, PACK_ENFORCEMENT_LEVEL)
-    svc.Configure(policy_config_request(config, policies), None)
+    resource_rules = _ResourceRules(policies, config)
+    stack_policies = [p for p in policies if not isinstance(p, ResourceValidationPolicy)]
 
     findings: list[dict] = []
     stack_resources: list[proto.AnalyzerResource] = []
@@ -137,22 +175,46 @@ def evaluate(requests: Iterable, states: Mapping[str, Mapping], environment: str
             continue
         inputs = downgrade(json_format.MessageToDict(request.object))
         opts = proto.AnalyzerResourceOptions(parent=request.parent, protect=request.protect)
-        response = svc.Analyze(proto.AnalyzeRequest(
-            type=request.type, properties=_struct(inputs), urn=urn, name=request.name, options=opts), None)
-        findings += [_finding(d, urn) for d in response.diagnostics]
+        rules = resource_rules.of(request.type)
+        if rules is not None:
+            response = rules.Analyze(proto.AnalyzeRequest(
+                type=request.type, properties=_struct(inputs), urn=urn, name=request.name, options=opts), None)
+            findings += [_finding(d, urn) for d in response.diagnostics]
 
         state = states.get(urn)
         outputs = downgrade(json.loads(json.dumps(state, default=str)), True) if state is not None else inputs
-        prop_deps = {k: proto.AnalyzerPropertyDependencies(urns=list(v.urns))
+        # Dependencies are sets (the SDK sends them in whatever order it gathered them): sorted.
+        prop_deps = {k: proto.AnalyzerPropertyDependencies(urns=sorted(v.urns))
                      for k, v in request.propertyDependencies.items()}
         stack_resources.append(proto.AnalyzerResource(
             type=request.type, properties=_struct(outputs or {}), urn=urn, name=request.name,
-            parent=request.parent, options=opts, dependencies=list(request.dependencies),
+            parent=request.parent, options=opts, dependencies=sorted(request.dependencies),
             propertyDependencies=prop_deps))
 
-    response = svc.AnalyzeStack(proto.AnalyzeStackRequest(resources=stack_resources), None)
-    findings += [_finding(d, None) for d in response.diagnostics]
+    if stack_policies:
+        findings += _analyze_stack(stack_policies, config, sorted(stack_resources, key=lambda r: r.urn))
     return findings
+
+
+# The pack's own modules: a stack verdict is kept across plans (plan.cache) keyed by their source,
+# pulumi-policy's version, the config and the exact request (resources in URN order, so a repeat plan
+# asks the same question whatever order the program registered them in).
+_STACK_VERDICTS = Memo("policies", code=(sys.modules[__package__], aws_rules, common, k8s_rules, stack_rules,
+                                         sys.modules[__name__]), versions=(metadata.version("pulumi-policy"),))
+
+
+def _analyze_stack(rules: list, config: Mapping, resources: list) -> list[dict]:
+    """The stack rules' findings over every resource (AnalyzeStack); the pack's rules are memoized."""
+    request = proto.AnalyzeStackRequest(resources=resources)
+
+    def run() -> str:
+        response = _analyzer(rules, config).AnalyzeStack(request, None)
+        return json.dumps([_finding(d, None) for d in response.diagnostics])
+
+    if not all(any(r is p for p in ALL_POLICIES) for r in rules):
+        return json.loads(run())   # ad-hoc rules (tests): their code is not in the key
+    key = (sorted(r.name for r in rules), config, hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest())
+    return json.loads(_STACK_VERDICTS.text(key, run))
 
 
 def type_token(api_version: str, kind: str) -> str:
@@ -170,18 +232,16 @@ def evaluate_objects(objects: Iterable[tuple[Mapping, str, str]], environment: s
     through the same rules, as if it were a typed resource of its kind. `objects`: (manifest, urn to
     report, object name for the finding's `object`); stack rules (which correlate declared
     resources) do not run here."""
-    policies = [p for p in (ALL_POLICIES if policies is None else policies) if isinstance(p, ResourceValidationPolicy)]
-    config = load_policy_config(environment)
-    svc = _PolicyAnalyzerServicer(PACK_NAME, PACK_VERSION, policies, PACK_ENFORCEMENT_LEVEL)
-    svc.Configure(policy_config_request(config, policies), None)
+    resource_rules = _ResourceRules(ALL_POLICIES if policies is None else policies, load_policy_config(environment))
     findings: list[dict] = []
     for manifest, urn, ref in objects:
         typ = type_token(str(manifest.get("apiVersion", "")), str(manifest.get("kind", "")))
-        if typ not in k8s_rules.RESOURCE_TYPES:
+        rules = resource_rules.of(typ)
+        if rules is None:
             continue   # no resource rule reads it (CRDs, RBAC, ConfigMaps): skip the costly proxying
         name = str((manifest.get("metadata") or {}).get("name", ""))
-        response = svc.Analyze(proto.AnalyzeRequest(type=typ, properties=_struct(manifest), urn=urn, name=name,
-                                                    options=proto.AnalyzerResourceOptions()), None)
+        response = rules.Analyze(proto.AnalyzeRequest(type=typ, properties=_struct(manifest), urn=urn, name=name,
+                                                      options=proto.AnalyzerResourceOptions()), None)
         findings += [_finding(d, urn, ref) for d in response.diagnostics]
     return findings
 

@@ -12,13 +12,13 @@ from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
     ResourceValidationArgs,
-    ResourceValidationPolicy,
     Severity,
 )
 
 from .common import (
     GPU_RESOURCE,
     WORKLOAD_TYPES,
+    TypedResourcePolicy,
     as_list,
     config_list,
     containers,
@@ -35,6 +35,7 @@ from .common import (
 # Platform namespaces (ai-*, observability) are deliberately NOT on the list.
 DEFAULT_PRIVILEGED_NAMESPACES = ["kube-system", "gpu-operator", "observability-node"]
 DEFAULT_LOADBALANCER_NAMESPACES = ["ai-gateway"]
+SERVICE = "kubernetes:core/v1:Service"
 
 _ALLOWED_NS_SCHEMA = PolicyConfigSchema(properties={
     "allowedNamespaces": {"type": "array", "items": {"type": "string"},
@@ -74,7 +75,8 @@ def _requests_limits(args: ResourceValidationArgs, report) -> None:
             report(f"container '{get(c, 'name')}' has no {', '.join(missing)}.")
 
 
-k8s_resources_requests_limits = ResourceValidationPolicy(
+k8s_resources_requests_limits = TypedResourcePolicy(
+    resource_types=WORKLOAD_TYPES,
     name="k8s-resources-requests-limits",
     description="Every container sets CPU and memory requests and limits.",
     validate=_requests_limits,
@@ -99,7 +101,8 @@ def _privileged(args: ResourceValidationArgs, report) -> None:
             report(f"container '{get(c, 'name')}' is privileged in namespace '{ns}'.")
 
 
-k8s_no_privileged = ResourceValidationPolicy(
+k8s_no_privileged = TypedResourcePolicy(
+    resource_types=WORKLOAD_TYPES,
     name="k8s-no-privileged",
     description="No privileged containers, hostNetwork, hostPID or hostIPC outside the allow-listed namespaces.",
     validate=_privileged,
@@ -125,7 +128,8 @@ def _images(args: ResourceValidationArgs, report) -> None:
             report(f"container '{get(c, 'name')}' {problem}.")
 
 
-k8s_images_pinned = ResourceValidationPolicy(
+k8s_images_pinned = TypedResourcePolicy(
+    resource_types=WORKLOAD_TYPES,
     name="k8s-images-pinned",
     description="Container images are pinned to an explicit tag or a digest (no ':latest', no untagged).",
     validate=_images,
@@ -152,7 +156,8 @@ def _non_root(args: ResourceValidationArgs, report) -> None:
             report(f"container '{get(c, 'name')}' may run as root (runAsNonRoot is not true).")
 
 
-k8s_run_as_non_root = ResourceValidationPolicy(
+k8s_run_as_non_root = TypedResourcePolicy(
+    resource_types=WORKLOAD_TYPES,
     name="k8s-run-as-non-root",
     description="Containers run as non-root (runAsNonRoot true at pod or container level) outside allow-listed namespaces.",
     validate=_non_root,
@@ -169,8 +174,6 @@ k8s_run_as_non_root = ResourceValidationPolicy(
 
 
 def _no_lb(args: ResourceValidationArgs, report) -> None:
-    if args.resource_type != "kubernetes:core/v1:Service":
-        return
     if get(args.props, "spec", "type") != "LoadBalancer":
         return
     ns = namespace_of(args.props)
@@ -179,7 +182,8 @@ def _no_lb(args: ResourceValidationArgs, report) -> None:
         report(f"Service of type LoadBalancer in namespace '{ns}' (allowed only in: {', '.join(allowed)}).")
 
 
-k8s_no_loadbalancer_services = ResourceValidationPolicy(
+k8s_no_loadbalancer_services = TypedResourcePolicy(
+    resource_types=(SERVICE,),
     name="k8s-no-loadbalancer-services",
     description="Only the inference gateway exposes a Service of type LoadBalancer.",
     validate=_no_lb,
@@ -199,8 +203,6 @@ HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart", "k
 
 
 def _helm_version(args: ResourceValidationArgs, report) -> None:
-    if args.resource_type not in HELM_TYPES:
-        return
     version = get(args.props, "version")
     if version is None:
         version = get(args.props, "fetchOpts", "version")  # v3 Chart
@@ -210,7 +212,8 @@ def _helm_version(args: ResourceValidationArgs, report) -> None:
         report(f"Helm chart '{chart}': {problem}.")
 
 
-helm_release_version_pinned = ResourceValidationPolicy(
+helm_release_version_pinned = TypedResourcePolicy(
+    resource_types=HELM_TYPES,
     name="helm-release-version-pinned",
     description="Every Helm release pins an exact chart version (no empty version, range or 'latest').",
     validate=_helm_version,
@@ -260,8 +263,6 @@ def _nodepool_is_gpu(spec) -> bool:
 
 
 def _gpu_nodepool(args: ResourceValidationArgs, report) -> None:
-    if args.resource_type != NODEPOOL_TYPE:
-        return
     spec = get(args.props, "spec")
     if not _nodepool_is_gpu(spec):
         return
@@ -272,7 +273,8 @@ def _gpu_nodepool(args: ResourceValidationArgs, report) -> None:
         report(f"GPU NodePool does not taint its nodes '{GPU_RESOURCE}:NoSchedule'.")
 
 
-gpu_nodepool_limits_and_taint = ResourceValidationPolicy(
+gpu_nodepool_limits_and_taint = TypedResourcePolicy(
+    resource_types=(NODEPOOL_TYPE,),
     name="gpu-nodepool-limits-and-taint",
     description="Every GPU NodePool caps nvidia.com/gpu in spec.limits and taints its nodes nvidia.com/gpu:NoSchedule.",
     validate=_gpu_nodepool,
@@ -294,8 +296,3 @@ POLICIES = [
     gpu_nodepool_limits_and_taint,
 ]
 
-
-# Every type a rule of this module reads (the others return at once): the offline plan sends only
-# these of the objects Helm renders through the rules (policies.harness.evaluate_objects), not the
-# megabytes of CRDs and RBAC a chart also carries.
-RESOURCE_TYPES = frozenset({*WORKLOAD_TYPES, "kubernetes:core/v1:Service", *HELM_TYPES, NODEPOOL_TYPE})

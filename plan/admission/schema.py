@@ -18,13 +18,16 @@ from __future__ import annotations
 import copy
 import json
 import re
+import sys
 from functools import cache
+from importlib import metadata
 from importlib import resources as importlib_resources
 from typing import Any
 
 import jsonschema
 from referencing import Registry, Resource
 
+from plan.cache import Memo, digest
 from plan.objects import K8sObject
 
 _STRICT_DIR = "kubernetes-json-schema/v{version}-local-strict"
@@ -107,8 +110,9 @@ def structural_to_json_schema(node: Any) -> Any:
     return out
 
 
-def crd_validators(objects: list[K8sObject]) -> dict[tuple[str, str], jsonschema.Draft202012Validator]:
-    """(apiVersion, kind) -> validator for every served version of every CRD among `objects`."""
+def crd_schemas(objects: list[K8sObject]) -> dict[tuple[str, str], tuple[dict[str, Any], str]]:
+    """(apiVersion, kind) -> (its JSON Schema, its digest) for every served version of every CRD among
+    `objects`; the schema is converted (structural_to_json_schema) on first use."""
     out = {}
     for o in objects:
         if o.kind != "CustomResourceDefinition":
@@ -118,13 +122,19 @@ def crd_validators(objects: list[K8sObject]) -> dict[tuple[str, str], jsonschema
         for v in spec.get("versions") or []:
             if not v.get("served", True):
                 continue
-            schema = structural_to_json_schema(((v.get("schema") or {}).get("openAPIV3Schema")) or {})
-            props = schema.setdefault("properties", {})
-            props["apiVersion"] = {"const": f"{group}/{v['name']}"}
-            props["kind"] = {"const": kind}
-            props["metadata"] = {"type": "object"}
-            out[(f"{group}/{v['name']}", kind)] = jsonschema.Draft202012Validator(schema)
+            raw = ((v.get("schema") or {}).get("openAPIV3Schema")) or {}
+            out[(f"{group}/{v['name']}", kind)] = (raw, digest(("crd", raw)))
     return out
+
+
+def crd_validator(api_version: str, kind: str, raw: dict[str, Any]) -> jsonschema.Draft202012Validator:
+    """The validator of one served version of a CRD, from its openAPIV3Schema."""
+    schema = structural_to_json_schema(raw)
+    props = schema.setdefault("properties", {})
+    props["apiVersion"] = {"const": api_version}
+    props["kind"] = {"const": kind}
+    props["metadata"] = {"type": "object"}
+    return jsonschema.Draft202012Validator(schema)
 
 
 def _message(err: jsonschema.ValidationError) -> str:
@@ -132,18 +142,36 @@ def _message(err: jsonschema.ValidationError) -> str:
     return f"{where}: {err.message[:300]}"
 
 
+# An object's verdict depends only on the object and its schema (a built-in kind's: the
+# kubernetes-validate schema set of the version; a custom one's: its CRD's openAPIV3Schema): kept
+# across plans, as validating every object with jsonschema is most of admission's time.
+_VERDICTS = Memo("schema", code=(sys.modules[__name__],),
+                 versions=(metadata.version("jsonschema"), metadata.version("kubernetes-validate")))
+
+
 def check(objects: list[K8sObject], kube_version: str) -> list[tuple[K8sObject, str]]:
     """(object, problem) for every object the API server would reject by schema."""
-    custom = crd_validators(objects)
+    custom = crd_schemas(objects)
+    validators: dict[tuple[str, str], jsonschema.Draft202012Validator | None] = {}
+
+    def validator(key: tuple[str, str]) -> jsonschema.Draft202012Validator | None:
+        if key not in validators:
+            validators[key] = crd_validator(*key, custom[key][0]) if key in custom else builtin_validator(kube_version, *key)
+        return validators[key]
+
+    def verdict(o: K8sObject, key: tuple[str, str]) -> str:
+        err = jsonschema.exceptions.best_match(validator(key).iter_errors(o.manifest))  # type: ignore[union-attr]
+        return "" if err is None else _message(err)
+
     problems = []
     for o in objects:
         key = (o.api_version, o.kind)
-        validator = custom.get(key) or builtin_validator(kube_version, *key)
-        if validator is None:
+        if key not in custom and builtin_validator(kube_version, *key) is None:
             problems.append((o, f"no matches for kind \"{o.kind}\" in version \"{o.api_version}\": neither Kubernetes "
                                 f"{kube_version} nor a CRD the platform installs serves it"))
             continue
-        err = jsonschema.exceptions.best_match(validator.iter_errors(o.manifest))
-        if err is not None:
-            problems.append((o, _message(err)))
+        schema_id = custom[key][1] if key in custom else ("builtin", _schema_dir(kube_version), *key)
+        found = _VERDICTS.text((schema_id, o.manifest), lambda o=o, key=key: verdict(o, key))
+        if found:
+            problems.append((o, found))
     return problems
