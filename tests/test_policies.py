@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 from google.protobuf import struct_pb2
 from pulumi.runtime import proto
+from pulumi_policy import ResourceValidationPolicy
 
 from policies import ALL_POLICIES, ENVIRONMENTS, POLICY_NAMES, load_policy_config
+from policies.common import TypedResourcePolicy
 from policies.harness import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,8 +43,9 @@ class Res:
         return f"{self.name}-id"
 
 
-def run(resources, env="prod"):
-    requests, states = [], {}
+def _requests(resources):
+    """(RegisterResourceRequest, urn, mocked state) per resource."""
+    out = []
     for r in resources:
         obj = struct_pb2.Struct()
         obj.update(json.loads(json.dumps(r.props)))
@@ -51,9 +54,13 @@ def run(resources, env="prod"):
             dependencies=sorted({u for us in r.deps.values() for u in us}),
             propertyDependencies={k: proto.RegisterResourceRequest.PropertyDependencies(urns=v)
                                   for k, v in r.deps.items()})
-        requests.append((req, r.urn))
-        states[r.urn] = r.outputs if r.outputs is not None else r.props
-    return evaluate(requests, states, env)
+        out.append((req, r.urn, r.outputs if r.outputs is not None else r.props))
+    return out
+
+
+def run(resources, env="prod"):
+    recorded = _requests(resources)
+    return evaluate([(req, urn) for req, urn, _ in recorded], {urn: state for _, urn, state in recorded}, env)
 
 
 def hits(findings, policy):
@@ -601,3 +608,21 @@ def test_recorded_program_under_mocks():
                      "eks-authentication-mode-api", "eks-secrets-encryption", "s3-public-access-blocked",
                      "s3-sse-kms", "s3-tls-only", "k8s-images-pinned", "s3-access-logging",
                      "eks-cluster-creator-declared", "s3-force-destroy-matches-protection"}
+
+
+def test_every_resource_rule_names_the_types_it_reads():
+    """The harness sends a resource only through the rules that read its type (TypedResourcePolicy);
+    a rule's validate is never called for another type, under preview as in the plan."""
+    resource_rules = [p for p in ALL_POLICIES if isinstance(p, ResourceValidationPolicy)]
+    assert resource_rules and all(isinstance(p, TypedResourcePolicy) and p.resource_types for p in resource_rules)
+    imds = next(p for p in resource_rules if p.name == "nodes-require-imdsv2")
+    assert imds.reads("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")   # a glob over API versions
+    assert imds.reads("kubernetes:karpenter.k8s.aws/v1beta1:EC2NodeClass")
+    assert not imds.reads("kubernetes:karpenter.sh/v1:NodePool")
+    seen = []
+    rule = TypedResourcePolicy(name="only-queues", description="d", resource_types=("aws:sqs/queue:Queue",),
+                               validate=lambda args, report: (seen.append(args.resource_type), report("no")))
+    findings = evaluate([(req, urn) for req, urn, _ in _requests([Res("aws:kms/key:Key", "k", {}),
+                                                                  Res("aws:sqs/queue:Queue", "q", {})])],
+                        {}, "prod", [rule])
+    assert seen == ["aws:sqs/queue:Queue"] and [f["urn"] for f in findings] == [Res("aws:sqs/queue:Queue", "q", {}).urn]

@@ -14,12 +14,14 @@ End to end through the CLI (the gate exits 1 naming the rule and the resources):
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from google.protobuf import json_format
 
+from plan import cache as plan_cache
 from plan.engine import ROOT, Plan
 from policies import ENVIRONMENTS, POLICY_NAMES, aws_rules, k8s_rules, stack_rules
 from policies.harness import evaluate
@@ -530,3 +532,22 @@ def test_docs_table_matches_the_configs():
     assert sorted(rows) == sorted(POLICY_NAMES)
     for name, levels in rows.items():
         assert levels == tuple(load_policy_config(env)[name]["enforcementLevel"] for env in ENVIRONMENTS), name
+
+
+def test_a_stack_verdict_is_remembered_only_for_the_question_it_answered(rec, tmp_path, monkeypatch):
+    """The stack rules' verdict is memoized (plan/cache.py) per request: a broken recording is a new
+    question, answered afresh; the clean one, asked again, gets its stored answer."""
+    monkeypatch.setattr(plan_cache, "CACHE_ROOT", tmp_path)
+    rule = stack_rules.namespace_default_deny_network_policy
+    assert flagged(rec.run(rule), rule.name) == set()
+    (stored,) = (tmp_path / "policies").iterdir()
+    ns_urn = next(u for u in rec.urns(NAMESPACE) if rec.meta(u, "name") == "ai-inference")
+    clean = list(rec.requests)
+    for urn in _owned(rec, NETWORK_POLICY, "ai-inference", _is_default_deny):
+        rec.drop(urn)
+    assert flagged(rec.run(rule), rule.name) == {ns_urn}
+    assert len(list((tmp_path / "policies").iterdir())) == 2
+    stored.write_text(json.dumps([{"policy": rule.name, "level": "mandatory", "urn": "stored", "object": None,
+                                   "message": "the stored answer"}]))
+    rec.requests = clean
+    assert flagged(rec.run(rule), rule.name) == {"stored"}   # a hit is read, not recomputed
