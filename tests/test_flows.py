@@ -124,7 +124,7 @@ def test_prod_uses_rds_and_elasticache_in_the_vpc():
 def test_operator_pods_connections(stack):
     """The gateway proxies -> the model servers of every HTTPRoute; the agents -> the gateway."""
     if not any(o.controller for o in plan_of(stack).objects):
-        pytest.skip("the plan has no operator-made objects yet (plan/operators.py not wired into analyse)")
+        pytest.skip("the plan has no operator-made objects yet (plan/operators/ not wired into analyse)")
     assert conns(stack, f"{names.NS_GATEWAY}/", f"{names.NS_INFERENCE}/Deployment/", why="gateway -> HTTPRoute")
     assert conns(stack, f"{names.NS_AGENTS}/", f"{names.NS_GATEWAY}/", why="ModelConfig")
     assert conns(stack, "", f"{names.NS_GATEWAY}/", why="load balancer")

@@ -1,4 +1,4 @@
-"""plan/operators.py: the objects prometheus-operator, kagent, kgateway and agentgateway create from
+"""plan/operators/: the objects prometheus-operator, kagent, kgateway and agentgateway create from
 the platform's custom resources, checked against what each operator's source (at the pinned
 version) builds, and admitted by Pod Security like any other pod."""
 
