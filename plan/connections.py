@@ -56,7 +56,7 @@ from plan.reachability import (
     External,
     IPSet,
     Pod,
-    _int,
+    as_int,
     container_ports,
     namespace_matrix,
     namespaces_of,
@@ -173,11 +173,11 @@ class Derivation:
         external = self.selectorless.get(_key(svc))
         if external is not None:
             for sp in (svc.get("spec") or {}).get("ports") or []:
-                if port in (sp.get("name"), _int(sp.get("port"))):
-                    target = _int(sp.get("targetPort", sp.get("port"))) or _int(sp.get("port")) or 0
+                if port in (sp.get("name"), as_int(sp.get("port"))):
+                    target = as_int(sp.get("targetPort", sp.get("port"))) or as_int(sp.get("port")) or 0
                     for s in srcs:
                         self.need(s, external, target, sp.get("protocol") or "TCP", why,
-                                  None if headless else svc, _int(sp.get("port")))
+                                  None if headless else svc, as_int(sp.get("port")))
             return
         backends = self.cluster.backends(svc, port)
         if not backends:
@@ -185,7 +185,7 @@ class Derivation:
                                     "why": why, "problem": "no pod behind this Service port"})
         for pod, number, proto, sp in backends:
             for s in srcs:
-                self.need(s, pod, number, proto, why, None if headless else svc, _int(sp.get("port")))
+                self.need(s, pod, number, proto, why, None if headless else svc, as_int(sp.get("port")))
 
     # --- lookups
     def pods_where(self, namespace: str | None = None, labels: dict[str, str] | None = None,
@@ -252,7 +252,7 @@ class Derivation:
             if len(ports) != 1:
                 self.unresolved.append({"from": [s.ref for s in srcs], "to": ref, "why": why, "problem": "no port"})
                 return
-            p = _int(ports[0].get("port"))
+            p = as_int(ports[0].get("port"))
         self.to_service(srcs, svc, p, why, ref)
 
     def to_url(self, srcs: list[Pod], url: str, why: str) -> None:
@@ -446,7 +446,7 @@ def webhooks(d: Derivation) -> None:
         if not service:
             return
         ns, name = service.get("namespace") or "default", service.get("name")
-        port = _int(service.get("port")) or 443
+        port = as_int(service.get("port")) or 443
         svc = d.cluster.service(ns, name)
         if svc is None:
             d.unresolved.append({"from": [src.ref], "to": f"{ns}/Service/{name}", "why": why, "problem": "no such Service"})
@@ -530,7 +530,7 @@ def monitoring(d: Derivation) -> None:
             elif target is not None:   # a port of the pods behind the Services
                 for s in services:
                     for pod in _service_pods(d, s):
-                        number = _int(target)
+                        number = as_int(target)
                         numbers = [number] if number is not None else pod.named_port(str(target), "TCP")
                         for n in numbers:
                             for src in scrapers:
@@ -547,7 +547,7 @@ def monitoring(d: Derivation) -> None:
             d.findings.append(_finding(pm, f"selects no pod (selector {spec.get('selector')})"))
         for ep in spec.get("podMetricsEndpoints") or []:
             name = ep.get("port")
-            number = _int(ep.get("portNumber")) or _int(ep.get("targetPort"))
+            number = as_int(ep.get("portNumber")) or as_int(ep.get("targetPort"))
             for pod in pods:
                 numbers = [number] if number is not None else pod.named_port(str(name), "TCP")
                 for n in numbers:
@@ -581,13 +581,13 @@ def _route_backend(d: Derivation, srcs: list[Pod], ref: dict[str, Any], route_ns
     kind, group = ref.get("kind", "Service"), ref.get("group", "")
     ns, name = ref.get("namespace") or route_ns, ref.get("name")
     if kind == "Service" and group in ("", "core"):
-        d.to_service(srcs, d.cluster.service(ns, name), _int(ref.get("port")) or ref.get("port"), why,
+        d.to_service(srcs, d.cluster.service(ns, name), as_int(ref.get("port")) or ref.get("port"), why,
                      f"{ns}/Service/{name}", direct=True)
     elif kind == "Backend" and depth < 4:   # kgateway Backend: static hosts, priority groups of Backends
         for b in _backend_objects(d, "Backend", ns, name):
             spec = b.manifest.get("spec") or {}
             for h in ((spec.get("static") or {}).get("hosts") or []):
-                d.to_address(srcs, str(h.get("host")), _int(h.get("port")), why)
+                d.to_address(srcs, str(h.get("host")), as_int(h.get("port")), why)
             for group_ in spec.get("priorityGroups") or []:
                 for inner in group_.get("backendRefs") or []:
                     _route_backend(d, srcs, {"kind": "Backend", **inner}, ns, why, depth + 1)
@@ -596,7 +596,7 @@ def _route_backend(d: Derivation, srcs: list[Pod], ref: dict[str, Any], route_ns
             spec = pool.manifest.get("spec") or {}
             sel = spec.get("selector") or {}
             sel = sel.get("matchLabels", sel) if isinstance(sel, dict) else {}
-            ports = [_int(p.get("number")) for p in spec.get("targetPorts") or []] or [_int(spec.get("targetPortNumber"))]
+            ports = [as_int(p.get("number")) for p in spec.get("targetPorts") or []] or [as_int(spec.get("targetPortNumber"))]
             for pod in d.pods_where(ns, {k: str(v) for k, v in sel.items()}):
                 for n in ports:
                     if n:
@@ -604,7 +604,7 @@ def _route_backend(d: Derivation, srcs: list[Pod], ref: dict[str, Any], route_ns
                             d.need(s, pod, n, "TCP", f"{why} (InferencePool {name})")
             epp = spec.get("endpointPickerRef") or spec.get("extensionRef") or {}
             if epp.get("name"):
-                port = _int((epp.get("port") or {}).get("number")) or _int(epp.get("portNumber")) or 9002
+                port = as_int((epp.get("port") or {}).get("number")) or as_int(epp.get("portNumber")) or 9002
                 d.to_service(srcs, d.cluster.service(ns, epp["name"]), port, f"{why} (endpoint picker of {name})",
                              f"{ns}/Service/{epp['name']}")
 
@@ -674,7 +674,7 @@ def _milvus_config(d: Derivation, srcs: list[Pod], text: str, why: str) -> None:
             d.to_address(srcs, m[1], int(m[2]), f"{why}: etcd")
     minio = doc.get("minio")
     if isinstance(minio, dict) and minio.get("address"):
-        port = _int(minio.get("port")) or (443 if minio.get("useSSL") else 9000)
+        port = as_int(minio.get("port")) or (443 if minio.get("useSSL") else 9000)
         d.to_address(srcs, str(minio["address"]), port, f"{why}: object storage")
 
 
@@ -722,7 +722,7 @@ def addresses(d: Derivation) -> None:
                         d.to_url(srcs, value, why)
                     elif name.endswith("_HOST") and value:
                         prefix = name[: -len("_HOST")]
-                        port = _int(env.get(f"{prefix}_PORT")) or HOST_PORT_DEFAULTS.get(prefix.split("_")[-1])
+                        port = as_int(env.get(f"{prefix}_PORT")) or HOST_PORT_DEFAULTS.get(prefix.split("_")[-1])
                         d.to_address(srcs, value, port, why)
                     elif HOST_PORT.match(value) and "." in value.split(":")[0]:
                         m = HOST_PORT.match(value)
@@ -804,12 +804,12 @@ def _secret_target(d: Derivation, srcs: list[Pod], ns: str, name: str | None, wh
     for s in secrets:
         for dep in _secret_deps(d, s):
             if dep.type == RDS:
-                port = _int(dep.inputs.get("port")) or 5432
+                port = as_int(dep.inputs.get("port")) or 5432
                 for p in srcs:
                     d.need(p, External("RDS PostgreSQL (in the VPC)", d.vpc), port, "TCP", f"{why} (Secret {name})")
                 return
             if dep.type == ELASTICACHE:
-                port = _int(dep.inputs.get("port")) or names.PORT_REDIS
+                port = as_int(dep.inputs.get("port")) or names.PORT_REDIS
                 for p in srcs:
                     d.need(p, External("ElastiCache (in the VPC)", d.vpc), port, "TCP", f"{why} (Secret {name})")
                 return
@@ -846,7 +846,7 @@ def load_balancers(d: Derivation) -> None:
         if spec.get("type") != "LoadBalancer":
             continue
         for sp in spec.get("ports") or []:
-            for pod, number, proto, _ in d.cluster.backends(svc, _int(sp.get("port")) or 0):
+            for pod, number, proto, _ in d.cluster.backends(svc, as_int(sp.get("port")) or 0):
                 d.need(nlb, pod, number, proto, f"load balancer -> {ns}/Service/{name}:{sp.get('port')}")
 
 

@@ -1,0 +1,121 @@
+"""The endpoints and policies the evaluator judges: pods (one per pod template), addresses outside
+the pod network, NetworkPolicies, and label selectors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from plan.reachability.sets import IPSet
+
+NS_NAME_LABEL = "kubernetes.io/metadata.name"
+BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def selector_matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """metav1.LabelSelector semantics (LabelSelectorAsSelector): every matchLabels pair and every
+    expression must hold; `{}` matches everything. `None` matches nothing (callers say what an
+    absent selector means where it means something else)."""
+    if selector is None:
+        return False
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != str(value):
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), [str(v) for v in expr.get("values") or []]
+        if op == "In":
+            ok = key in labels and labels[key] in values
+        elif op == "NotIn":
+            ok = key not in labels or labels[key] not in values
+        elif op == "Exists":
+            ok = key in labels
+        elif op == "DoesNotExist":
+            ok = key not in labels
+        else:
+            raise ValueError(f"unknown label selector operator {op!r}")
+        if not ok:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class ContainerPort:
+    name: str | None
+    number: int
+    protocol: str = "TCP"
+
+
+@dataclass(eq=False)
+class Pod:
+    """One pod template (its replicas behave alike). `wildcard`: a probe standing for any pod a
+    namespace's users might create — every selector matches it, every named port resolves."""
+    namespace: str
+    owner: str                         # "Kind/name" of the object whose template it is
+    labels: dict[str, str] = field(default_factory=dict)
+    ports: tuple[ContainerPort, ...] = ()
+    host_network: bool = False
+    service_account: str = "default"
+    source: Any = None                 # the K8sObject, when there is one
+    wildcard: bool = False
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.owner}"
+
+    def named_port(self, name: str, protocol: str) -> list[int]:
+        return [p.number for p in self.ports if p.name == name and p.protocol == protocol]
+
+
+@dataclass(frozen=True, eq=False)
+class External:
+    """Addresses outside the pod network: the API server's ENIs, S3, the internet, a link-local agent."""
+    name: str
+    ips: IPSet
+    desc: str | None = None     # how to print the addresses (else every network)
+
+    @property
+    def ref(self) -> str:
+        return self.desc or str(self.ips)
+
+
+Endpoint = Pod | External
+
+
+@dataclass
+class Policy:
+    namespace: str
+    name: str
+    spec: dict[str, Any]
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        types = self.spec.get("policyTypes")
+        if types:
+            return tuple(types)
+        return ("Ingress", "Egress") if self.spec.get("egress") else ("Ingress",)
+
+    def rules(self, kind: str) -> list[dict[str, Any]]:
+        return list(self.spec.get("ingress" if kind == "Ingress" else "egress") or [])
+
+
+def as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def container_ports(spec: dict[str, Any]) -> tuple[ContainerPort, ...]:
+    """Ports of a pod's containers (and of restartable init containers: sidecars)."""
+    containers = list(spec.get("containers") or [])
+    containers += [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+    out = []
+    for c in containers:
+        for p in c.get("ports") or []:
+            number = as_int(p.get("containerPort"))
+            if number is not None:
+                out.append(ContainerPort(p.get("name"), number, p.get("protocol") or "TCP"))
+    return tuple(out)
