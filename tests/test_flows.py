@@ -1,4 +1,4 @@
-"""The connections the platform really makes (plan/connections.py, derived from the objects: DNS,
+"""The connections the platform really makes (plan/connections/, derived from the objects: DNS,
 Pod Identity, the API server both ways, every ServiceMonitor target, routes, the addresses in env
 and configs, connection Secrets, KEDA triggers, tools) are all allowed by the NetworkPolicies on
 both stacks, and nothing beyond the FLOWS design reaches a tenant's way into the platform's stores.

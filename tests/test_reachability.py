@@ -1,4 +1,4 @@
-"""The pod-level NetworkPolicy evaluator (plan/reachability.py): every rule of Kubernetes'
+"""The pod-level NetworkPolicy evaluator (plan/reachability/): every rule of Kubernetes'
 semantics with a case that passes it and one that fails it, the VPC CNI's ClusterIP handling, and
 the namespace matrix of both stacks' plans (tenants never reach each other)."""
 

@@ -1,5 +1,5 @@
 """The connections the platform really makes, derived from the plan's objects and resources, each
-judged by the NetworkPolicy evaluator (plan/reachability.py):
+judged by the NetworkPolicy evaluator (plan/reachability/):
 
 - DNS: every pod (hostNetwork ones resolve through the node) -> CoreDNS (the kube-dns Service) UDP/TCP 53.
 - Pod Identity: every pod whose service account has a PodIdentityAssociation (a resource, or an EKS
