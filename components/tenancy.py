@@ -1,6 +1,6 @@
 """Tenancy layer: platform and tenant namespaces with Pod Security labels, ResourceQuotas and
 LimitRanges, default-deny NetworkPolicies plus the flows the design needs (generated from the
-`FLOWS` table, so `plan/reachability/` can check the result), RBAC for kagent resources and EKS
+`FLOWS` table, so `plan/reachability.py` can check the result), RBAC for kagent resources and EKS
 access entries for tenants' IAM roles."""
 
 from __future__ import annotations
