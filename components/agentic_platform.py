@@ -149,7 +149,8 @@ class AgenticPlatform(pulumi.ComponentResource):
         self.gateway = None
         if config.gateway is not None:
             self.gateway = InferenceGateway("gateway", InferenceGatewayArgs(
-                config=config.gateway, models=config.models, tenants=config.tenants,
+                config=config.gateway, endpoints=self.model_serving.endpoints,
+                tenants=self.tenancy.tenant_namespaces,
                 cluster_name=self.cluster.cluster_name, vpc_id=self.network.vpc_id, tags=tags,
                 namespaces=self.tenancy.namespaces, model_dependencies=list(self.models.values()),
                 platform_nodes=self.platform_nodes, system_nodes=self.system_nodes), k8s)

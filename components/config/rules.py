@@ -82,9 +82,6 @@ def _gateway_routes(cfg: PlatformConfig) -> Iterator[Problem]:
             yield f"gateway.routes[{i}].canary.model", f"'{r.canary.model}' is not a models name ({known})"
         if r.fallback is not None and r.fallback not in models:
             yield f"gateway.routes[{i}].fallback", f"'{r.fallback}' is not a models name ({known})"
-    # A tenant's rate-limit route holds one rule per model; an HTTPRoute allows 16 rules.
-    if cfg.tenants and len(cfg.models) > 16:
-        yield "models", f"{len(cfg.models)} models: per-tenant gateway routes hold at most 16 (one rule each)"
 
 
 @cross_check  # compute: tenant-dedicated NodePools
