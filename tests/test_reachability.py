@@ -359,3 +359,47 @@ def test_widening_a_tenant_policy_breaks_the_isolation(prod_plan):
     out = policy(a, {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [to_b]}]})
     both = Cluster(half.pods, half.policies + [out], half.namespaces, list(half.services.values()), pod_ips=half.pod_ips)
     assert both.reachable_ports(probe_a, probe_b).labels() == ["any"]
+
+
+def _every_pair(c: Cluster, pods: list[Pod]) -> list[dict]:
+    """The matrix by brute force: the union of reachable_ports over every pair of pods."""
+    by_ns: dict[str, list[Pod]] = {}
+    for p in pods:
+        by_ns.setdefault(p.namespace, []).append(p)
+    out = []
+    for src in sorted(by_ns):
+        for dst in sorted(by_ns):
+            ports = PortSet()
+            for a in by_ns[src]:
+                for b in by_ns[dst]:
+                    ports = ports | c.reachable_ports(a, b)
+            if ports:
+                out.append({"from": src, "to": dst, "ports": ports.labels()})
+    return out
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_matrix_judges_only_pairs_that_can_meet_and_misses_nothing(stack, dev_plan, prod_plan):
+    """namespace_matrix skips the pairs whose peer namespaces exclude each other (linear in pods
+    for isolated tenants): it must equal the union over every pair of pods."""
+    from plan.connections import build
+
+    d = build(dev_plan if stack == "dev" else prod_plan)
+    pods = d.cluster.pods + probes(list(d.cluster.namespaces))
+    assert namespace_matrix(d.cluster, pods) == _every_pair(d.cluster, pods)
+    # an ipBlock covering the pod range lets a pod meet every namespace: no pair may be skipped then
+    wide = policy("ai-agents", {"podSelector": {}, "policyTypes": ["Egress"],
+                                "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}], "ports": [{"port": 7777}]}]})
+    c = Cluster(d.cluster.pods, d.cluster.policies + [wide], d.cluster.namespaces, list(d.cluster.services.values()),
+                pod_ips=d.cluster.pod_ips)
+    assert namespace_matrix(c, pods) == _every_pair(c, pods)
+    assert any("7777/TCP" in e["ports"] for e in namespace_matrix(c, pods) if e["from"] == "ai-agents")
+
+
+def test_a_pod_meets_only_the_namespaces_its_policies_name():
+    a = pod("a", "x", {"app": "x"})
+    only_b = policy("a", {"podSelector": {}, "policyTypes": ["Egress"],
+                          "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"team": "b"}}}, {"podSelector": {}}]}]})
+    c = cluster([a], [only_b])
+    assert c.peer_namespaces(a, "Egress", ["a", "b", "c"]) == {"a", "b"}
+    assert c.peer_namespaces(a, "Ingress", ["a", "b", "c"]) is None   # not isolated for ingress: anyone

@@ -154,9 +154,8 @@ def custom_resources(d: Derivation) -> None:
 
 
 def _secret_deps(d: Derivation, secret: Any) -> list[Any]:
-    by = {r.urn: r for r in d.resources}
-    res = by.get(secret.source)
-    return [by[u] for u in (res.dependencies if res is not None else []) if u in by]
+    res = d.by_urn.get(secret.source)
+    return [d.by_urn[u] for u in (res.dependencies if res is not None else []) if u in d.by_urn]
 
 
 def _secret_target(d: Derivation, srcs: list[Pod], ns: str, name: str | None, why: str) -> None:
@@ -164,7 +163,7 @@ def _secret_target(d: Derivation, srcs: list[Pod], ns: str, name: str | None, wh
     VPC), or the data layer's in-cluster Valkey / Milvus."""
     if not name or not srcs:
         return
-    secrets = [o for o in d.objects if o.kind == "Secret" and not o.group and o.namespace == ns and o.name == name]
+    secrets = [o for o in backend_objects(d, "Secret", ns, name) if not o.group]
     for s in secrets:
         for dep in _secret_deps(d, s):
             if dep.type == RDS:

@@ -51,6 +51,14 @@ class Derivation:
     unresolved: list[dict[str, Any]] = field(default_factory=list)
     selectorless: dict[tuple[str, str], External] = field(default_factory=dict)  # Services whose endpoints are not pods
     api: External | None = None
+    # Indexes (every lookup a dict access, not a scan: the derivations stay linear in the plan's size)
+    named: dict[tuple[str, str | None, str], list[Any]] = field(default_factory=dict)   # (kind, ns, name) -> objects
+    by_urn: dict[str, Any] = field(default_factory=dict)                                # resources by URN
+
+    def __post_init__(self) -> None:
+        for o in self.objects:
+            self.named.setdefault((o.kind, o.namespace, o.name), []).append(o)
+        self.by_urn = {r.urn: r for r in self.resources}
 
     # --- recording
     def need(self, src: Endpoint, dst: Endpoint, port: int, protocol: str, why: str,
@@ -100,8 +108,8 @@ class Derivation:
     # --- lookups
     def pods_where(self, namespace: str | None = None, labels: dict[str, str] | None = None,
                    sa: str | None = None) -> list[Pod]:
-        return [p for p in self.cluster.pods if not p.wildcard
-                and (namespace is None or p.namespace == namespace)
+        pods = self.cluster.pods if namespace is None else self.cluster.pods_in.get(namespace, [])
+        return [p for p in pods if not p.wildcard
                 and (labels is None or selector_matches({"matchLabels": labels}, p.labels))
                 and (sa is None or p.service_account == sa)]
 
@@ -109,8 +117,8 @@ class Derivation:
         """The pods an operator made for `obj`: plan/operators.py gives them the `source` of the object
         they come from and sets `controller`. A rendered object shares its release's source, so
         there the pod must also carry the object's name (a label value or its own name)."""
-        out = [p for p in self.cluster.pods if p.source is not None and getattr(p.source, "controller", None)
-               and p.source.source == obj.source and p.namespace == obj.namespace]
+        out = [p for p in self.cluster.pods_in.get(obj.namespace, []) if p.source is not None
+               and getattr(p.source, "controller", None) and p.source.source == obj.source]
         if obj.release:
             out = [p for p in out if obj.name in p.labels.values() or obj.name in p.owner]
         return out
@@ -181,4 +189,4 @@ def service_key(svc: dict[str, Any]) -> tuple[str, str]:
 
 
 def backend_objects(d: Derivation, kind: str, ns: str, name: str) -> list[Any]:
-    return [o for o in d.objects if o.kind == kind and o.namespace == ns and o.name == name]
+    return d.named.get((kind, ns, name), [])

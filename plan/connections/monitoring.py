@@ -107,5 +107,5 @@ def monitoring(d: Derivation) -> None:
 def _service_pods(d: Derivation, svc: dict[str, Any]) -> list[Pod]:
     sel = (svc.get("spec") or {}).get("selector") or {}
     ns = service_key(svc)[0]
-    return [p for p in d.cluster.pods if sel and not p.wildcard and p.namespace == ns
+    return [p for p in d.cluster.pods_in.get(ns, []) if sel and not p.wildcard
             and selector_matches({"matchLabels": sel}, p.labels)]

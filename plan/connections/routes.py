@@ -72,11 +72,14 @@ def gateway_extensions(d: Derivation) -> None:
     """The proxies of a namespace's Gateways -> the addresses in its gateway extensions and policies
     (e.g. a JWT provider's remote JWKS, by URL or by a Backend)."""
     kinds = {"GatewayExtension", "TrafficPolicy", "AgentgatewayPolicy", "BackendConfigPolicy"}
+    proxies: dict[str | None, list[Pod]] = {}   # a namespace's Gateways' pods
+    for gw in d.objects:
+        if gw.kind == "Gateway" and gw.group == "gateway.networking.k8s.io":
+            proxies.setdefault(gw.namespace, []).extend(_gateway_pods(d, gw))
     for o in d.objects:
         if o.kind not in kinds:
             continue
-        srcs = [p for gw in d.objects if gw.kind == "Gateway" and gw.group == "gateway.networking.k8s.io"
-                and gw.namespace == o.namespace for p in _gateway_pods(d, gw)]
+        srcs = proxies.get(o.namespace, [])
         if not srcs:
             continue
         stack: list[Any] = [o.manifest.get("spec") or {}]

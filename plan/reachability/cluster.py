@@ -25,6 +25,9 @@ class Cluster:
                  services: list[dict[str, Any]] = (), *, pod_ips: IPSet | None = None, node_ips: IPSet | None = None,
                  ipblock_matches_pods: bool = True, service_ips: IPSet | None = None):
         self.pods = pods
+        self.pods_in: dict[str, list[Pod]] = {}   # by namespace: lookups stay linear in pods
+        for p in pods:
+            self.pods_in.setdefault(p.namespace, []).append(p)
         self.policies = policies
         self.namespaces = {ns: {**labels, NS_NAME_LABEL: ns} for ns, labels in namespaces.items()}
         for ns in BUILTIN_NAMESPACES:
@@ -33,11 +36,15 @@ class Cluster:
             self.namespaces.setdefault(p.namespace, {NS_NAME_LABEL: p.namespace})
         self.services = {((s.get("metadata") or {}).get("namespace") or "default", (s.get("metadata") or {}).get("name")): s
                          for s in services}
+        self.services_in: dict[str, list[dict[str, Any]]] = {}
+        for (ns, _name), svc in self.services.items():
+            self.services_in.setdefault(ns, []).append(svc)
         self.pod_ips = pod_ips or IPSet.of("10.0.0.0/8")
         self.node_ips = node_ips or self.pod_ips
         self.service_ips = service_ips or IPSet.of("172.20.0.0/16")
         self.ipblock_matches_pods = ipblock_matches_pods
         self._by_ns: dict[str, list[Policy]] = {}
+        self._selected: dict[tuple[int, str], bool] = {}   # _selects_namespace's memo
         for pol in policies:
             self._by_ns.setdefault(pol.namespace, []).append(pol)
 
@@ -157,6 +164,40 @@ class Cluster:
                     out = out | self.rule_ports(rule, dst)
         return out
 
+    def peer_namespaces(self, subject: Pod, kind: str, namespaces: list[str]) -> set[str] | None:
+        """The namespaces (of `namespaces`) whose pods `subject` may have as a peer in direction `kind`
+        ("Egress": destinations, "Ingress": sources) in the `may` reading; None: any namespace. A
+        superset of what _direction_ports finds a port for, so the matrix judges only those pairs."""
+        policies = self.selecting(subject, kind)
+        if not policies:
+            return None
+        key = "to" if kind == "Egress" else "from"
+        out: set[str] = set()
+        for pol in policies:
+            for rule in pol.rules(kind):
+                peers = rule.get(key)
+                if not peers:
+                    return None
+                for peer in peers:
+                    block = peer.get("ipBlock")
+                    if block:
+                        cidr = IPSet.of(block["cidr"], block.get("except") or ())
+                        if self.ipblock_matches_pods and (cidr.overlaps(self.pod_ips) or cidr.overlaps(self.node_ips)):
+                            return None
+                    elif peer.get("namespaceSelector") is not None:
+                        out.update(ns for ns in namespaces if self._selects_namespace(peer["namespaceSelector"], ns))
+                    else:
+                        out.add(pol.namespace)
+        return out
+
+    def _selects_namespace(self, selector: dict[str, Any], ns: str) -> bool:
+        """A policy peer's namespaceSelector against a namespace, once per pair (the selector is part
+        of a policy of this cluster, so its id is stable while the cluster lives)."""
+        key = (id(selector), ns)
+        if key not in self._selected:
+            self._selected[key] = selector_matches(selector, self.namespace_labels(ns))
+        return self._selected[key]
+
     def reachable_ports(self, src: Endpoint, dst: Endpoint) -> PortSet:
         """Every port/protocol on which `src` may reach `dst` (the `may` reading)."""
         return self._direction_ports(src, dst, "Egress") & self._direction_ports(dst, src, "Ingress")
@@ -179,8 +220,8 @@ class Cluster:
                 continue
             proto = sp.get("protocol") or "TCP"
             target = sp.get("targetPort", sp.get("port"))
-            for pod in self.pods:
-                if pod.namespace != ns or pod.wildcard or not selector_matches({"matchLabels": selector}, pod.labels):
+            for pod in self.pods_in.get(ns, []):
+                if pod.wildcard or not selector_matches({"matchLabels": selector}, pod.labels):
                     continue
                 number = as_int(target)
                 numbers = [number] if number is not None else pod.named_port(str(target), proto)

@@ -17,18 +17,29 @@ def namespace_matrix(cluster: Cluster, pods: list[Pod] | None = None) -> list[di
     for p in pods:
         by_ns.setdefault(p.namespace, []).append(p)
     names = sorted(by_ns)
+    # Which namespaces each pod may reach (egress) and be reached from (ingress): a pair of pods
+    # outside each other's is never judged (its ports are empty), which keeps the matrix linear in
+    # pods when namespaces isolate each other (tenants) instead of all pairs of pods.
+    reaches = {id(p): cluster.peer_namespaces(p, "Egress", names) for p in pods}
+    reached_from = {id(p): cluster.peer_namespaces(p, "Ingress", names) for p in pods}
     out = []
     for src in names:
         for dst in names:
             ports = PortSet()
-            for a in by_ns[src]:
-                for b in by_ns[dst]:
+            sources = [a for a in by_ns[src] if _within(dst, reaches[id(a)])]
+            targets = [b for b in by_ns[dst] if _within(src, reached_from[id(b)])] if sources else []
+            for a in sources:
+                for b in targets:
                     if ports.is_everything():
                         break
                     ports = ports | cluster.reachable_ports(a, b)
             if ports:
                 out.append({"from": src, "to": dst, "ports": ports.labels()})
     return out
+
+
+def _within(namespace: str, namespaces: set[str] | None) -> bool:
+    return namespaces is None or namespace in namespaces
 
 
 def matrix_lines(reach: list[dict[str, Any]]) -> list[str]:
