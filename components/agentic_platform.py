@@ -17,9 +17,10 @@ from components.gateway import InferenceGateway, InferenceGatewayArgs, endpoint_
 from components.gateway import in_cluster_url as gateway_in_cluster_url
 from components.gpu_stack import GpuStack, GpuStackArgs
 from components.k8s import NodeSource
-from components.karpenter import Karpenter, KarpenterArgs, max_node_count
+from components.karpenter import Karpenter, KarpenterArgs
 from components.models import ModelServing, ModelServingArgs, model_namespaces, pvc_namespaces, s3_cache_namespaces
 from components.network import Network, NetworkArgs
+from components.node_pools import TenantPlacement, max_node_count
 from components.observability import LangFuse, LangFuseArgs, Observability, ObservabilityArgs, node_exporter_quota
 from components.tenancy import Tenancy, TenancyArgs
 
@@ -51,6 +52,14 @@ def namespaces_with_pvcs(config: PlatformConfig) -> set[str]:
     return out
 
 
+def tenant_placements(config: PlatformConfig) -> list[TenantPlacement]:
+    """The node-isolated tenants' dedicated NodePools: a copy of the tenant's first allowed GPU
+    pool (else the first GPU pool), limited to the tenant's GPU quota."""
+    return [TenantPlacement(t.name, names.tenant_pool_name(t.name), (t.gpu_pools or [config.gpu_pools[0].name])[0],
+                            t.quota.gpu)
+            for t in config.tenants if t.isolation == "node"]
+
+
 class AgenticPlatform(pulumi.ComponentResource):
     """The whole platform of one stack."""
 
@@ -80,8 +89,9 @@ class AgenticPlatform(pulumi.ComponentResource):
         # Namespaces, quotas, NetworkPolicies and RBAC first: every other layer deploys into them.
         # observability-node runs one node-exporter per node: its quota follows the most nodes the
         # system node group and the Karpenter pools can have.
+        tenant_pools = tenant_placements(config)
         max_nodes = max_node_count(config.cluster.system_nodes.max_size, config.gpu_pools, config.cpu_pool,
-                                   config.tenants)
+                                   tenant_pools)
         self.tenancy = Tenancy("tenancy", TenancyArgs(
             tenants=config.tenants, platform_quotas=config.platform_quotas, cluster_name=self.cluster.cluster_name,
             vpc_cidr=str(config.network.cidr), kubernetes_version=config.cluster.version, tags=tags,
@@ -93,17 +103,14 @@ class AgenticPlatform(pulumi.ComponentResource):
         self.karpenter = Karpenter("karpenter", KarpenterArgs(
             cluster_name=cluster_name, cluster=self.cluster.cluster_name, endpoint=self.cluster.endpoint,
             system_nodes=self.cluster.system_nodes, gpu_pools=config.gpu_pools, cpu_pool=config.cpu_pool,
-            tenants=config.tenants, tags=tags,
+            tenant_pools=tenant_pools, tags=tags,
             # CoreDNS and the EBS CSI add-on (which waits for the Pod Identity agent) run first.
-            depends_on=[self.cluster.coredns, self.cluster.ebs_csi],
-            preflight_az_count=config.network.availability_zones if config.cluster.preflight else None), k8s)
+            depends_on=[self.cluster.coredns, self.cluster.ebs_csi]), k8s)
         # Where pods run: controllers on the system node group; the platform's services (gateway,
         # agents, data, observability) on Karpenter's CPU NodePool, which needs the controller and
         # the NodePool itself; model servers and the GPU stack on the GPU NodePools.
         self.system_nodes = NodeSource("system", (self.cluster.system_nodes,))
-        self.platform_nodes = NodeSource("platform", (self.karpenter.release,
-                                                      self.karpenter.node_pools[config.cpu_pool.name]))
-        gpu_pools = [p for n, p in self.karpenter.node_pools.items() if n != config.cpu_pool.name]
+        self.platform_nodes = self.karpenter.platform_nodes
         # Observability pods run in the tenancy layer's namespaces.
         obs_deps: list[pulumi.Resource] = [*self.tenancy.namespaces.values()]
         self.observability = Observability("observability", ObservabilityArgs(
@@ -113,7 +120,7 @@ class AgenticPlatform(pulumi.ComponentResource):
         # The DCGM exporter's ServiceMonitor needs kube-prometheus-stack's CRDs.
         self.gpu_stack = GpuStack("gpu-stack", GpuStackArgs(config.gpu_stack, self.karpenter.release,
                                                             depends_on=[self.observability.kube_prometheus_stack,
-                                                                        *gpu_pools]), k8s)
+                                                                        *self.karpenter.gpu_nodes]), k8s)
         # Data: buckets and ElastiCache depend on the network only (its SG rule on the cluster SG) and
         # build while EKS does; the charts wait for nodes, the StorageClass and the ServiceMonitor CRDs.
         self.data = DataServices("data", DataArgs(

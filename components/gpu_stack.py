@@ -38,7 +38,7 @@ import pulumi
 from components import names
 from components.config import GpuStackConfig
 from components.k8s import custom_object, helm_release, labels
-from components.karpenter import AMI_FAMILY_LABEL
+from components.node_pools import AMI_FAMILY_LABEL
 
 NAMESPACE = names.NS_SYSTEM
 GPU_COUNT_LABEL = "karpenter.k8s.aws/instance-gpu-count"

@@ -1,5 +1,5 @@
-"""Compute layer: Karpenter IAM, interruption queue and rules, chart, node classes and pools, and
-the capacity pre-flight wiring (plan/preflight.run). No network: moto and botocore's Stubber."""
+"""Compute layer: Karpenter IAM, interruption queue and rules, chart, node classes and pools
+(the node specs themselves: tests/test_node_pools.py; the pre-flight: tests/test_preflight*.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.stub import Stubber
-from moto import mock_aws
 
 from components import names
 from components.config import NAMESPACE, ConfigError, validate
@@ -240,7 +237,7 @@ def test_prod_pools_are_the_seeds(prod_plan):
     inf = pools["gpu-inference"].inputs["spec"]
     assert inf["limits"] == {"nvidia.com/gpu": "64", "cpu": "1000", "memory": "4000Gi"}
     assert inf["weight"] == 100
-    assert inf["disruption"] == {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "30s",
+    assert inf["disruption"] == {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "10m",
                                  "budgets": [{"nodes": "20%"},
                                              {"nodes": "0", "schedule": "0 9 * * mon-fri", "duration": "8h"}]}
     spot = pools["gpu-spot"].inputs["spec"]
@@ -279,39 +276,6 @@ def test_prod_gpu_root_volume_has_the_seeds_performance(prod_plan):
     # the node-isolated tenant's pool copies gpu-inference; the CPU pool keeps the gp3 baseline
     assert classes[names.tenant_pool_name("tenant-b")]["blockDeviceMappings"][0]["ebs"]["iops"] == 10000
     assert "iops" not in classes["platform"]["blockDeviceMappings"][0]["ebs"]
-
-
-def _mime_parts(user_data: str) -> list[tuple[str, str]]:
-    import email
-
-    msg = email.message_from_string(user_data)
-    assert msg.is_multipart() and msg.get_content_type() == "multipart/mixed"
-    return [(p.get_content_type(), p.get_payload()) for p in msg.get_payload()]
-
-
-def test_gpu_al2023_nodes_get_persistence_mode_user_data(any_plan):
-    classes = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in any_plan.by_type(NODECLASS)}
-    assert "userData" not in classes["platform"]  # CPU nodes: nothing to add
-    for name, spec in classes.items():
-        if name == "platform" or not spec["amiSelectorTerms"][0]["alias"].startswith("al2023@"):
-            continue
-        # Karpenter's AL2023 format: a MIME multi-part archive it appends its NodeConfig to; only a
-        # shell-script part, no NodeConfig of ours (Karpenter's would override it anyway).
-        ((ctype, script),) = _mime_parts(spec["userData"])
-        assert ctype == "text/x-shellscript" and script.startswith("#!/bin/bash\n"), name
-        assert "nvidia-smi -pm 1 || true" in script and "modprobe" not in script
-
-
-@pytest.mark.program
-def test_bottlerocket_gpu_pool_gets_no_shell_user_data(tmp_path):
-    doc = stack_doc("dev")
-    doc["config"]["agentic-platform:gpuPools"][0]["amiFamily"] = "bottlerocket"
-    doc["config"]["agentic-platform:gpuPools"][0].update(rootVolumeIops=4000, rootVolumeThroughput=250)
-    plan = run_program(read_stack(str(write_stack(tmp_path, doc, "br"))))
-    (spec,) = [r.inputs["spec"] for r in plan.by_type(NODECLASS) if r.inputs["metadata"]["name"] == "gpu-inference"]
-    assert "userData" not in spec  # Bottlerocket reads TOML settings, not a shell script
-    os_vol, data_vol = spec["blockDeviceMappings"]
-    assert "iops" not in os_vol["ebs"] and (data_vol["ebs"]["iops"], data_vol["ebs"]["throughput"]) == (4000, 250)
 
 
 def test_pools_and_classes_depend_on_the_controller(any_plan):
@@ -414,96 +378,6 @@ def test_node_isolated_tenant_without_gpu_quota_is_rejected():
     with pytest.raises(ConfigError) as err:
         validate(raw, "dev")
     assert any(p == "tenants[0].quota.gpu" for p, _ in err.value.problems), err.value
-
-
-# ------------------------------------------------------------------------------- pre-flight
-
-@pytest.mark.program
-def test_program_preflight_never_runs_under_mocks(tmp_path, monkeypatch):
-    def boom(*a, **k):
-        raise AssertionError("the pre-flight reached for AWS under the mocks")
-
-    monkeypatch.setattr(boto3, "Session", boom)
-    doc = stack_doc("dev")
-    doc["config"]["agentic-platform:cluster"]["preflight"] = True
-    plan = run_program(read_stack(str(write_stack(tmp_path, doc, "pf"))))
-    assert plan.by_type(NODEPOOL)
-
-
-@pytest.fixture
-def aws_env(monkeypatch):
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(key, "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        yield
-
-
-def _stubbed_quotas(values: dict[str, float]) -> tuple[Any, Stubber]:
-    sq = boto3.Session(region_name=REGION).client("service-quotas")
-    stubber = Stubber(sq)
-    for code in sorted(values):
-        stubber.add_response("get_service_quota", {"Quota": {"ServiceCode": "ec2", "QuotaCode": code,
-                                                             "Value": values[code]}},
-                             {"ServiceCode": "ec2", "QuotaCode": code})
-    stubber.activate()
-    return sq, stubber
-
-
-def _dev(tmp_path: Path, **pool: Any):
-    doc = stack_doc("dev")
-    doc["config"]["agentic-platform:gpuPools"][0].update(pool)
-    return _config_of(write_stack(tmp_path, doc))
-
-
-def test_preflight_enough_quota_exits_0(tmp_path, aws_env, capsys):
-    from plan.preflight import run
-
-    config, sf = _dev(tmp_path)
-    # dev: g5.4xlarge x 4 GPUs = 64 vCPUs of G (spot and on-demand); CPU pool cpuLimit 64 of Standard.
-    sq, stubber = _stubbed_quotas({"L-1216C47A": 64.0, "L-3819A6DF": 64.0, "L-DB2E81BA": 64.0})
-    assert run(config, sf, clients={"service-quotas": sq}) == 0
-    stubber.assert_no_pending_responses()
-    out = capsys.readouterr().out
-    assert "Pool gpu-inference: OK" in out and "Pool platform: OK" in out and "Result: OK" in out
-
-
-def test_preflight_short_quota_exits_1(tmp_path, aws_env, capsys):
-    from plan.preflight import run
-
-    config, sf = _dev(tmp_path)
-    sq, _ = _stubbed_quotas({"L-1216C47A": 64.0, "L-3819A6DF": 64.0, "L-DB2E81BA": 8.0})
-    assert run(config, sf, clients={"service-quotas": sq}) == 1
-    out = capsys.readouterr().out
-    assert "Pool gpu-inference: FAILED" in out and "L-DB2E81BA" in out and "needs 64 vCPUs" in out
-
-
-def test_preflight_reports_type_not_offered_in_an_az(tmp_path, aws_env, capsys):
-    from plan.preflight import run
-
-    # moto's us-west-2 data: p5e.48xlarge is offered only in us-west-2c; dev uses 2 AZs (a, b).
-    config, sf = _dev(tmp_path, instanceTypes=["g5.xlarge", "p5e.48xlarge"], capacityTypes=["on-demand"])
-    sq, _ = _stubbed_quotas({"L-1216C47A": 64.0, "L-417A185B": 10000.0, "L-DB2E81BA": 64.0})
-    assert run(config, sf, clients={"service-quotas": sq}) == 1
-    out = capsys.readouterr().out
-    assert "p5e.48xlarge is not offered in any selected AZ (us-west-2a, us-west-2b)" in out, out
-
-
-def test_preflight_without_credentials_is_a_message_not_a_traceback(tmp_path, monkeypatch, capsys):
-    from plan.preflight import run
-
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask the instance metadata service
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
-    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
-    monkeypatch.delenv("AWS_WEB_IDENTITY_TOKEN_FILE", raising=False)
-    config, sf = _dev(tmp_path)
-    assert run(config, sf) == 1
-    out = capsys.readouterr().out
-    assert "no AWS credentials found" in out and "Result: FAILED" in out
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Tests for domain/instances.py and components/preflight.py (no network).
+"""Tests for domain/instances.py and plan/preflight/ (no network).
 
 EC2 offerings come from moto (its bundled per-AZ data for us-west-2: 4 AZs a-d;
 g5.* are offered in a-c only, p5e.48xlarge only in c). Service Quotas come from a
@@ -16,20 +16,15 @@ from botocore.exceptions import NoCredentialsError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from components.preflight import (
-    EC2_VCPU_QUOTAS,
-    PoolDemand,
-    family_group,
-    first_azs,
-    format_report,
-    run_preflight,
-)
 from domain.instances import (
     InstanceFacts,
     instance_facts,
     is_gpu,
     known_instance_types,
 )
+from plan.preflight import PoolDemand, format_report, run_preflight
+from plan.preflight.aws import first_azs
+from plan.preflight.quotas import EC2_VCPU_QUOTAS, family_group
 
 REGION = "us-west-2"
 
@@ -254,5 +249,5 @@ def test_bad_arguments(session: boto3.Session) -> None:
         run_preflight(session, [], az_count=2, availability_zones=["us-west-2a"])
     report = run_preflight(session, [], az_count=9)
     assert not report.ok and "az_count 9" in report.failures[0]
-    report = run_preflight(session, [PoolDemand("x", ["m7i.large"], ["reserved"], gpu_limit=0)], az_count=1)
+    report = run_preflight(session, [PoolDemand("x", ["m7i.large"], ["dedicated"], gpu_limit=0)], az_count=1)
     assert any("capacity_types" in f for f in report.pools[0].failures)

@@ -348,7 +348,7 @@ def test_node_exporter_quota_covers_the_most_nodes(any_plan, request):
     """observability-node's quota admits a node-exporter pod on each of the most nodes the pools
     allow (system maxSize + every NodePool at its limits / smallest instance), at its limits."""
     from components.config import quantity_value
-    from components.karpenter import max_pool_nodes
+    from components.node_pools import max_pool_nodes
 
     stack = "prod" if any_plan.stack == "prod" else "dev"
     doc = stack_doc(stack)["config"]
@@ -377,14 +377,14 @@ def test_node_exporter_quota_covers_the_most_nodes(any_plan, request):
 
 def test_max_node_count_uses_each_pools_tightest_limit():
     from components.config import CpuPoolConfig, GpuPoolConfig
-    from components.karpenter import max_node_count
+    from components.node_pools import TenantPlacement, max_node_count
 
     gpu = GpuPoolConfig.model_validate({"name": "g", "instanceTypes": ["g5.xlarge", "g5.12xlarge"], "gpuLimit": 8,
                                         "cpuLimit": 1000})
     cpu = CpuPoolConfig.model_validate({"instanceTypes": ["m7i.xlarge", "m7i.2xlarge"], "cpuLimit": 10})
     # g5.xlarge has 1 GPU: 8 nodes (its CPU limit allows 250); m7i.xlarge 4 vCPU: ceil(10/4) = 3
     assert max_node_count(2, [gpu], cpu, []) == 2 + 8 + 3
-    tenant = TenantConfig.model_validate({"name": "t", "isolation": "node", "quota": {"gpu": 2}})
+    tenant = TenantPlacement("t", "tenant-t", "g", gpu_limit=2)
     assert max_node_count(2, [gpu], cpu, [tenant]) == 2 + 8 + 3 + 2
 
 

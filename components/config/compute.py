@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -15,6 +15,7 @@ from domain.sizing import max_gpus_per_node
 # gp3 limits the EC2NodeClass volumes are validated against.
 GP3_MIN_IOPS, GP3_MAX_IOPS, GP3_IOPS_PER_GIB = 3000, 16000, 500
 GP3_MIN_THROUGHPUT, GP3_MAX_THROUGHPUT, GP3_THROUGHPUT_PER_IOPS = 125, 1000, 0.25
+SOCI_MIN_THROUGHPUT = 600  # MiB/s: below it SOCI parallel pull is slower (see GpuPoolConfig)
 
 
 class DisruptionBudget(Section):
@@ -39,6 +40,35 @@ class TaintConfig(Section):
                              r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$", description="taint key (a qualified name)")
     value: str | None = Field(None, pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$", description="taint value")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field("NoSchedule", description="taint effect")
+
+
+class CapacityReservationTerm(Section):
+    """One EC2NodeClass `capacityReservationSelectorTerms` entry: an On-Demand Capacity Reservation
+    or a Capacity Block (EC2 models both as capacity reservations), by id, or by tags / owner /
+    instance match criteria (karpenter-crd 1.14.1, karpenter.k8s.aws_ec2nodeclasses.yaml)."""
+
+    id: str | None = Field(None, pattern=r"^cr-[0-9a-z]+$", description="the reservation's id (cr-...); alone in its term")
+    tags: dict[str, str] | None = Field(
+        None, max_length=20, description="select reservations carrying every tag ('*' matches any value)")
+    owner_id: str | None = Field(None, alias="ownerID", pattern=r"^[0-9]{12}$",
+                                 description="only reservations of this account (with tags or instanceMatchCriteria)")
+    instance_match_criteria: Literal["open", "targeted"] | None = Field(
+        None, description="select reservations by how they match instances")
+
+    def problems(self) -> Iterator[Problem]:
+        # The CRD's CEL rules (the plan does not run CEL): at least one selector; `id` alone.
+        if self.id is None and self.tags is None and self.instance_match_criteria is None:
+            yield "", "set id, tags or instanceMatchCriteria"
+        if self.id is not None and (self.tags is not None or self.owner_id is not None
+                                    or self.instance_match_criteria is not None):
+            yield "id", "id is mutually exclusive with tags, ownerID and instanceMatchCriteria"
+        for k, v in (self.tags or {}).items():
+            if not k or not v:
+                yield f"tags.{k}", "empty tag keys or values are not supported"
+
+    def selector_term(self) -> dict[str, Any]:
+        """The term as the EC2NodeClass spells it."""
+        return self.model_dump(by_alias=True, exclude_none=True)
 
 
 class NodePoolConfig(Section):
@@ -75,8 +105,18 @@ class NodePoolConfig(Section):
     cpu_limit: int | None = Field(None, ge=1, description="vCPU limit of the pool")
     memory_limit_gib: int | None = Field(None, ge=1, alias="memoryLimitGiB", description="memory limit of the pool, GiB")
     taints: list[TaintConfig] = Field(default_factory=list, description="extra taints besides the GPU taint")
+    capacity_reservations: list[CapacityReservationTerm] = Field(
+        default_factory=list, max_length=30,
+        description="ODCRs / Capacity Blocks the pool launches `reserved` nodes into (needs capacityTypes `reserved`)")
 
     def problems(self) -> Iterator[Problem]:
+        # Karpenter launches `reserved` nodes only into the reservations the node class selects
+        # (no open matching), and uses none unless the NodePool allows capacity type `reserved`
+        # (karpenter-provider-aws v1.14.1, website/content/en/docs/tasks/odcrs.md).
+        if "reserved" in self.capacity_types and not self.capacity_reservations:
+            yield "capacityReservations", "capacityTypes has 'reserved': select the reservations to launch into"
+        if self.capacity_reservations and "reserved" not in self.capacity_types:
+            yield "capacityTypes", "capacityReservations are set but 'reserved' is not a capacity type: they would go unused"
         for i, t in enumerate(self.instance_types):
             if instance_facts(t) is None:
                 yield f"instanceTypes[{i}]", f"'{t}' is not in platform/instances.yaml"
@@ -108,12 +148,58 @@ class GpuPoolConfig(NodePoolConfig):
     termination_grace_period: FiniteDuration = Field(
         "2h", description="how long a draining GPU node waits for its pods before Karpenter deletes them")
 
+    # A model server's node is worth keeping: never consolidate a node for being underutilized
+    # (the model on it would cold-start elsewhere, minutes of weights and warm-up); only empty nodes
+    # go, after long enough for a replica scale-up to reuse them.
+    consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = Field(
+        "WhenEmpty", description="WhenEmpty: only empty GPU nodes are consolidated (a loading model's node never is)")
+    consolidate_after: Duration = Field(
+        "10m", description="how long a GPU node must stay empty before Karpenter removes it")
+    fast_image_pull: bool = Field(
+        True, description="SOCI parallel pull and unpack of container images on the pool's nodes (AL2023: nodeadm "
+                          "FastImagePull; Bottlerocket: the soci snapshotter)")
+
     def problems(self) -> Iterator[Problem]:
         yield from super().problems()
         for i, t in enumerate(self.instance_types):
             facts = instance_facts(t)
             if facts is not None and facts.gpus == 0:
                 yield f"instanceTypes[{i}]", f"'{t}' is not a GPU instance type"
+        if self.consolidation_policy == "WhenEmptyOrUnderutilized" and not self.blocks_underutilized():
+            yield "consolidationPolicy", ("WhenEmptyOrUnderutilized would move a model that is loading or serving to "
+                                          "another node (a full cold start); use WhenEmpty, or add an always-active "
+                                          "budget {nodes: \"0\", reasons: [Underutilized]}")
+        yield from self._fast_pull_problems()
+
+    def blocks_underutilized(self) -> bool:
+        """An always-active budget of 0 nodes for reason Underutilized: Karpenter then never
+        consolidates a node for being underutilized (NodePool CRD: the most restrictive active
+        budget wins, per reason)."""
+        return any(b.nodes in ("0", "0%") and b.schedule is None and (b.reasons is None or "Underutilized" in b.reasons)
+                   for b in self.budgets)
+
+    def images_on_instance_store(self) -> bool:
+        """AL2023 with instanceStorePolicy RAID0: containerd's (and, moved there, SOCI's) data is on
+        the NVMe array, not the root volume."""
+        facts = [instance_facts(t) for t in self.instance_types]
+        return self.ami_family == "al2023" and bool(facts) and all(f is not None and f.instance_store_gib > 0
+                                                                  for f in facts)
+
+    def _fast_pull_problems(self) -> Iterator[Problem]:
+        if not self.fast_image_pull:
+            return
+        # AWS ("Introducing Seekable OCI Parallel Pull mode for Amazon EKS", 2025): parallel pull
+        # is disk-bound; below ~600 MiB/s of EBS throughput pulls get slower, not faster.
+        throughput = self.root_volume_throughput or GP3_MIN_THROUGHPUT
+        if not self.images_on_instance_store() and throughput < SOCI_MIN_THROUGHPUT:
+            yield "rootVolumeThroughput", (f"fastImagePull writes images to the gp3 volume at {throughput} MiB/s; "
+                                           f"give at least {SOCI_MIN_THROUGHPUT} (or set fastImagePull: false)")
+        # nodeadm enables SOCI only on nodes with >= 4 vCPUs and >= 7 GiB (awslabs/amazon-eks-ami,
+        # nodeadm/internal/containerd/config.go, UseSOCISnapshotter).
+        for i, t in enumerate(self.instance_types):
+            f = instance_facts(t)
+            if self.ami_family == "al2023" and f is not None and (f.vcpu < 4 or f.memory_gib < 7):
+                yield f"instanceTypes[{i}]", f"'{t}' is too small for nodeadm's FastImagePull (4 vCPUs, 7 GiB)"
 
     def max_gpus_per_node(self) -> int:
         return max_gpus_per_node(self.instance_types)
