@@ -20,8 +20,8 @@ from plan import objects as k8s_objects
 from plan.admission.admit import admit, summary_lines
 from plan.engine import Plan
 from plan.operators import operator_objects
+from plan.policy_harness import evaluate, evaluate_objects
 from plan.render import render_all
-from policies.harness import evaluate, evaluate_objects
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ class TypedResourcePolicy(ResourceValidationPolicy):
     """A resource rule that reads only resources of `resource_types` (type tokens; `*` globs, e.g.
     `kubernetes:karpenter.k8s.aws/*:EC2NodeClass`). For any other type its validate function is not
     called and reports nothing, under `pulumi preview` as in the offline plan, which therefore
-    does not even build the rule's arguments for such a resource (policies.harness)."""
+    does not even build the rule's arguments for such a resource (plan.policy_harness)."""
 
     def __init__(self, *, resource_types: Iterable[str], validate: Callable[[ResourceValidationArgs, Any], None],
                  **kwargs: Any):

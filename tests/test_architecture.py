@@ -8,7 +8,8 @@ is checked against the layer it comes from:
 - `components.config` (the stack config package): imports `domain` and `components.names` only,
   never a layer component, the plan or the policies;
 - the other `components` modules: `domain`, the config and each other; never `plan` or `policies`;
-- `__main__`, `plan`, `policies`: the top, may import anything.
+- `policies`: the CrossGuard rules; below the plan, which runs them in-process (plan.policy_harness);
+- `__main__`, `plan`: the top, may import anything.
 
 And below the top no function-local import of a project module: such an import is how a cycle
 hides (the module graph then has the cycle, only the import order keeps it from failing).
@@ -32,7 +33,7 @@ ALLOWED: dict[str, set[str]] = {
     "config": {"domain", "names", "config"},
     "components": {"domain", "names", "config", "components"},
     "plan": {"domain", "names", "config", "components", "plan", "policies"},
-    "policies": {"domain", "names", "config", "components", "plan", "policies"},
+    "policies": {"domain", "names", "config", "components", "policies"},
     "main": {"domain", "names", "config", "components", "plan", "policies"},
 }
 # Layers whose function bodies may not import a project module.
@@ -121,7 +122,7 @@ def test_every_import_goes_one_way():
 def test_the_layers_cover_the_program():
     mods = modules()
     assert {"domain.units", "domain.instances", "domain.sizing", "domain.pins", "components.config", "components.config.loader",
-            "components.names", "components.models", "plan.engine", "policies.harness", "__main__"} <= set(mods)
+            "components.names", "components.models", "plan.engine", "plan.policy_harness", "__main__"} <= set(mods)
     assert {layer(m) for m in mods} == set(ALLOWED)
 
 
@@ -152,3 +153,23 @@ def test_a_wrong_way_import_is_caught(module, source, expected):
 ])
 def test_a_right_way_import_passes(module, source):
     assert violations(module, source) == []
+
+
+def _readme_layers() -> dict[str, set[str]]:
+    """The README's layer table: layer -> the layers it may import (besides itself)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("<!-- layers:", 1)[1].split("\n\n", 1)[0]
+    out: dict[str, set[str]] = {}
+    for row in table.splitlines()[3:]:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        out[cells[0].strip("`")] = {w.strip() for w in cells[2].split(",")} - {"(nothing of the program)"}
+    return out
+
+
+def test_the_readme_draws_the_layers():
+    assert _readme_layers() == {k: v - {k} for k, v in ALLOWED.items()}
+
+
+def test_no_two_layers_import_each_other():
+    pairs = [(a, b) for a, mine in ALLOWED.items() for b in mine if a < b and a in ALLOWED[b]]
+    assert not pairs, f"layers that may import each other: {pairs}"

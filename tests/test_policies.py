@@ -1,6 +1,6 @@
 """Every policy rule: a violating input it catches and a compliant input it passes.
 
-Inputs are ``RegisterResourceRequest``s fed to ``policies.harness.evaluate`` -- the same interface the
+Inputs are ``RegisterResourceRequest``s fed to ``plan.policy_harness.evaluate`` -- the same interface the
 offline plan uses -- built directly (``Res``) or recorded from a small program under Pulumi mocks
 (``plan.engine.execute``). Assertions are on the harness output: policy name and level.
 """
@@ -17,9 +17,9 @@ from google.protobuf import struct_pb2
 from pulumi.runtime import proto
 from pulumi_policy import ResourceValidationPolicy
 
+from plan.policy_harness import evaluate
 from policies import ALL_POLICIES, ENVIRONMENTS, POLICY_NAMES, load_policy_config
 from policies.common import TypedResourcePolicy
-from policies.harness import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_URN = "urn:pulumi:prod::agentic-platform::pulumi:pulumi:Stack::agentic-platform-prod"
@@ -507,7 +507,7 @@ def test_config_properties_reach_rules(monkeypatch):
     assert hits(run([svc]), "k8s-no-loadbalancer-services")
     cfg = load_policy_config("prod")
     cfg["k8s-no-loadbalancer-services"]["allowedNamespaces"] = ["edge"]
-    monkeypatch.setattr("policies.harness.load_policy_config", lambda env: cfg)
+    monkeypatch.setattr("plan.policy_harness.load_policy_config", lambda env: cfg)
     assert hits(run([svc]), "k8s-no-loadbalancer-services") == []
 
 
@@ -530,8 +530,8 @@ def test_harness_returns_the_agreed_shape():
 
 
 def test_subset_of_policies():
+    from plan.policy_harness import evaluate as ev
     from policies import aws_rules
-    from policies.harness import evaluate as ev
 
     r = eks_component(authenticationMode=None)
     obj = struct_pb2.Struct()

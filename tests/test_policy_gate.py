@@ -2,7 +2,7 @@
 
 ``tests/test_policies.py`` proves each rule on hand-built inputs. Here the input is the recorded
 prod plan (``prod_plan``): the real program's ``(RegisterResourceRequest, urn)`` pairs and mocked
-outputs, exactly what ``python -m plan`` hands to ``policies.harness.evaluate``. The clean plan has
+outputs, exactly what ``python -m plan`` hands to ``plan.policy_harness.evaluate``. The clean plan has
 no mandatory finding; then a copy of the recording is broken in one place (a bucket unprotected, a
 namespace's default-deny NetworkPolicy dropped, a model moved to a namespace without GPU quota...)
 and the harness must name the expected rule for exactly the expected URNs. A rule that silently
@@ -23,8 +23,8 @@ from google.protobuf import json_format
 
 from plan import cache as plan_cache
 from plan.engine import ROOT, Plan
+from plan.policy_harness import evaluate
 from policies import ENVIRONMENTS, POLICY_NAMES, aws_rules, k8s_rules, stack_rules
-from policies.harness import evaluate
 
 BUCKET = "aws:s3/bucket:Bucket"
 KMS_KEY = "aws:kms/key:Key"

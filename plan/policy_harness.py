@@ -37,9 +37,9 @@ from pulumi.runtime import proto
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
+import policies
 from plan.cache import Memo
-
-from . import (
+from policies import (
     ALL_POLICIES,
     PACK_ENFORCEMENT_LEVEL,
     PACK_NAME,
@@ -50,7 +50,7 @@ from . import (
     load_policy_config,
     stack_rules,
 )
-from .common import reads
+from policies.common import reads
 
 _SIG = "4dabf18193072939515e22adb298388d"
 _RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
@@ -199,7 +199,7 @@ def evaluate(requests: Iterable, states: Mapping[str, Mapping], environment: str
 # The pack's own modules: a stack verdict is kept across plans (plan.cache) keyed by their source,
 # pulumi-policy's version, the config and the exact request (resources in URN order, so a repeat plan
 # asks the same question whatever order the program registered them in).
-_STACK_VERDICTS = Memo("policies", code=(sys.modules[__package__], aws_rules, common, k8s_rules, stack_rules,
+_STACK_VERDICTS = Memo("policies", code=(policies, aws_rules, common, k8s_rules, stack_rules,
                                          sys.modules[__name__]), versions=(metadata.version("pulumi-policy"),))
 
 
