@@ -49,80 +49,99 @@ class Network(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("agentic:network:Network", name, None, opts)
-        cfg, tags = args.config, args.tags
-        child = pulumi.ResourceOptions(parent=self)
+        cfg = args.config
+        self._name, self._args = name, args
         azs = aws.get_availability_zones_output(state="available",
                                                 filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
                                                 opts=pulumi.InvokeOutputOptions(parent=self))
-        zone_names = azs.names.apply(lambda names: sorted(names)[: cfg.availability_zones])
-        self.availability_zones = zone_names
+        self.availability_zones = azs.names.apply(lambda names: sorted(names)[: cfg.availability_zones])
         private_cidrs, public_cidrs = plan_subnets(cfg.cidr, cfg.availability_zones,
                                                    cfg.private_subnet_prefix, cfg.public_subnet_prefix)
+        self.vpc, igw = self._vpc()
+        public, nats = self._public_subnets(public_cidrs, igw)
+        private, private_rts = self._private_subnets(private_cidrs, nats)
+        self._s3_endpoint(private_rts)
 
-        vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=str(cfg.cidr), enable_dns_hostnames=True,
-                          enable_dns_support=True, tags={**tags, "Name": f"{args.cluster_name}-vpc"}, opts=child)
+        self.vpc_id = self.vpc.id
+        self.vpc_cidr = str(cfg.cidr)
+        self.private_subnet_ids = [s.id for s in private]
+        self.public_subnet_ids = [s.id for s in public]
+        self.register_outputs({"vpcId": self.vpc_id, "privateSubnetIds": self.private_subnet_ids,
+                               "publicSubnetIds": self.public_subnet_ids, "availabilityZones": self.availability_zones})
+
+    def _tags(self, name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {**self._args.tags, **(extra or {}), "Name": f"{self._args.cluster_name}-{name}"}
+
+    def _zone(self, i: int) -> pulumi.Output[str]:
+        return self.availability_zones.apply(lambda z: z[i])
+
+    def _vpc(self) -> tuple[aws.ec2.Vpc, aws.ec2.InternetGateway]:
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
+        vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=str(self._args.config.cidr), enable_dns_hostnames=True,
+                          enable_dns_support=True, tags=self._tags("vpc"), opts=child)
         # The default security group of a new VPC allows all traffic between its members: strip it.
         aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, ingress=[], egress=[],
-                                     tags={**tags, "Name": f"{args.cluster_name}-default-deny"}, opts=child)
-        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id,
-                                      tags={**tags, "Name": f"{args.cluster_name}-igw"}, opts=child)
+                                     tags=self._tags("default-deny"), opts=child)
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=self._tags("igw"), opts=child)
+        return vpc, igw
 
-        public_rt = aws.ec2.RouteTable(f"{name}-public-rt", vpc_id=vpc.id,
+    def _public_subnets(self, cidrs: list[str], igw: aws.ec2.InternetGateway
+                        ) -> tuple[list[aws.ec2.Subnet], list[aws.ec2.NatGateway]]:
+        """A public subnet per AZ (internet-facing load balancers) and the NAT gateways: one per AZ,
+        or one in the first AZ."""
+        name, cfg, child = self._name, self._args.config, pulumi.ResourceOptions(parent=self)
+        cluster = self._args.cluster_name
+        public_rt = aws.ec2.RouteTable(f"{name}-public-rt", vpc_id=self.vpc.id,
                                        routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
-                                       tags={**tags, "Name": f"{args.cluster_name}-public"}, opts=child)
-        discovery = {"karpenter.sh/discovery": args.cluster_name,
-                     f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
-        public, private, nats = [], [], []
+                                       tags=self._tags("public"), opts=child)
+        public, nats = [], []
         for i in range(cfg.availability_zones):
-            az = zone_names.apply(lambda z, i=i: z[i])
             suffix = chr(ord("a") + i)
             subnet = aws.ec2.Subnet(
-                f"{name}-public-{suffix}", vpc_id=vpc.id, cidr_block=public_cidrs[i], availability_zone=az,
+                f"{name}-public-{suffix}", vpc_id=self.vpc.id, cidr_block=cidrs[i], availability_zone=self._zone(i),
                 map_public_ip_on_launch=False,
-                tags={**tags, "Name": f"{args.cluster_name}-public-{suffix}", "kubernetes.io/role/elb": "1",
-                      f"kubernetes.io/cluster/{args.cluster_name}": "shared"},
+                tags=self._tags(f"public-{suffix}", {"kubernetes.io/role/elb": "1",
+                                                     f"kubernetes.io/cluster/{cluster}": "shared"}),
                 opts=child)
             aws.ec2.RouteTableAssociation(f"{name}-public-{suffix}", subnet_id=subnet.id,
                                           route_table_id=public_rt.id, opts=pulumi.ResourceOptions(parent=subnet))
             public.append(subnet)
             if cfg.nat_gateways == "perAz" or i == 0:
-                eip = aws.ec2.Eip(f"{name}-nat-{suffix}", domain="vpc",
-                                  tags={**tags, "Name": f"{args.cluster_name}-nat-{suffix}"}, opts=child)
+                eip = aws.ec2.Eip(f"{name}-nat-{suffix}", domain="vpc", tags=self._tags(f"nat-{suffix}"), opts=child)
                 nats.append(aws.ec2.NatGateway(
-                    f"{name}-nat-{suffix}", allocation_id=eip.id, subnet_id=subnet.id,
-                    tags={**tags, "Name": f"{args.cluster_name}-nat-{suffix}"},
+                    f"{name}-nat-{suffix}", allocation_id=eip.id, subnet_id=subnet.id, tags=self._tags(f"nat-{suffix}"),
                     # NAT needs the internet gateway attached before it can route.
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[igw])))
+        return public, nats
 
-        private_rts = []
+    def _private_subnets(self, cidrs: list[str], nats: list[aws.ec2.NatGateway]
+                         ) -> tuple[list[aws.ec2.Subnet], list[aws.ec2.RouteTable]]:
+        """A private subnet per AZ (nodes, pods, internal load balancers; Karpenter discovers them),
+        each routed through its AZ's NAT gateway (or the single one)."""
+        name, cfg, child = self._name, self._args.config, pulumi.ResourceOptions(parent=self)
+        cluster = self._args.cluster_name
+        discovery = {"karpenter.sh/discovery": cluster, f"kubernetes.io/cluster/{cluster}": "shared",
+                     "kubernetes.io/role/internal-elb": "1"}
+        private, route_tables = [], []
         for i in range(cfg.availability_zones):
-            az = zone_names.apply(lambda z, i=i: z[i])
             suffix = chr(ord("a") + i)
             nat = nats[i] if cfg.nat_gateways == "perAz" else nats[0]
-            rt = aws.ec2.RouteTable(f"{name}-private-{suffix}-rt", vpc_id=vpc.id,
+            rt = aws.ec2.RouteTable(f"{name}-private-{suffix}-rt", vpc_id=self.vpc.id,
                                     routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}],
-                                    tags={**tags, "Name": f"{args.cluster_name}-private-{suffix}"}, opts=child)
-            private_rts.append(rt)
+                                    tags=self._tags(f"private-{suffix}"), opts=child)
+            route_tables.append(rt)
             subnet = aws.ec2.Subnet(
-                f"{name}-private-{suffix}", vpc_id=vpc.id, cidr_block=private_cidrs[i], availability_zone=az,
-                tags={**tags, **discovery, "Name": f"{args.cluster_name}-private-{suffix}",
-                      "kubernetes.io/role/internal-elb": "1"},
-                opts=child)
+                f"{name}-private-{suffix}", vpc_id=self.vpc.id, cidr_block=cidrs[i], availability_zone=self._zone(i),
+                tags=self._tags(f"private-{suffix}", discovery), opts=child)
             aws.ec2.RouteTableAssociation(f"{name}-private-{suffix}", subnet_id=subnet.id,
                                           route_table_id=rt.id, opts=pulumi.ResourceOptions(parent=subnet))
             private.append(subnet)
+        return private, route_tables
 
+    def _s3_endpoint(self, route_tables: list[aws.ec2.RouteTable]) -> None:
         # Model weights and object storage traffic stays off the NAT gateways (cost and throughput).
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        aws.ec2.VpcEndpoint(f"{name}-s3", vpc_id=vpc.id, vpc_endpoint_type="Gateway",
+        aws.ec2.VpcEndpoint(f"{self._name}-s3", vpc_id=self.vpc.id, vpc_endpoint_type="Gateway",
                             service_name=region.region.apply(lambda r: f"com.amazonaws.{r}.s3"),
-                            route_table_ids=[rt.id for rt in private_rts],
-                            tags={**tags, "Name": f"{args.cluster_name}-s3"}, opts=child)
-
-        self.vpc = vpc
-        self.vpc_id = vpc.id
-        self.vpc_cidr = str(cfg.cidr)
-        self.private_subnet_ids = [s.id for s in private]
-        self.public_subnet_ids = [s.id for s in public]
-        self.register_outputs({"vpcId": self.vpc_id, "privateSubnetIds": self.private_subnet_ids,
-                               "publicSubnetIds": self.public_subnet_ids, "availabilityZones": zone_names})
+                            route_table_ids=[rt.id for rt in route_tables], tags=self._tags("s3"),
+                            opts=pulumi.ResourceOptions(parent=self))

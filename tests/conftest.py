@@ -143,8 +143,9 @@ def placement_plan() -> Plan:
 
 # ----------------------------------------------------------------------------- tiers
 
-# Calls in a test's own source that put it in a tier (when it has no marker and no such fixture).
-PROGRAM_CALLS = ("plan_of(", "variant_plan(", "plan_file(", "run_program(", "plan_doc(")
+# Calls in a test's own source that put it in a tier (when it has no marker and no such fixture);
+# `getfixturevalue(` is how a parametrized test asks for a stack's shared plan by name.
+PROGRAM_CALLS = ("plan_of(", "variant_plan(", "plan_file(", "run_program(", "plan_doc(", "getfixturevalue(")
 LAYER_CALLS = ("execute(", "run_component(")
 PROGRAM_FIXTURES = {"dev_plan", "prod_plan", "any_plan", "agw_plan", "placement_plan", "example_plan"}
 LAYER_FIXTURES = {"unit_plan"}   # module fixtures that run one component under the mock engine
