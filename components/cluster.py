@@ -15,6 +15,7 @@ from components import names
 from components.aws import pod_identity_role
 from components.config import ClusterConfig
 from components.k8s import labels, meta
+from domain.coldstart import cache_volume_parameters
 
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator"]
@@ -230,13 +231,14 @@ class Cluster(pulumi.ComponentResource):
         # Default StorageClass, for data stores: encrypted gp3. With protectData, a deleted PVC keeps
         # its volume. The cache class (model caches, metrics) always deletes it: nothing there is
         # worth a leaked, billed volume.
-        def storage_class(sc_name: str, reclaim: str, annotations: dict[str, str] | None = None):
+        def storage_class(sc_name: str, reclaim: str, annotations: dict[str, str] | None = None,
+                          performance: dict[str, str] | None = None):
             return k8s.storage.v1.StorageClass(
                 f"{name}-{sc_name}",
                 metadata=meta(sc_name, labels=labels("storage", "storage-class", instance=sc_name),
                               annotations=annotations),
                 provisioner="ebs.csi.aws.com",
-                parameters={"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4"},
+                parameters={"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4", **(performance or {})},
                 reclaim_policy=reclaim,
                 volume_binding_mode="WaitForFirstConsumer",
                 allow_volume_expansion=True,
@@ -245,7 +247,8 @@ class Cluster(pulumi.ComponentResource):
 
         self.storage_class = storage_class(STORAGE_CLASS, "Retain" if args.protect_data else "Delete",
                                            {"storageclass.kubernetes.io/is-default-class": "true"})
-        self.cache_storage_class = storage_class(STORAGE_CLASS_CACHE, "Delete")
+        # Model weights are read whole at every start: provisioned throughput (the models' cold-start figure).
+        self.cache_storage_class = storage_class(STORAGE_CLASS_CACHE, "Delete", performance=cache_volume_parameters())
         self.storage_class_name = STORAGE_CLASS
         self.cache_storage_class_name = STORAGE_CLASS_CACHE
         self.node_security_group_id = self.cluster_security_group_id

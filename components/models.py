@@ -30,44 +30,29 @@ from components.k8s import (
     secret,
     selector,
 )
-from domain.sizing import (  # noqa: F401  (re-exported: the layer's sizing rules)
-    BYTES_PER_PARAM,
-    CPU_PER_GPU_MAX,
-    HOME_GIB,
-    KV_HEADROOM,
-    MEMORY_PER_GPU_MAX_GIB,
-    NODE_LAUNCH_S,
-    NODE_SHARE,
-    S3_SCRATCH_GIB,
-    SHM_MAX_GIB,
-    STARTUP_MAX_S,
-    STARTUP_MIN_S,
-    STARTUP_S_PER_GIB,
-    TMP_GIB,
-    PodSize,
-    bytes_per_param,
-    candidate_types,
-    ephemeral_gib,
-    pod_size,
-    pool_types,
-    precision,
-    rollout_budget_s,
-    startup_budget_s,
-    weights_gb,
-    weights_gib,
+from components.model_engine import (
+    COMPILE_CACHE_DIR,
+    DATA_DIR,
+    HF_TOKEN_KEY,
+    HOME_DIR,
+    UID,
+    engine_container,
+    uses_compile_cache_volume,
 )
+from domain.coldstart import ColdStart, cold_start, rollout_allowance_s, startup_allowance_s
+from domain.sizing import HOME_GIB, S3_SCRATCH_GIB, TMP_GIB, ephemeral_gib, pod_size
 
 # kube-prometheus-stack's Prometheus selects ServiceMonitors carrying its release label.
 PROMETHEUS_RELEASE_LABEL = {"release": names.PROMETHEUS_RELEASE}
 HF_TOKEN_SECRET = "hf-token"
-HF_TOKEN_KEY = "token"
 
 PROBE_PERIOD_S = 10
 PRESTOP_SLEEP_S = 30          # endpoints and the gateway stop sending before SIGTERM
 DRAIN_S = 100                 # in-flight generations finish after SIGTERM
-UID = 1000
-DATA_DIR = "/data"
-HOME_DIR = "/home/app"
+COMPILE_CACHE_GIB = 10        # torch.compile artifacts and CUDA graph metadata of one model
+# Karpenter does not voluntarily disrupt (consolidate, drift, expire) a node running a pod with this
+# annotation (karpenter.sh docs, "Disruption": "Pod-Level Controls"): a loading model is not moved.
+DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}
 
 
 # ------------------------------------------------------------------------------ sizing rules
@@ -90,32 +75,6 @@ def pvc_namespaces(models: list[ModelConfig]) -> set[str]:
 def s3_prefix(m: ModelConfig) -> str:
     """Where an `s3`-cached model's weights live in the models bucket (its Hugging Face id)."""
     return m.model.strip("/")
-
-
-def writable_env(engine: str) -> dict[str, str]:
-    """Where the engine, torch, triton and numba write: under HOME (an emptyDir), /tmp (an emptyDir)
-    or DATA_DIR (the cache volume). Nothing may fall back to the read-only image."""
-    cache = f"{HOME_DIR}/.cache"
-    env = {
-        "HOME": HOME_DIR,
-        "USER": "app",
-        "XDG_CACHE_HOME": cache,
-        "XDG_CONFIG_HOME": f"{HOME_DIR}/.config",
-        "HF_HOME": f"{DATA_DIR}/huggingface",
-        "TRITON_CACHE_DIR": f"{cache}/triton",
-        "TORCHINDUCTOR_CACHE_DIR": f"{cache}/torchinductor",
-        "NUMBA_CACHE_DIR": f"{cache}/numba",
-        "TMPDIR": "/tmp",
-    }
-    if engine == "vllm":
-        # VLLM_CACHE_ROOT holds torch.compile artifacts; VLLM_ASSETS_CACHE is where runai_streamer
-        # copies an s3:// model's config and tokenizer files (the `s3` scratch volume at DATA_DIR).
-        env |= {"VLLM_CACHE_ROOT": f"{cache}/vllm", "VLLM_CONFIG_ROOT": f"{HOME_DIR}/.config/vllm",
-                "VLLM_ASSETS_CACHE": f"{DATA_DIR}/vllm-assets"}
-    else:
-        # The launcher passes HUGGINGFACE_HUB_CACHE to its shards; weights land on the cache volume.
-        env |= {"HUGGINGFACE_HUB_CACHE": f"{DATA_DIR}/huggingface/hub"}
-    return env
 
 
 # ------------------------------------------------------------------------------ components
@@ -205,54 +164,24 @@ class ModelDeployment(pulumi.ComponentResource):
             cache_volume = {"name": "cache", "emptyDir": {"sizeLimit": f"{m.cache_size_gib}Gi"}}
 
         # --- container
-        # The root filesystem is read-only and UID 1000 has no passwd entry: every path either engine
-        # (or torch, triton, numba, flashinfer under it) writes is pointed into a mounted emptyDir or
-        # the cache volume. USER keeps getpass.getuser() (torch inductor's default cache dir) from
-        # failing on the missing passwd entry.
-        env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in writable_env(m.engine).items()]
-        if args.hf_token_secret:
-            env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": args.hf_token_secret,
-                                                                           "key": HF_TOKEN_KEY}}})
-        if m.engine == "vllm":
-            env += [{"name": "VLLM_NO_USAGE_STATS", "value": "1"}, {"name": "DO_NOT_TRACK", "value": "1"}]
-            source = m.model
-            if m.cache == "s3":
-                source = pulumi.Output.concat("s3://", args.models_bucket.bucket.bucket, "/", s3_prefix(m))
-                if args.region is not None:
-                    env.append({"name": "AWS_REGION", "value": args.region})
-            cmd_args: list[Any] = [source, "--served-model-name", m.name, "--port", str(port),
-                                   "--tensor-parallel-size", str(m.gpus),
-                                   "--gpu-memory-utilization", str(m.gpu_memory_utilization),
-                                   "--max-model-len", str(m.max_model_len), "--enable-prefix-caching",
-                                   "--dtype", m.dtype]
-            if m.quantization != "none":
-                cmd_args += ["--quantization", m.quantization]
-            if m.cache == "s3":
-                cmd_args += ["--load-format", "runai_streamer"]
-            command = ["vllm", "serve"]
-        else:
-            # The image sets HF_HUB_ENABLE_HF_TRANSFER=1; the launcher downloads with plain hub client.
-            env.append({"name": "HF_HUB_ENABLE_HF_TRANSFER", "value": "0"})
-            max_input = m.max_model_len * 3 // 4  # room left for the generated tokens
-            cmd_args = ["--model-id", m.model, "--num-shard", str(m.gpus), "--port", str(port),
-                        "--hostname", "0.0.0.0", "--max-input-tokens", str(max_input),
-                        "--max-total-tokens", str(m.max_model_len)]
-            if m.quantization != "none":
-                cmd_args += ["--quantize", m.quantization]
-            elif m.dtype != "auto":
-                cmd_args += ["--dtype", m.dtype]
-            command = ["text-generation-launcher"]
-        cmd_args += list(m.extra_args)
-
-        startup = startup_budget_s(m)
-        # pulumi-kubernetes waits for a Deployment's rollout and for a Service's endpoints (a Service
-        # with a selector is Ready once its Endpoints exist with no "not ready" addresses), each 10
-        # minutes by default "You can override the default timeout value by setting the
-        # 'customTimeouts' option on the resource" (pulumi.com/registry/packages/kubernetes/api-docs/
-        # core/v1/service/ and .../apps/v1/deployment/). A GPU node launch plus a 70B load outlasts
-        # that: both wait the model's rollout budget (one figure).
-        rollout = pulumi.CustomTimeouts(create=f"{rollout_budget_s(m)}s", update=f"{rollout_budget_s(m)}s")
+        source: pulumi.Input[str] = m.model
+        if m.cache == "s3":
+            source = pulumi.Output.concat("s3://", args.models_bucket.bucket.bucket, "/", s3_prefix(m))
+        command, cmd_args, env = engine_container(m, source, args.hf_token_secret, args.region)
+        # The cold-start budget (domain/coldstart.py, platform/coldstart.yaml) sizes the startup probe,
+        # the Deployment's progressDeadlineSeconds and Pulumi's await timeouts: one figure each.
+        self.cold_start: ColdStart = cold_start(m, args.pool)
+        startup = startup_allowance_s(self.cold_start)
+        rollout_s = rollout_allowance_s(self.cold_start)
+        # pulumi-kubernetes waits for a Deployment's rollout and a Service's endpoints, 10 minutes by
+        # default, "You can override the default timeout value by setting the 'customTimeouts' option"
+        # (pulumi.com/registry/packages/kubernetes/api-docs/apps/v1/deployment/).
+        rollout = pulumi.CustomTimeouts(create=f"{rollout_s}s", update=f"{rollout_s}s")
         probe = {"httpGet": {"path": "/health", "port": "http"}}
+        mounts = [{"name": "shm", "mountPath": "/dev/shm"}, {"name": "tmp", "mountPath": "/tmp"},
+                  {"name": "home", "mountPath": HOME_DIR}, {"name": "cache", "mountPath": DATA_DIR}]
+        if uses_compile_cache_volume(m):
+            mounts.append({"name": "compile-cache", "mountPath": COMPILE_CACHE_DIR})
         container = {
             "name": m.engine,
             "image": m.image,
@@ -263,15 +192,14 @@ class ModelDeployment(pulumi.ComponentResource):
             "env": env,
             "resources": resources(f"{size.cpu_m}m", f"{size.memory_gib}Gi",
                                    extra={names.GPU_RESOURCE: str(m.gpus),
-                                          "ephemeral-storage": f"{ephemeral_gib(m)}Gi"}),
+                                          "ephemeral-storage": f"{ephemeral_gib(m) + compile_gib(m)}Gi"}),
             "securityContext": container_security_context(),
             "startupProbe": {**probe, "periodSeconds": PROBE_PERIOD_S, "timeoutSeconds": 5,
                              "failureThreshold": math.ceil(startup / PROBE_PERIOD_S)},
             "readinessProbe": {**probe, "periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 3},
             "livenessProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
             "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_S}}},
-            "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}, {"name": "tmp", "mountPath": "/tmp"},
-                             {"name": "home", "mountPath": HOME_DIR}, {"name": "cache", "mountPath": DATA_DIR}],
+            "volumeMounts": mounts,
         }
         zone_spread = {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
                        "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": sel}}
@@ -288,6 +216,10 @@ class ModelDeployment(pulumi.ComponentResource):
                 {"name": "tmp", "emptyDir": {"sizeLimit": f"{TMP_GIB}Gi"}},
                 {"name": "home", "emptyDir": {"sizeLimit": f"{HOME_GIB}Gi"}},
                 cache_volume,
+                # On the node's ephemeral storage: the instance-store NVMe RAID0 when the pool's
+                # EC2NodeClass sets instanceStorePolicy RAID0 (kubelet's root dir moves onto it).
+                *([{"name": "compile-cache", "emptyDir": {"sizeLimit": f"{COMPILE_CACHE_GIB}Gi"}}]
+                  if uses_compile_cache_volume(m) else []),
             ],
         }
         if service_account:
@@ -304,7 +236,8 @@ class ModelDeployment(pulumi.ComponentResource):
             metadata=meta(m.name, ns, labels=lbl),
             # No `replicas`: KEDA's HPA owns the count (server-side apply would fight over it).
             spec={"selector": {"matchLabels": sel}, "strategy": strategy, "revisionHistoryLimit": 5,
-                  "template": {"metadata": {"labels": lbl}, "spec": pod_spec}},
+                  "progressDeadlineSeconds": rollout_s,
+                  "template": {"metadata": {"labels": lbl, "annotations": dict(DO_NOT_DISRUPT)}, "spec": pod_spec}},
             opts=pulumi.ResourceOptions(parent=self, depends_on=deps, custom_timeouts=rollout),
         )
         self.service = k8s.core.v1.Service(
@@ -332,6 +265,10 @@ class ModelDeployment(pulumi.ComponentResource):
             spec=scaled_object_spec(m, args.serving),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, *([args.keda] if args.keda else [])]))
         self.register_outputs({"serviceName": self.service_name, "namespace": self.namespace, "port": self.port})
+
+
+def compile_gib(m: ModelConfig) -> int:
+    return COMPILE_CACHE_GIB if uses_compile_cache_volume(m) else 0
 
 
 def queue_query(m: ModelConfig) -> str:

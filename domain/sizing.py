@@ -1,10 +1,15 @@
-"""Model sizing: weights, where a replica fits, what a model pod requests, how long it may start.
+"""Model sizing: weights, where a replica fits, what a model pod requests.
 
 The model-serving layer deploys with these numbers and the config's fit rules validate with the
 same ones, so what is validated is what is deployed:
 - weights: parametersB x bytes per parameter (bf16/fp16 2, fp8 1, awq/gptq/bitsandbytes 0.5);
 - a model may land on any instance type of its pool with enough GPUs (and its gpuModel, if set);
   memory checks use the smallest-memory GPU among those;
+- fit (`fit`): per GPU, gpuMemoryUtilization x the GPU's memory must hold the weights' tensor-parallel
+  share, the runtime overhead and the KV cache of at least one maxModelLen sequence (what vLLM needs
+  to start: check_enough_kv_cache_memory in vllm/v1/core/kv_cache_utils.py raises "To serve at least
+  one request with the models's max seq len ..." otherwise); the model's
+  shape comes from platform/model-facts.yaml or `models[i].architecture`;
 - CPU and memory: the per-GPU share of the tightest candidate instance, x GPUs, x 80% (kubelet
   reserve and DaemonSets), capped per GPU so one big node does not make the request absurd.
 
@@ -19,20 +24,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.instances import InstanceFacts, instance_facts
+from domain.pins import platform_data
 
 BYTES_PER_PARAM = {"none": 2.0, "fp8": 1.0, "awq": 0.5, "gptq": 0.5, "bitsandbytes": 0.5}
-KV_HEADROOM = 0.8             # weights may take at most 80% of the engine's GPU memory budget
 NODE_SHARE = 0.8              # of a node's per-GPU CPU/memory share a model pod requests
 CPU_PER_GPU_MAX = 6
 MEMORY_PER_GPU_MAX_GIB = 32
 SHM_MAX_GIB = 32
-STARTUP_S_PER_GIB = 20        # budget to download/stream and load one GiB of weights
-STARTUP_MIN_S = 600
-STARTUP_MAX_S = 3600
 TMP_GIB = 4
 HOME_GIB = 8                  # torch/triton compile caches live under HOME
 S3_SCRATCH_GIB = 20           # tokenizer and config files runai_streamer copies locally
-NODE_LAUNCH_S = 1200         # Karpenter launch + GPU driver/plugin ready + image pull
 
 
 def bytes_per_param(m: Any) -> float:
@@ -106,21 +107,88 @@ def max_replica_demand(models: Sequence[Any], pools: Mapping[str, Any]) -> Deman
                   memory_gib=sum(m.max_replicas * s.memory_gib for m, s in sizes))
 
 
-def startup_budget_s(m: Any) -> int:
-    return int(min(max(weights_gib(m) * STARTUP_S_PER_GIB, STARTUP_MIN_S), STARTUP_MAX_S))
-
-
-def rollout_budget_s(m: Any) -> int:
-    """How long the first replica may take to serve: a GPU node launch plus the startup budget. The
-    one figure the Deployment's and the Service's Pulumi await timeouts come from."""
-    return startup_budget_s(m) + NODE_LAUNCH_S
-
-
 def ephemeral_gib(m: Any) -> int:
     cache = {"nodeLocal": m.cache_size_gib, "s3": S3_SCRATCH_GIB, "pvc": 0}[m.cache]
     return TMP_GIB + HOME_GIB + cache
 
 
-def weight_budget_gib(m: Any, gpu: InstanceFacts) -> float:
-    """GPU memory the weights may take on `m.gpus` x `gpu`: KV_HEADROOM of the engine's share."""
-    return KV_HEADROOM * m.gpu_memory_utilization * m.gpus * gpu.gpu_memory_gib
+@dataclass(frozen=True)
+class Architecture:
+    """What the KV cache and tensor parallelism depend on (a model's config.json)."""
+    layers: int
+    attention_heads: int
+    kv_heads: int
+    head_dim: int
+    max_positions: int | None
+    source: str
+
+
+def architecture(m: Any) -> Architecture | None:
+    """The model's shape: `models[i].architecture` if set, else platform/model-facts.yaml; None if neither."""
+    a = getattr(m, "architecture", None)
+    if a is not None:
+        return Architecture(a.layers, a.attention_heads, a.kv_heads, a.head_dim, a.max_positions,
+                            "models[].architecture (stack config)")
+    f = (platform_data("model-facts.yaml")["models"] or {}).get(m.model)
+    if f is None:
+        return None
+    return Architecture(f["layers"], f["attentionHeads"], f["kvHeads"], f["headDim"], f.get("maxPositions"),
+                        f["source"])
+
+
+def tensor_parallel_problem(arch: Architecture, tp: int) -> str | None:
+    """vLLM's rule (vllm/config/parallel.py and model.py verify_with_parallel_config; TGI shards the
+    same way): the attention heads divide by the tensor-parallel size, and the KV heads either divide
+    by it or, fewer than the ranks, are replicated (tp a multiple of them, get_num_kv_heads)."""
+    if arch.attention_heads % tp:
+        return f"{arch.attention_heads} attention heads are not divisible by tensor parallel size {tp}"
+    if arch.kv_heads % tp and tp % arch.kv_heads:
+        return f"{arch.kv_heads} KV heads neither divide by nor into tensor parallel size {tp}"
+    return None
+
+
+def usable_gpu_memory_gib(gpu: InstanceFacts) -> float:
+    mib = (platform_data("model-facts.yaml").get("usableGpuMemoryMiB") or {}).get(gpu.gpu_model or "")
+    return mib / 1024 if mib else float(gpu.gpu_memory_gib)
+
+
+def kv_bytes_per_token(arch: Architecture, tp: int) -> int:
+    """One token's K and V on one GPU: 2 x layers x KV heads per rank x head size x dtype bytes."""
+    kv_per_rank = max(1, arch.kv_heads // tp)
+    return 2 * arch.layers * kv_per_rank * arch.head_dim * int(platform_data("model-facts.yaml")["kvDtypeBytes"])
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One replica of a model on `gpus` x one GPU model, per GPU."""
+    gpu: str
+    budget_gib: float          # gpuMemoryUtilization x usable memory
+    weights_gib: float         # the weights' tensor-parallel share
+    overhead_gib: float
+    kv_free_gib: float         # what is left for the KV cache (negative: the weights do not fit)
+    sequence_gib: float        # KV cache of one maxModelLen sequence
+    sequences: int             # concurrent maxModelLen sequences the KV cache holds
+
+    def to_json(self) -> dict[str, Any]:
+        return {"gpu": self.gpu, "budgetGiB": round(self.budget_gib, 2), "weightsGiB": round(self.weights_gib, 2),
+                "overheadGiB": self.overhead_gib, "kvCacheGiB": round(self.kv_free_gib, 2),
+                "sequenceGiB": round(self.sequence_gib, 3), "maxModelLenSequences": self.sequences}
+
+
+def fit(m: Any, gpu: InstanceFacts, arch: Architecture) -> Fit:
+    facts = platform_data("model-facts.yaml")
+    budget = m.gpu_memory_utilization * usable_gpu_memory_gib(gpu)
+    share = weights_gib(m) / m.gpus
+    overhead = float(facts["runtimeOverheadGiB"])
+    free = budget - share - overhead
+    seq = kv_bytes_per_token(arch, m.gpus) * m.max_model_len / 2**30
+    return Fit(gpu.gpu_model or gpu.instance_type, budget, share, overhead, free, seq,
+               max(0, int(free // seq)) if free > 0 else 0)
+
+
+def tightest_fit(m: Any, pool: Any) -> Fit | None:
+    """The fit on the smallest-memory GPU the replica could land on (None: no candidate or no facts)."""
+    cands, arch = candidate_types(m, pool), architecture(m)
+    if not cands or arch is None:
+        return None
+    return fit(m, min(cands, key=usable_gpu_memory_gib), arch)

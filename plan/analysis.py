@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.config import PlatformConfig
-from plan import connections, rehearsal
+from plan import coldstart, connections, rehearsal
 from plan import objects as k8s_objects
 from plan.admission.admit import admit, summary_lines
 from plan.engine import Plan
@@ -41,6 +41,8 @@ SECTIONS: list[Section] = [
             connections.summary_lines, connections.rejections),
     # The first `pulumi up` and `pulumi destroy`, ordered and timed (docs/rehearsal.md); a mandatory hazard exits 1.
     Section("rehearsal", "Rehearsal", rehearsal.rehearse, rehearsal.summary_lines, rehearsal.rejections),
+    # Models: each one's cold-start budget and GPU fit (docs/models.md).
+    Section("coldStart", "Cold start", coldstart.cold_starts, coldstart.summary_lines),
 ]
 
 

@@ -35,8 +35,8 @@ from typing import Any
 import yaml
 
 from components import names
+from domain.coldstart import cold_start
 from domain.instances import instance_facts
-from domain.sizing import weights_gib
 from plan.admission.pod_security import pod_templates
 from plan.objects import CLUSTER_SCOPED, HELM_RELEASE, K8sObject
 
@@ -575,17 +575,18 @@ def probe_budget(container: dict[str, Any]) -> int | None:
 
 
 def model_load_s(w: World, meta: dict[str, Any], container: dict[str, Any]) -> int | None:
-    """Expected first start of a model server: its weights at the source's throughput plus engine
-    warm-up (durations.yaml `models`), from the model's config (components.models.weights_gib)."""
+    """Expected first start of a model server once its image is pulled: the weights' first load
+    plus engine warm-up, from the model's cold-start budget (domain/coldstart.py,
+    platform/coldstart.yaml: the figures the startup probe is sized from)."""
     if w.config is None:
         return None
     name = (meta.get("labels") or {}).get(names.MODEL_LABEL)
     model = next((m for m in getattr(w.config, "models", []) if m.name == name), None)
-    if model is None:
+    pool = next((p for p in getattr(w.config, "gpu_pools", []) if model and p.name == model.pool), None)
+    if model is None or pool is None:
         return None
-    d = durations()["models"]
-    rate = d["s3GiBPerSecond"] if model.cache == "s3" else d["hubGiBPerSecond"]
-    return int(weights_gib(model) / rate + d["engineInit"].get(model.engine, 90))
+    cs = cold_start(model, pool)
+    return cs.first_load.seconds + cs.warmup.seconds
 
 
 @dataclass

@@ -10,6 +10,7 @@ import pytest
 
 from components import names
 from components.config import ConfigError, validate
+from domain.coldstart import cold_start, rollout_allowance_s, startup_allowance_s
 from plan.engine import ROOT, program_config, read_stack
 from tests.conftest import stack_doc, write_stack
 
@@ -104,11 +105,15 @@ def test_gpu_placement_and_restricted_security(stack, dev_plan, prod_plan):
         assert any(e["name"] == "HF_TOKEN" and e["valueFrom"]["secretKeyRef"]["name"] == "hf-token" for e in c["env"])
 
 
-def test_gpu_model_pins_the_gpu_and_70b_has_a_long_startup_budget(prod_plan):
+def test_gpu_model_pins_the_gpu_and_the_startup_probe_is_the_cold_start_allowance(prod_plan):
     deps = model_deployments(prod_plan)
     assert pod(deps["llama-3-70b"])["nodeSelector"][names.GPU_NAME_LABEL] == "h100"
-    startup = pod(deps["llama-3-70b"])["containers"][0]["startupProbe"]
-    assert startup["periodSeconds"] * startup["failureThreshold"] >= 30 * 60
+    cfg = program_config_models("prod")
+    for name, (m, pool) in cfg.items():
+        startup = pod(deps[name])["containers"][0]["startupProbe"]
+        allowed = startup_allowance_s(cold_start(m, pool))
+        assert allowed <= startup["periodSeconds"] * startup["failureThreshold"] < allowed + startup["periodSeconds"]
+        assert deps[name].inputs["spec"]["progressDeadlineSeconds"] == rollout_allowance_s(cold_start(m, pool))
     args = pod(deps["llama-3-70b"])["containers"][0]["args"]
     assert args[args.index("--tensor-parallel-size") + 1] == "4"
     tgi = pod(deps["mixtral-8x7b"])["containers"][0]["args"]
@@ -133,13 +138,20 @@ def test_scaled_objects_use_strings_and_the_seed_behaviour(any_plan):
         assert keda, "ScaledObjects depend on the KEDA release"
 
 
-def _config(stack: str, change) -> None:
+def program_config_models(stack: str):
+    """{model name: (ModelConfig, its GpuPoolConfig)} of a stack file, as the program validates it."""
+    cfg = _config(stack, lambda _c: None)
+    pools = {p.name: p for p in cfg.gpu_pools}
+    return {m.name: (m, pools[m.pool]) for m in cfg.models}
+
+
+def _config(stack: str, change):
     doc = stack_doc(stack)
     change(doc["config"])
     sf = read_stack(stack)
     sf.config.update(doc["config"])
     raw = {k.split(":", 1)[1]: v for k, v in program_config(sf).items() if k.startswith("agentic-platform:")}
-    validate(raw, stack)
+    return validate(raw, stack)
 
 
 def test_70b_fp16_on_one_a10g_is_refused_naming_the_key():
@@ -150,7 +162,8 @@ def test_70b_fp16_on_one_a10g_is_refused_naming_the_key():
         _config("dev", change)
     lines = err.value.lines()
     assert any(line.startswith("agentic-platform:models[0].gpus: meta-llama/Llama-3.3-70B-Instruct (141 GB in float16) "
-                               "does not fit 1 x A10G (24 GiB)") for line in lines), lines
+                               "does not fit 1 x A10G: per GPU gpuMemoryUtilization x memory = 20.1 GiB")
+               for line in lines), lines
 
 
 def test_more_gpus_than_a_node_is_refused():
@@ -296,19 +309,15 @@ def test_model_service_waits_as_long_as_its_deployment(prod_plan):
     """pulumi-kubernetes awaits a Service with a selector until its endpoints are ready (10 minutes
     by default): each model's Service and Deployment wait the model's rollout budget (node launch +
     startup budget), not the default that a 70B first deploy outlasts."""
-    from components.config import ModelConfig
-    from components.models import rollout_budget_s
-
-    models = {m["name"]: ModelConfig.model_validate(m) for m in stack_doc("prod")["config"]["agentic-platform:models"]}
+    models = program_config_models("prod")
     deployments = model_deployments(prod_plan)
     services = {r.inputs["metadata"]["name"]: r for r in prod_plan.by_type("kubernetes:core/v1:Service")
                 if r.inputs["metadata"]["name"] in models}
     assert set(services) == set(models)
-    for name, m in models.items():
-        budget = f"{rollout_budget_s(m)}s"
+    for name, (m, pool) in models.items():
+        budget = f"{rollout_allowance_s(cold_start(m, pool))}s"
         assert _timeouts(prod_plan, services[name].urn) == (budget, budget), name
         assert _timeouts(prod_plan, deployments[name].urn) == (budget, budget), name
-    assert rollout_budget_s(models["llama-3-70b"]) > 600 * 4
 
 
 def test_keda_waits_for_the_system_nodes(any_plan):

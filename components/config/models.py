@@ -11,6 +11,30 @@ from pydantic import Field
 from components.config.base import DnsName, Problem, Section
 
 
+class ModelArchitecture(Section):
+    """A model's transformer shape (its config.json), for a model platform/model-facts.yaml does not list."""
+
+    layers: int = Field(ge=1, description="num_hidden_layers")
+    attention_heads: int = Field(ge=1, description="num_attention_heads")
+    kv_heads: int = Field(ge=1, alias="kvHeads", description="num_key_value_heads (= attention heads without GQA)")
+    head_dim: int = Field(ge=1, description="head_dim, else hidden_size / num_attention_heads")
+    max_positions: int | None = Field(None, ge=1, description="max_position_embeddings: the longest maxModelLen")
+
+    def problems(self) -> Iterator[Problem]:
+        if self.attention_heads % self.kv_heads:
+            yield "kvHeads", f"{self.kv_heads} does not divide attentionHeads ({self.attention_heads})"
+
+
+class StreamerConfig(Section):
+    """vLLM's Run:ai Model Streamer (cache `s3`), passed as --model-loader-extra-config."""
+
+    concurrency: int | None = Field(
+        None, ge=1, le=256,
+        description="S3 clients per process; default from the weights each GPU reads (under 8 GB 16, else 32)")
+    memory_limit_gib: int | None = Field(
+        None, ge=1, alias="memoryLimitGiB", description="CPU buffer limit of the streamer, GiB; default unlimited")
+
+
 class ModelConfig(Section):
     """A model served by vLLM or TGI. `name` is the `x-model-id` clients send."""
 
@@ -36,6 +60,14 @@ class ModelConfig(Section):
                             "nodeLocal (instance store)"))
     cache_size_gib: int = Field(200, ge=10, alias="cacheSizeGiB", description="cache size, GiB (pvc and nodeLocal)")
     queue_target: int = Field(5, ge=1, description="waiting requests per replica before KEDA scales out")
+    architecture: ModelArchitecture | None = Field(
+        None, description="the model's shape for the fit check; default from platform/model-facts.yaml")
+    streamer: StreamerConfig = Field(default_factory=StreamerConfig, description="Run:ai streamer tuning (cache s3)")
+    compile_cache: bool = Field(
+        True, description=("vLLM's torch.compile / CUDA graph cache (VLLM_CACHE_ROOT) on the cache volume (pvc: "
+                           "kept across pods) or an emptyDir on the node's NVMe (kept across container restarts)"))
+    weights_job: bool = Field(
+        True, description="cache s3: a Job copies the weights from Hugging Face to the models bucket before the Deployment")
 
     def problems(self) -> Iterator[Problem]:
         if self.min_replicas > self.max_replicas:

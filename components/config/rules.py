@@ -10,15 +10,15 @@ from components.config.stack import PlatformConfig
 from components.names import RESERVED_NAMESPACES, cluster_name_problems
 from domain.instances import instance_facts
 from domain.sizing import (
-    KV_HEADROOM,
+    architecture,
     candidate_types,
     ephemeral_gib,
     max_replica_demand,
     pool_types,
     precision,
-    weight_budget_gib,
+    tensor_parallel_problem,
+    tightest_fit,
     weights_gb,
-    weights_gib,
 )
 
 CrossCheck = Callable[[PlatformConfig], Iterable[Problem]]
@@ -94,6 +94,34 @@ def _compute_refs(cfg: PlatformConfig) -> Iterator[Problem]:
             yield f"tenants[{i}].quota.gpu", "node isolation needs a GPU quota of at least 1 (it is the dedicated pool's GPU limit)"
 
 
+def _memory_fit(key: str, m, pool) -> Iterator[Problem]:
+    """Weights plus one maxModelLen sequence of KV cache on the smallest-memory GPU it could land on
+    (domain/sizing.py `fit`); tensor parallel across the model's heads."""
+    arch = architecture(m)
+    if arch is None:
+        yield f"{key}.architecture", (f"no shape for {m.model} in platform/model-facts.yaml: set layers, attentionHeads, "
+                                      "kvHeads, headDim from its config.json")
+        return
+    if (tp := tensor_parallel_problem(arch, m.gpus)) is not None:
+        yield f"{key}.gpus", f"{m.model}: {tp}"
+        return
+    if arch.max_positions and m.max_model_len > arch.max_positions:
+        yield f"{key}.maxModelLen", (f"{m.max_model_len} is longer than {m.model}'s max_position_embeddings "
+                                     f"({arch.max_positions}); vLLM refuses it")
+    f = tightest_fit(m, pool)
+    if f is None:
+        return
+    if f.kv_free_gib <= 0:
+        yield f"{key}.gpus", (f"{m.model} ({weights_gb(m):.0f} GB in {precision(m)}) does not fit {m.gpus} x {f.gpu}: "
+                              f"per GPU gpuMemoryUtilization x memory = {f.budget_gib:.1f} GiB, weights "
+                              f"{f.weights_gib:.1f} GiB + runtime {f.overhead_gib:g} GiB leave no KV cache")
+    elif f.sequences < 1:
+        yield f"{key}.maxModelLen", (f"{m.max_model_len} tokens need {f.sequence_gib:.2f} GiB of KV cache per GPU; "
+                                     f"{m.gpus} x {f.gpu} leave {f.kv_free_gib:.2f} GiB after the weights "
+                                     f"({f.weights_gib:.1f} GiB) and runtime ({f.overhead_gib:g} GiB): lower "
+                                     "maxModelLen, raise gpus or gpuMemoryUtilization")
+
+
 @cross_check  # models: a replica fits one node, its weights fit its GPUs, replicas fit the quota
 def _model_fit(cfg: PlatformConfig) -> Iterator[Problem]:
     pools = {p.name: p for p in cfg.gpu_pools}
@@ -116,14 +144,7 @@ def _model_fit(cfg: PlatformConfig) -> Iterator[Problem]:
             yield f"{key}.gpus", (f"{m.gpus} GPUs do not fit one node of pool '{m.pool}': its largest "
                                   f"{m.gpu_model or ''} instance type has {most}".replace("  ", " "))
             continue
-        # The smallest-memory GPU it could land on must hold the weights and leave KV-cache room.
-        smallest = min(candidate_types(m, pool), key=lambda f: f.gpu_memory_gib)
-        budget = weight_budget_gib(m, smallest)
-        if weights_gib(m) > budget:
-            yield f"{key}.gpus", (f"{m.model} ({weights_gb(m):.0f} GB in {precision(m)}) does not fit {m.gpus} x "
-                                  f"{smallest.gpu_model} ({smallest.gpu_memory_gib} GiB) with KV-cache headroom: "
-                                  f"weights may use {KV_HEADROOM:.0%} of gpuMemoryUtilization x GPU memory = "
-                                  f"{budget:.0f} GiB, they need {weights_gib(m):.0f} GiB")
+        yield from _memory_fit(key, m, pool)
         if m.cache == "nodeLocal":
             store = min(f.instance_store_gib for f in candidate_types(m, pool))
             if ephemeral_gib(m) > store * 0.9:  # GB vs GiB and the node's own use of the disk

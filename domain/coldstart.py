@@ -1,0 +1,192 @@
+"""Cold-start budget of a model server: how long a replica takes from "pod created" to "serving",
+phase by phase, from the sourced figures of platform/coldstart.yaml (docs/models.md).
+
+- node: Karpenter launches a node of the pool (the slowest family of the replica's candidate types);
+- pull: the engine image at the standard or the SOCI parallel-pull rate;
+- load: the weights by cache kind: `s3` Run:ai streamer (concurrency, `distributed` across the
+  tensor-parallel ranks), `pvc` at the cache volume's provisioned throughput (downloaded from Hugging
+  Face on the first start only), `nodeLocal` Hugging Face onto the NVMe then read back (every pod:
+  an emptyDir lives as long as its pod);
+- warm-up: engine init plus torch.compile / CUDA graph capture, cached when the compile cache outlived
+  the previous pod (the `pvc` volume holds it; an emptyDir only across container restarts).
+
+`new node` = all four; `warm node` (the node holds the image, the weights source is primed) = load +
+warm-up. What the platform allows (startup probe, progressDeadlineSeconds, await timeouts) is
+`margin` x the budget, at least `floorSeconds`: one figure for the three.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from domain.instances import InstanceFacts
+from domain.pins import platform_data
+from domain.sizing import candidate_types, weights_gb
+
+
+def figures() -> dict[str, Any]:
+    return platform_data("coldstart.yaml")
+
+
+@dataclass(frozen=True)
+class Phase:
+    seconds: int
+    assumption: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "assumption": self.assumption}
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    node: Phase
+    pull: Phase
+    load: Phase
+    warmup: Phase
+    first_load: Phase          # the model's very first start (the weights source is still empty)
+
+    @property
+    def warm_node_s(self) -> int:
+        """A node that holds the image, the weights source primed: what a scale-out on a warm node takes."""
+        return self.load.seconds + self.warmup.seconds
+
+    @property
+    def total_s(self) -> int:
+        """A new node: launch, pull, load, warm-up."""
+        return self.node.seconds + self.pull.seconds + self.warm_node_s
+
+    def to_json(self) -> dict[str, Any]:
+        return {"node": self.node.to_json(), "pull": self.pull.to_json(), "load": self.load.to_json(),
+                "warmup": self.warmup.to_json(), "firstLoad": self.first_load.to_json(),
+                "warmNodeSeconds": self.warm_node_s, "totalSeconds": self.total_s,
+                "startupProbeSeconds": startup_allowance_s(self),
+                "progressDeadlineSeconds": rollout_allowance_s(self)}
+
+
+def _by_prefix(table: dict[str, Any], key: str) -> Any:
+    best = max((k for k in table if k != "default" and key.startswith(k)), key=len, default=None)
+    return table[best] if best else table["default"]
+
+
+def image_repository(image: str) -> str:
+    """`vllm/vllm-openai` of `docker.io/vllm/vllm-openai:v0.12.0` (registry and tag stripped)."""
+    repo = image.split("@")[0]
+    if ":" in repo.rsplit("/", 1)[-1]:
+        repo = repo.rsplit(":", 1)[0]
+    parts = repo.split("/")
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        parts = parts[1:]
+    return "/".join(parts)
+
+
+def node_phase(types: list[InstanceFacts]) -> Phase:
+    table = figures()["node"]
+    slowest = max(types, key=lambda f: _by_prefix(table, f.family)["seconds"], default=None)
+    if slowest is None:
+        return Phase(int(table["default"]["seconds"]), "no candidate instance type: " + table["default"]["source"])
+    e = _by_prefix(table, slowest.family)
+    return Phase(int(e["seconds"]), f"{slowest.instance_type} (slowest candidate): {e['source']}")
+
+
+def pull_phase(image: str, soci: bool) -> Phase:
+    f = figures()
+    repo = image_repository(image)
+    entry = next((v for k, v in f["images"].items() if repo == k or repo.endswith("/" + k)), None)
+    if entry is None:
+        return Phase(0, f"{repo}: no size in platform/coldstart.yaml `images` (add it)")
+    rate = f["pull"]["sociGBps" if soci else "standardGBps"]
+    mode = "SOCI parallel pull" if soci else "standard pull"
+    return Phase(math.ceil(entry["sizeGB"] / rate), f"{entry['sizeGB']} GB at {rate} GB/s ({mode})")
+
+
+def streamer_concurrency(m: Any) -> int:
+    """Run:ai streamer S3 clients per process: `models[i].streamer.concurrency`, else from the weights
+    each tensor-parallel rank reads (under 8 GB: 16, else 32, the benchmarked figure)."""
+    explicit = getattr(getattr(m, "streamer", None), "concurrency", None)
+    return int(explicit) if explicit else (16 if weights_gb(m) / m.gpus < 8 else 32)
+
+
+def streamer_rate_gbps(concurrency: int) -> float:
+    """Per-process rate: the figure of the largest benchmarked concurrency at most `concurrency`
+    (below the smallest, proportionally less)."""
+    rates = figures()["load"]["s3"]["streamerGBps"]
+    lower = [k for k in rates if k <= concurrency]
+    if not lower:
+        k = min(rates)
+        return rates[k] * concurrency / k
+    return float(rates[max(lower)])
+
+
+def soci_enabled(pool: Any) -> bool:
+    """Whether the pool's nodes pull with SOCI parallel pull (the compute layer's pool setting,
+    `gpuPools[].soci`; off when the pool config has none)."""
+    soci = getattr(pool, "soci", None)
+    return bool(getattr(soci, "enabled", soci))
+
+
+def load_phase(m: Any, first: bool) -> Phase:
+    f = figures()["load"]
+    gb = weights_gb(m)
+    hf = f["huggingFace"]["GBps"]
+    if m.cache == "s3":
+        s3 = f["s3"]
+        conc = streamer_concurrency(m)
+        ranks = m.gpus
+        rate = min(streamer_rate_gbps(conc) * ranks, s3["nodeNetworkGBps"])
+        how = f"Run:ai streamer, concurrency {conc}" + (f", distributed over {ranks} ranks" if ranks > 1 else "")
+        return Phase(math.ceil(gb / rate), f"{gb:.0f} GB from S3 at {rate:g} GB/s ({how})")
+    if m.cache == "pvc":
+        mibps = f["pvc"]["throughputMiBps"]
+        rate = mibps * 2**20 / 1e9
+        read = gb / rate
+        if first:
+            return Phase(math.ceil(gb / hf + read), f"{gb:.0f} GB from Hugging Face at {hf} GB/s onto the "
+                                                    f"volume, then read at {mibps} MiB/s (gp3)")
+        return Phase(math.ceil(read), f"{gb:.0f} GB from the cache volume at {mibps} MiB/s (gp3, provisioned)")
+    nvme = f["nodeLocal"]["nvmeGBps"]
+    return Phase(math.ceil(gb / hf + gb / nvme), f"{gb:.0f} GB from Hugging Face at {hf} GB/s onto the NVMe "
+                                                 f"(every pod: the emptyDir starts empty), read at {nvme} GB/s")
+
+
+def compile_cache_persists(m: Any) -> bool:
+    """Whether a new pod finds the previous pod's compile cache: only on the `pvc` volume."""
+    return m.engine == "vllm" and getattr(m, "compile_cache", True) and m.cache == "pvc"
+
+
+def warmup_phase(m: Any) -> Phase:
+    w = figures()["warmup"][m.engine]
+    hit = compile_cache_persists(m)
+    comp = w["compileCached" if hit else "compile"]
+    why = "compile cache on the pvc volume (hit)" if hit else "compile cache empty in a new pod"
+    return Phase(int(w["init"]["seconds"]) + int(comp["seconds"]),
+                 f"init {w['init']['seconds']} s + compile {comp['seconds']} s ({why}): {comp['source']}")
+
+
+def cache_volume_parameters() -> dict[str, str]:
+    """The model cache StorageClass's provisioned gp3 performance (aws-ebs-csi-driver StorageClass
+    parameters `iops` and `throughput`, docs/parameters.md): the `pvc` load figure is read at it."""
+    pvc = figures()["load"]["pvc"]
+    return {"iops": str(pvc["iops"]), "throughput": str(pvc["throughputMiBps"])}
+
+
+def cold_start(m: Any, pool: Any) -> ColdStart:
+    return ColdStart(node=node_phase(candidate_types(m, pool)), pull=pull_phase(m.image, soci_enabled(pool)),
+                     load=load_phase(m, first=False), warmup=warmup_phase(m), first_load=load_phase(m, first=True))
+
+
+def _allow(seconds: float) -> int:
+    f = figures()
+    return max(int(f["floorSeconds"]), math.ceil(seconds * float(f["margin"])))
+
+
+def startup_allowance_s(cs: ColdStart) -> int:
+    """The startup probe's window: from container start (image pulled) to serving, the first start
+    included (a `pvc` model downloads its weights then)."""
+    return _allow(max(cs.load.seconds, cs.first_load.seconds) + cs.warmup.seconds)
+
+
+def rollout_allowance_s(cs: ColdStart) -> int:
+    """progressDeadlineSeconds and the Pulumi await timeouts: a new node, the first start included."""
+    return _allow(cs.node.seconds + cs.pull.seconds + max(cs.load.seconds, cs.first_load.seconds) + cs.warmup.seconds)
