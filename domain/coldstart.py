@@ -188,5 +188,6 @@ def startup_allowance_s(cs: ColdStart) -> int:
 
 
 def rollout_allowance_s(cs: ColdStart) -> int:
-    """progressDeadlineSeconds and the Pulumi await timeouts: a new node, the first start included."""
-    return _allow(cs.node.seconds + cs.pull.seconds + max(cs.load.seconds, cs.first_load.seconds) + cs.warmup.seconds)
+    """progressDeadlineSeconds and the Pulumi await timeouts: `margin` x (node launch + image pull)
+    plus the startup probe's window, so they never expire while the probe still allows the start."""
+    return math.ceil((cs.node.seconds + cs.pull.seconds) * float(figures()["margin"])) + startup_allowance_s(cs)

@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from components import names
-from domain.coldstart import cold_start
+from domain.coldstart import ColdStart, cold_start
 from domain.instances import instance_facts
 from plan.admission.pod_security import pod_templates
 from plan.objects import CLUSTER_SCOPED, HELM_RELEASE, K8sObject
@@ -574,19 +574,16 @@ def probe_budget(container: dict[str, Any]) -> int | None:
     return int(p.get("initialDelaySeconds", 0)) + int(p.get("periodSeconds", 10)) * int(p.get("failureThreshold", 3))
 
 
-def model_load_s(w: World, meta: dict[str, Any], container: dict[str, Any]) -> int | None:
-    """Expected first start of a model server once its image is pulled: the weights' first load
-    plus engine warm-up, from the model's cold-start budget (domain/coldstart.py,
-    platform/coldstart.yaml: the figures the startup probe is sized from)."""
+def model_cold_start(w: World, meta: dict[str, Any]) -> ColdStart | None:
+    """A model server's cold-start budget (domain/coldstart.py over platform/coldstart.yaml): the
+    figures its startup probe and await timeouts are sized from, so the rehearsal times its node
+    launch, image pull and first start with the same ones."""
     if w.config is None:
         return None
     name = (meta.get("labels") or {}).get(names.MODEL_LABEL)
     model = next((m for m in getattr(w.config, "models", []) if m.name == name), None)
     pool = next((p for p in getattr(w.config, "gpu_pools", []) if model and p.name == model.pool), None)
-    if model is None or pool is None:
-        return None
-    cs = cold_start(model, pool)
-    return cs.first_load.seconds + cs.warmup.seconds
+    return cold_start(model, pool) if model is not None and pool is not None else None
 
 
 @dataclass
@@ -602,6 +599,9 @@ def pod_start(w: World, ps: PodSet, warm: frozenset[str]) -> PodStart:
     srcs = ready_sources(w, ps.owner, spec) or fitting(w, spec)
     src = min(srcs, key=lambda s: s.launch_s if s.name not in warm else 0, default=None)
     launch = 0 if src is None or src.kind == "nodeGroup" or src.name in warm else src.launch_s
+    model = model_cold_start(w, ps.meta)
+    if model is not None and launch:
+        launch = model.node.seconds
     pulls, expected, allowed = [], [], []
     init_s = 0
     for c in spec.get("initContainers") or []:
@@ -610,11 +610,11 @@ def pod_start(w: World, ps: PodSet, warm: frozenset[str]) -> PodStart:
         init_s += int(e["startup"]) if e["startup"] != "probe" else 0
     for c in spec.get("containers") or []:
         e = image_entry(str(c.get("image") or ""))
-        pulls.append(int(e["pull"]))
+        pulls.append(model.pull.seconds if model is not None else int(e["pull"]))
         if e["startup"] == "probe":
             budget = probe_budget(c) or 600
             allowed.append(budget)
-            expected.append(model_load_s(w, ps.meta, c) or budget)
+            expected.append(model.first_load.seconds + model.warmup.seconds if model is not None else budget)
         else:
             expected.append(int(e["startup"]))
             allowed.append(int(e["startup"]))
