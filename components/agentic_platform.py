@@ -159,7 +159,7 @@ class AgenticPlatform(pulumi.ComponentResource):
                 config=config.gateway, endpoints=self.model_serving.endpoints,
                 tenants=self.tenancy.tenant_namespaces,
                 cluster_name=self.cluster.cluster_name, vpc_id=self.network.vpc_id, tags=tags,
-                namespaces=self.tenancy.namespaces, model_dependencies=list(self.models.values()),
+                namespaces=self.tenancy.namespaces, model_dependencies=dict(self.models),
                 platform_nodes=self.platform_nodes, system_nodes=self.system_nodes), k8s)
         # Agents last: kagent talks to the gateway, reads the data layer's connection Secrets, and its
         # ScaledObjects need the model layer's KEDA.

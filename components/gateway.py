@@ -75,10 +75,10 @@ class InferenceGatewayArgs:
     cluster_name: pulumi.Input[str]
     vpc_id: pulumi.Input[str]
     tags: dict[str, str]
-    # Namespaces (tenancy layer) and model Services (model layer), when those layers exist: the
-    # gateway's objects depend on them.
+    # Namespaces (tenancy layer) and each model's serving component by model name (model layer),
+    # when those layers exist: the gateway's objects depend on them (a route on the models it routes to).
     namespaces: dict[str, pulumi.Resource] = field(default_factory=dict)
-    model_dependencies: list[pulumi.Resource] = field(default_factory=list)
+    model_dependencies: dict[str, pulumi.Resource] = field(default_factory=dict)
     # Where the controllers' pods run: kgateway and agentgateway (and the proxies, the endpoint
     # pickers) on Karpenter's platform NodePool, the Load Balancer Controller on the system nodes.
     platform_nodes: NodeSource | None = None
@@ -132,7 +132,7 @@ class InferenceGateway(pulumi.ComponentResource):
         # --- routes
         self._routes = ModelRoutes(name, self._config, args.endpoints, self,
                                    crds=[self.kgateway_crds, *self.gateway_api_crds],
-                                   deps=[self.gateway, *ns_deps, *args.model_dependencies])
+                                   deps=[self.gateway, *ns_deps], model_deps=args.model_dependencies)
         self.reference_grants = self._routes.reference_grants()
         self.routes = self._routes.model_routes()
         self.tenant_routes = {t: self._routes.tenant_routes(t) for t in args.tenants} if args.endpoints else {}
@@ -151,7 +151,7 @@ class InferenceGateway(pulumi.ComponentResource):
             self.inference_crds = self._crds(name, "inference")
             plane = agentgateway_plane(name, self._config, args.endpoints, self,
                                        [*self.gateway_api_crds, *self.inference_crds], ns_deps,
-                                       args.model_dependencies, args.platform_nodes)
+                                       list(args.model_dependencies.values()), args.platform_nodes)
             self.inference_pools, self.endpoint_pickers = plane.inference_pools, plane.endpoint_pickers
             self.pool_routes, self.agentgateway_policies = plane.pool_routes, plane.policies
             self.agentgateway_gateway = plane.gateway

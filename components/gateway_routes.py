@@ -91,7 +91,9 @@ class ModelRoutes:
     endpoints: dict[str, ModelEndpoint]
     parent: pulumi.Resource
     crds: list[pulumi.Resource]                # kgateway's CRDs (Backends) and Gateway API's (grants)
-    deps: list[pulumi.Resource]                # the Gateway, its namespace, the model Services
+    deps: list[pulumi.Resource]                # the Gateway, its namespace
+    model_deps: dict[str, pulumi.Resource] = field(default_factory=dict)   # each model's serving component
+    model_route: dict[str, pulumi.Resource] = field(default_factory=dict)   # model -> its HTTPRoute
     backends: dict[str, k8s.apiextensions.CustomResource] = field(default_factory=dict)
     grants: dict[str, k8s.apiextensions.CustomResource] = field(default_factory=dict)
 
@@ -101,15 +103,30 @@ class ModelRoutes:
     def settings(self, model: str) -> ModelRouteConfig:
         return next((r for r in self.cfg.routes if r.model == model), None) or plain_route(model)
 
+    def _own(self, model: str) -> list[pulumi.Resource]:
+        return [self.model_deps[model]] if model in self.model_deps else []
+
+    def _serving(self, *models: str) -> list[pulumi.Resource]:
+        """The serving components of `models` and of their fallbacks and canaries: what a route to
+        them waits for (not every model: each route's dependencies stay as few as its backends)."""
+        out: dict[str, pulumi.Resource] = {}
+        for m in models:
+            route = self.settings(m)
+            for used in (m, route.fallback, route.canary.model if route.canary else None):
+                if used in self.model_deps:
+                    out[used] = self.model_deps[used]
+        return list(out.values())
+
     def model_routes(self) -> dict[str, k8s.apiextensions.CustomResource]:
         """One HTTPRoute per model (header x-model-id), one rule each."""
-        return {model: custom_object(
+        self.model_route = {model: custom_object(
             f"{self.name}-route-{model}", f"{GATEWAY_API}/v1", "HTTPRoute", f"model-{model}",
             namespace=names.NS_GATEWAY, labels=labels(f"model-{model}", "gateway-route"),
-            opts=self._opts(*self.deps),
+            opts=self._opts(*self.deps, *self._serving(model)),
             spec={"parentRefs": [parent_ref()],
                   "rules": [rule(self.cfg, model, self.backend_refs(self.settings(model)))]})
             for model in self.endpoints}
+        return self.model_route
 
     def tenant_routes(self, tenant: str) -> dict[str, k8s.apiextensions.CustomResource]:
         """A tenant's routes: the same models, matched also on x-tenant-id (a more specific header
@@ -123,7 +140,9 @@ class ModelRoutes:
             out[route] = custom_object(
                 resource, f"{GATEWAY_API}/v1", "HTTPRoute", route, namespace=names.NS_GATEWAY,
                 labels=labels(route, "gateway-route", extra={names.TENANT_LABEL: tenant}),
-                opts=self._opts(*self.deps),
+                # after its models' routes (each waits for its model): the same order, T x M dependencies
+                # instead of T x M x the resources of a model
+                opts=self._opts(*self.deps, *(self.model_route[m] for m in group)),
                 spec={"parentRefs": [parent_ref()],
                       "rules": [rule(self.cfg, m, self.backend_refs(self.settings(m)), tenant) for m in group]})
         return out
@@ -149,7 +168,7 @@ class ModelRoutes:
         if backend not in self.backends:
             self.backends[backend] = custom_object(
                 f"{self.name}-backend-{backend}", KGATEWAY_API, "Backend", backend, namespace=names.NS_GATEWAY,
-                labels=labels(backend, "gateway-backend"), opts=self._opts(*self.crds, *self.deps),
+                labels=labels(backend, "gateway-backend"), opts=self._opts(*self.crds, *self.deps, *self._own(endpoint.name)),
                 spec={"type": "Static", "static": {"hosts": [{"host": service_host(endpoint),
                                                               "port": endpoint.port}]}})
         return backend
@@ -184,7 +203,8 @@ class ModelRoutes:
             self.grants[namespace] = custom_object(
                 f"{self.name}-grant-{namespace}", f"{GATEWAY_API}/v1beta1", "ReferenceGrant", "ai-gateway-routes",
                 namespace=namespace, labels=labels("ai-gateway-routes", "gateway-grant"),
-                opts=self._opts(*self.crds, *self.deps),
+                opts=self._opts(*self.crds, *self.deps, *self._serving(*(m for m, e in self.endpoints.items()
+                                                                          if e.namespace == namespace))),
                 spec={"from": [{"group": GATEWAY_API, "kind": "HTTPRoute", "namespace": names.NS_GATEWAY}],
                       "to": [{"group": "", "kind": "Service"}]})
         return self.grants

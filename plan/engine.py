@@ -30,6 +30,7 @@ SIG = "4dabf18193072939515e22adb298388d"
 RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 SECRET_TEXT = "[secret]"
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when present: the same documents, 10x faster
 
 
 def tune_gc() -> None:
@@ -68,7 +69,7 @@ def read_stack(stack_or_file: str) -> StackFile:
     else:
         name = path.stem
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
+        doc = yaml.load(path.read_text(), Loader=SAFE_LOADER) or {}
     except yaml.YAMLError as err:
         raise StackFileError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("config", {}), dict):
@@ -85,7 +86,7 @@ def read_stack(stack_or_file: str) -> StackFile:
 
 def project_defaults() -> dict[str, Any]:
     """Defaults declared in Pulumi.yaml's `config:` block."""
-    doc = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    doc = yaml.load((ROOT / "Pulumi.yaml").read_text(), Loader=SAFE_LOADER)
     out = {}
     for key, decl in (doc.get("config") or {}).items():
         if isinstance(decl, dict) and "default" in decl:

@@ -4,6 +4,7 @@ tests/test_cli.py, the slow tier)."""
 from __future__ import annotations
 
 from plan.engine import ROOT, read_stack
+from tests.conftest import stack_doc
 
 
 def test_stack_file_by_path_and_name(tmp_path):
@@ -19,3 +20,28 @@ def test_secure_values_reach_the_program_as_secrets(tmp_path):
     sf = read_stack("dev")
     for key in sf.secret_keys:
         assert sf.config[key].startswith("mock-secret-")
+
+
+MODEL_DEPLOYMENT = "agentic:models:ModelDeployment$kubernetes:apps/v1:Deployment::"
+
+
+def test_a_route_waits_only_for_the_models_it_routes_to(prod_plan):
+    """A model's HTTPRoute depends on its model's serving resources (and its fallback's and
+    canary's), a tenant's on the model routes of its rules: the dependencies grow with the routes'
+    backends, not with every model for every route (the SDK checks each dependency for cycles,
+    so tenants x models x a model's resources would make the program quadratic)."""
+    by_name = {r.inputs["metadata"]["name"]: r for r in prod_plan.by_type("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute")}
+    model_routes = {n.removeprefix("model-"): r for n, r in by_name.items() if n.startswith("model-")}
+    assert len(model_routes) >= 3
+    settings = {r["model"]: r for r in stack_doc("prod")["config"]["agentic-platform:gateway"].get("routes") or []}
+    assert any(r.get("fallback") or r.get("canary") for r in settings.values())
+    for model, route in model_routes.items():
+        waits_for = {u.split(MODEL_DEPLOYMENT)[1].removesuffix("-deployment") for u in route.dependencies
+                     if MODEL_DEPLOYMENT in u}
+        cfg = settings.get(model, {})
+        assert waits_for == {model, cfg.get("fallback"), (cfg.get("canary") or {}).get("model")} - {None}, model
+    for name, route in by_name.items():
+        if name.startswith("tenant-"):
+            rules = {rule["name"] for rule in route.inputs["spec"]["rules"]}
+            assert not [u for u in route.dependencies if MODEL_DEPLOYMENT in u]
+            assert {model_routes[m].urn for m in rules} <= set(route.dependencies)
