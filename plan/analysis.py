@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.config import PlatformConfig
-from plan import coldstart, connections, rehearsal
+from plan import coldstart, connections, cost, rehearsal
 from plan import objects as k8s_objects
 from plan.admission.admit import admit, summary_lines
 from plan.engine import Plan
 from plan.operators import operator_objects
 from plan.policy_harness import evaluate, evaluate_objects
 from plan.render import render_all
+from policies.stack_rules import cost_within_budget
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Section:
     compute: Callable[[Plan, PlatformConfig], Any]        # the result (JSON-serialisable)
     summary: Callable[[Any], list[str]]                   # the result's summary lines
     rejections: Callable[[Any], list[dict[str, Any]]] = lambda _result: []   # findings that exit 1
+    policies: Callable[[Any], list[dict[str, Any]]] = lambda _result: []     # policy findings it adds
 
 
 SECTIONS: list[Section] = [
@@ -43,6 +45,8 @@ SECTIONS: list[Section] = [
     Section("rehearsal", "Rehearsal", rehearsal.rehearse, rehearsal.summary_lines, rehearsal.rejections),
     # Models: each one's cold-start budget and GPU fit (docs/models.md).
     Section("coldStart", "Cold start", coldstart.cold_starts, coldstart.summary_lines),
+    # What the fleet costs per hour, floor and ceiling (docs/compute.md); a ceiling over `budget` is mandatory.
+    Section("cost", "Cost", cost.compute, cost.summary_lines, policies=cost_within_budget),
 ]
 
 
@@ -67,3 +71,4 @@ def analyse(plan: Plan, config: PlatformConfig) -> None:
         plan.extras[section.key] = result
         summary[section.title] = section.summary(result)
         plan.extras["admission"] += section.rejections(result)
+        plan.policies += section.policies(result)

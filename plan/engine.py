@@ -311,6 +311,7 @@ class Plan:
     monitor: RecordingMonitor
     policies: list[dict[str, Any]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+    region: str = "us-west-2"    # the stack's aws:region (the mocks answer for it; the cost table prices it)
     objects: list[Any] = field(default_factory=list)   # plan.objects.K8sObject: declared and rendered
 
     def by_type(self, typ: str) -> list[Resource]:
@@ -358,7 +359,7 @@ def execute(body: Callable[[], None], *, stack: str, config: dict[str, str], sec
             urn=urn, type=req.type, name=req.name, parent=parent, custom=bool(req.custom),
             protect=bool(req.protect), dependencies=sorted(set(req.dependencies)), inputs=inputs,
             provider=req.provider or None, options=options(req)))
-    return Plan(PROJECT, stack, resources, redact(_strip(exported)), mocks.monitor)
+    return Plan(PROJECT, stack, resources, redact(_strip(exported)), mocks.monitor, region=region)
 
 
 def run_program(stack: StackFile) -> Plan:

@@ -431,6 +431,27 @@ eks_cluster_creator_declared = StackValidationPolicy(
     tags=["aws", "eks", "iam"],
 )
 
+COST_WITHIN_BUDGET = "cost-within-budget"
+
+
+def cost_within_budget(cost: dict) -> list[dict]:
+    """The stack's `budget` against the plan's cost ceiling (plan/cost.py: every NodePool at its
+    limits plus the fixed platform cost): over it is a mandatory finding, in the harness's finding
+    shape. The ceiling is what the stack *can* cost; lower the pools' limits (or raise the budget)."""
+    budget, total = cost.get("budget"), cost.get("total")
+    if not budget or not total:
+        return []
+    out = []
+    for period, limit in (("hourly", budget.get("hourly")), ("monthly", budget.get("monthly"))):
+        ceiling = total[f"ceiling{period.capitalize()}"]
+        if limit is not None and ceiling > limit:
+            out.append({"policy": COST_WITHIN_BUDGET, "level": "mandatory", "urn": None, "object": None,
+                        "message": f"the stack can cost up to ${ceiling:,.2f} {period} (every NodePool at its limits "
+                                   f"plus the fixed platform cost) but agentic-platform:budget.{period} is "
+                                   f"${limit:,.2f}; lower gpuPools[].gpuLimit / cpuLimit (or the budget)"})
+    return out
+
+
 POLICIES = [
     namespace_default_deny_network_policy,
     namespace_resource_quota,

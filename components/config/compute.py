@@ -236,3 +236,15 @@ class GpuStackConfig(Section):
     def problems(self) -> Iterator[Problem]:
         if not re.search(r"[1-9]", self.dcgm_scrape_interval):  # "Never", "0s"
             yield "dcgmScrapeInterval", f"'{self.dcgm_scrape_interval}' is not a scrape interval (e.g. 15s)"
+
+
+class BudgetConfig(Section):
+    """A spending ceiling for the stack: the plan's cost ceiling (every NodePool at its limits plus
+    the fixed platform cost, plan/cost.py) above it is a mandatory policy finding."""
+
+    hourly: float | None = Field(None, gt=0, description="USD per hour the stack may cost at most")
+    monthly: float | None = Field(None, gt=0, description="USD per month (730 hours) the stack may cost at most")
+
+    def problems(self) -> Iterator[Problem]:
+        if self.hourly is None and self.monthly is None:
+            yield "", "set hourly or monthly (USD)"

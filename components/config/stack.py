@@ -10,7 +10,7 @@ from pydantic import Field
 from components.config.agents import AgentConfig, AgentRuntimeConfig
 from components.config.base import Section
 from components.config.cluster import ClusterConfig
-from components.config.compute import CpuPoolConfig, GpuPoolConfig, GpuStackConfig
+from components.config.compute import BudgetConfig, CpuPoolConfig, GpuPoolConfig, GpuStackConfig
 from components.config.data import DataConfig
 from components.config.gateway import GatewayConfig
 from components.config.models import ModelConfig, ModelServingConfig
@@ -54,6 +54,8 @@ class PlatformConfig(Section):
     gateway: GatewayConfig | None = Field(None, description="the inference gateway; none: no gateway layer")
     agent_runtime: AgentRuntimeConfig = Field(default_factory=AgentRuntimeConfig)
     agents: list[AgentConfig] = Field(default_factory=list, description="kagent Declarative Agents")
+    budget: BudgetConfig | None = Field(
+        None, description="cost ceiling (hourly or monthly USD); the plan's ceiling above it fails the plan")
 
     @property
     def cluster_name(self) -> str:
