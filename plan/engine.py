@@ -152,7 +152,7 @@ class RecordingMonitor(MockMonitor):
         self.requests: list[tuple[Any, str]] = []
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
-        if RESOURCE_SIG in json_format.MessageToJson(request.object):
+        if RESOURCE_SIG.encode() in request.object.SerializeToString():   # the marker is a string value
             req = type(request)()
             req.CopyFrom(request)
             req.object.Clear()

@@ -82,13 +82,16 @@ def write_manifests(plan: Plan, out_dir: Path) -> list[Path]:
             path.write_text(to_yaml(doc))
             written.append(path)
     seen: set[Path] = set()
+    made: set[Path] = set()
     for obj in plan.objects:
         rel = object_path(obj)
         if rel in seen:   # two objects of one name and kind: admission reports the conflict
             rel = rel.with_name(f"{rel.stem}.{len(seen)}.yaml")
         seen.add(rel)
         path = out_dir / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
         path.write_text(to_yaml(obj.manifest))
         written.append(path)
         index.append({"file": str(rel), "apiVersion": obj.api_version, "kind": obj.kind, "namespace": obj.namespace,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import boto3
 import pulumi
 from botocore.exceptions import BotoCoreError, ClientError
 from pulumi.runtime import settings
@@ -39,6 +38,8 @@ def pool_demands(config: PlatformConfig) -> list[PoolDemand]:
 
 
 def check(config: PlatformConfig, region: str, clients: dict[str, Any] | None = None) -> PreflightReport:
+    import boto3  # here, not at the top: every offline plan imports this module, boto3 costs 0.1 s
+
     session = boto3.Session(region_name=region)
     return run_preflight(session, pool_demands(config), az_count=config.network.availability_zones, clients=clients)
 
