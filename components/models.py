@@ -176,7 +176,15 @@ class ModelDeployment(pulumi.ComponentResource):
         # pulumi-kubernetes waits for a Deployment's rollout and a Service's endpoints, 10 minutes by
         # default, "You can override the default timeout value by setting the 'customTimeouts' option"
         # (pulumi.com/registry/packages/kubernetes/api-docs/apps/v1/deployment/).
+        # Nothing in the stack needs a model Ready at deploy time (routes, agents and KEDA only name its
+        # Service), so neither is awaited: `pulumi.com/skipAwait: "true"` makes the provider's ready
+        # condition an immediate no-op (pulumi-kubernetes provider/pkg/metadata/overrides.go,
+        # ReadyCondition). The rollout is then bounded by the Deployment controller, which sets
+        # Progressing=False/ProgressDeadlineExceeded after progressDeadlineSeconds without progress
+        # (kubernetes.io/docs/concepts/workloads/controllers/deployment/#failed-deployment); the
+        # timeouts keep the same figure should the annotation be dropped.
         rollout = pulumi.CustomTimeouts(create=f"{rollout_s}s", update=f"{rollout_s}s")
+        not_awaited = {names.PULUMI_SKIP_AWAIT: "true"}
         probe = {"httpGet": {"path": "/health", "port": "http"}}
         mounts = [{"name": "shm", "mountPath": "/dev/shm"}, {"name": "tmp", "mountPath": "/tmp"},
                   {"name": "home", "mountPath": HOME_DIR}, {"name": "cache", "mountPath": DATA_DIR}]
@@ -233,7 +241,7 @@ class ModelDeployment(pulumi.ComponentResource):
         deps = [*args.depends_on, *([self.identity.association] if m.cache == "s3" else [])]
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=meta(m.name, ns, labels=lbl),
+            metadata=meta(m.name, ns, labels=lbl, annotations=not_awaited),
             # No `replicas`: KEDA's HPA owns the count (server-side apply would fight over it).
             spec={"selector": {"matchLabels": sel}, "strategy": strategy, "revisionHistoryLimit": 5,
                   "progressDeadlineSeconds": rollout_s,
@@ -242,7 +250,7 @@ class ModelDeployment(pulumi.ComponentResource):
         )
         self.service = k8s.core.v1.Service(
             f"{name}-service",
-            metadata=meta(m.name, ns, labels=lbl),
+            metadata=meta(m.name, ns, labels=lbl, annotations=not_awaited),
             spec={"type": "ClusterIP", "selector": sel, "trafficDistribution": "PreferClose",
                   "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}]},
             opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on, custom_timeouts=rollout),

@@ -65,6 +65,11 @@ def system_placement() -> dict[str, Any]:
     return {"nodeSelector": dict(SYSTEM_NODE_LABEL), "tolerations": [dict(SYSTEM_TOLERATION)]}
 
 
+# pulumi-kubernetes: an object with this annotation "true" is not awaited (its ready condition is an
+# immediate no-op: provider/pkg/metadata/overrides.go); the plan's rehearsal reads the same key.
+PULUMI_SKIP_AWAIT = "pulumi.com/skipAwait"
+
+
 # Prometheus: kube-prometheus-stack, release `kube-prometheus-stack` in observability, serves it here
 # (KEDA's prometheus triggers and Grafana's datasource use this URL).
 PROMETHEUS_RELEASE = "kube-prometheus-stack"

@@ -541,7 +541,7 @@ def helm_expected_ready(o: K8sObject) -> int:
 
 
 def skip_await(o: K8sObject) -> bool:
-    return str((o.metadata.get("annotations") or {}).get("pulumi.com/skipAwait", "")).lower() == "true"
+    return str((o.metadata.get("annotations") or {}).get(names.PULUMI_SKIP_AWAIT, "")).lower() == "true"
 
 
 def fitting(w: World, spec: dict[str, Any]) -> list[NodeSource]:
@@ -1142,10 +1142,13 @@ def placement(w: World) -> list[dict[str, Any]]:
             elif pod_gpus(ps.spec) and not any(s.brings_device_plugin for s in ready) and \
                     not any(w.graph.after(urn, p) for p in plugins):
                 no_plugin.append((ps, level_ok))
+        # Pods that fit nowhere never run, awaited or not (a skipAwait deploy "succeeds" with a
+        # workload that never serves): mandatory either way.
         for ps, reasons, awaited in unschedulable[:1]:
-            out.append(hazard("node-source", MANDATORY if awaited else ADVISORY,
+            out.append(hazard("node-source", MANDATORY,
                               f"{name(w.graph, urn)}: pods of {ps.obj.ref} fit no node source ({reasons})"
-                              + ("; the await times out" if awaited else ""), [urn], [p.obj.ref for p, _, _ in unschedulable]))
+                              + ("; the await times out" if awaited else "; they never schedule"),
+                              [urn], [p.obj.ref for p, _, _ in unschedulable]))
         if unordered:
             ps, fit, _ = unordered[0]
             awaited = any(a for _, _, a in unordered)

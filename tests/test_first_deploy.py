@@ -1,0 +1,42 @@
+"""Prod's first `pulumi up` within its goal (docs/rehearsal.md): nothing waits on what it does not use.
+Each test reads the wiring the rehearsal's estimate rests on and fails on the wiring that made the
+first deploy ~41 min."""
+
+from __future__ import annotations
+
+from components import names
+from components.config import ModelConfig
+from plan import rehearsal
+from plan.engine import Plan
+from tests.conftest import stack_doc
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+
+
+def _models(stack: str) -> dict[str, ModelConfig]:
+    return {m["name"]: ModelConfig.model_validate(m) for m in stack_doc(stack)["config"]["agentic-platform:models"]}
+
+
+def test_model_servers_are_not_awaited(any_plan: Plan):
+    """Nothing in the stack needs a model Ready at deploy time: each model's Deployment and Service
+    carry pulumi.com/skipAwait, and the rehearsal awaits none of their pods."""
+    stack = "prod" if any(r.name == "llama-3-70b-deployment" for r in any_plan.resources) else "dev"
+    models = _models(stack)
+    world = rehearsal.build_world(any_plan, None)
+    for typ in (DEPLOYMENT, SERVICE):
+        rs = {r.inputs["metadata"]["name"]: r for r in any_plan.by_type(typ) if r.inputs["metadata"]["name"] in models}
+        assert set(rs) == set(models), typ
+        for name, r in rs.items():
+            assert r.inputs["metadata"]["annotations"][names.PULUMI_SKIP_AWAIT] == "true", (typ, name)
+            assert not [ps for ps in rehearsal.awaited_pods(world, r.urn) if ps.awaited], (typ, name)
+
+
+def test_model_rollout_is_bounded_by_its_progress_deadline(prod_plan: Plan):
+    """Not awaited, a rollout is bounded by the Deployment controller's progressDeadlineSeconds
+    (ProgressDeadlineExceeded): the model's rollout allowance, the figure the timeouts also keep."""
+    for name in _models("prod"):
+        (dep,) = [r for r in prod_plan.by_type(DEPLOYMENT) if r.inputs["metadata"]["name"] == name]
+        (req,) = [req for req, u in prod_plan.monitor.requests if u == dep.urn]
+        deadline = dep.inputs["spec"]["progressDeadlineSeconds"]
+        assert deadline > 600 and req.customTimeouts.create == f"{deadline}s", name
