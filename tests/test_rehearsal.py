@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from plan.engine import Plan, Resource, read_stack, run_program
 from plan.objects import K8sObject, declared
 from plan.report import summary, to_json
 from tests.conftest import stack_doc, write_stack
+from tests.test_scaling import with_tenants
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SERVICE = "kubernetes:core/v1:Service"
@@ -161,13 +163,9 @@ def test_time_grows_linearly_with_tenants_and_models(tmp_path):
     variation): the time per resource stays flat (no quadratic step). Without a goal, so without
     the lever search: that adds at most 8 rounds of a bounded number of linear passes, a number
     that depends on the path's shape rather than on the count of resources."""
-    from types import SimpleNamespace
-
-    from tests.test_scaling import with_tenants
-
     rate = {}
     for n in (1, 8):
-        plan = run_program(read_stack(str(write_stack(tmp_path, with_tenants(n), f"scale{n}"))))
+        plan = run_program(read_stack(str(write_stack(tmp_path, with_tenants(n, n), f"scale{n}"))))
         plan.objects = declared(plan)
         config = SimpleNamespace(environment="scale", models=[])
         # best of 5: milliseconds, so a busy neighbour's noise is filtered out
