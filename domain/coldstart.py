@@ -120,10 +120,9 @@ def streamer_rate_gbps(concurrency: int) -> float:
 
 
 def soci_enabled(pool: Any) -> bool:
-    """Whether the pool's nodes pull with SOCI parallel pull (the compute layer's pool setting,
-    `gpuPools[].soci`; off when the pool config has none)."""
-    soci = getattr(pool, "soci", None)
-    return bool(getattr(soci, "enabled", soci))
+    """Whether the pool's nodes pull with SOCI parallel pull (the compute layer's pool setting
+    `gpuPools[].fastImagePull`, components/node_pools.py; off when the pool config has none)."""
+    return bool(getattr(pool, "fast_image_pull", False))
 
 
 def load_phase(m: Any, first: bool) -> Phase:
