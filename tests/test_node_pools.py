@@ -3,6 +3,7 @@ that never consolidate a node a model runs on, capacity reservations in the EC2N
 
 from __future__ import annotations
 
+import ast
 import email
 import json
 import tomllib
@@ -13,6 +14,7 @@ import yaml
 
 from components.config import NAMESPACE, ConfigError, GpuPoolConfig, validate
 from components.node_pools import SOCI_ROOT, gpu_user_data, node_class_spec
+from plan.engine import ROOT
 from tests.conftest import stack_doc
 
 NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
@@ -148,3 +150,27 @@ def test_capacity_reservations_become_selector_terms():
 def test_bad_capacity_reservations_are_key_path_errors(pool, path):
     problems = _problems(**pool)
     assert [p for p, _ in problems] == [path], problems
+
+
+# ------------------------------------------------------------------------------ no side effects
+
+def _calls_and_imports(path) -> tuple[set[str], set[str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imports = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imports |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    calls = {ast.unparse(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    return imports, calls
+
+
+def test_no_component_reaches_aws_or_reads_pulumi_config():
+    """Issue 15 item 4: the pre-flight runs before the program builds anything (plan/preflight/,
+    from __main__.py); below the config loader nothing calls boto3 or reads Pulumi config."""
+    for path in sorted((ROOT / "components").rglob("*.py")):
+        imports, calls = _calls_and_imports(path)
+        assert not imports & {"boto3", "botocore"}, path
+        if path.name != "loader.py":
+            assert not {c for c in calls if c.endswith("pulumi.Config") or c == "Config"}, path
+    imports, calls = _calls_and_imports(ROOT / "__main__.py")
+    assert "stop_unless_capacity" in calls and "AgenticPlatform" in calls
+    source = (ROOT / "__main__.py").read_text(encoding="utf-8")
+    assert source.index("stop_unless_capacity(") < source.index("AgenticPlatform(")
