@@ -104,8 +104,9 @@ class AgenticPlatform(pulumi.ComponentResource):
             cluster_name=cluster_name, cluster=self.cluster.cluster_name, endpoint=self.cluster.endpoint,
             system_nodes=self.cluster.system_nodes, gpu_pools=config.gpu_pools, cpu_pool=config.cpu_pool,
             tenant_pools=tenant_pools, tags=tags,
-            # CoreDNS and the EBS CSI add-on (which waits for the Pod Identity agent) run first.
-            depends_on=[self.cluster.coredns, self.cluster.ebs_csi]), k8s)
+            # What its pods need at start: CoreDNS (AWS endpoints by name) and the Pod Identity agent
+            # (its credentials; IMDS is closed by hop limit 1). It mounts no volumes: no EBS CSI.
+            depends_on=[self.cluster.coredns, self.cluster.pod_identity_agent]), k8s)
         # Where pods run: controllers on the system node group; the platform's services (gateway,
         # agents, data, observability) on Karpenter's CPU NodePool, which needs the controller and
         # the NodePool itself; model servers and the GPU stack on the GPU NodePools.
@@ -133,7 +134,7 @@ class AgenticPlatform(pulumi.ComponentResource):
             depends_on=[self.cluster.storage_class, self.observability.kube_prometheus_stack]), k8s)
         # LangFuse after the data layer: its pods read the Redis connection Secret at start.
         self.langfuse = LangFuse("langfuse", LangFuseArgs(
-            config=config.observability.langfuse, cluster_name=self.cluster.cluster_name,
+            config=config.observability.langfuse, cluster_name=self.cluster.cluster_name, name_prefix=cluster_name,
             protect_data=config.protect_data, storage_class=self.cluster.storage_class_name,
             vpc_id=self.network.vpc_id, private_subnet_ids=self.network.private_subnet_ids,
             cluster_security_group_id=self.cluster.cluster_security_group_id, tags=tags,
@@ -167,7 +168,7 @@ class AgenticPlatform(pulumi.ComponentResource):
             runtime=config.agent_runtime, agents=config.agents, models=config.models,
             gateway_url=self.gateway.in_cluster_url if self.gateway is not None else gateway_in_cluster_url(),
             gateway_token=secrets.get("agentGatewayToken"), protect_data=config.protect_data, tags=tags,
-            cluster_name=self.cluster.cluster_name, vpc_id=self.network.vpc_id,
+            name_prefix=cluster_name, vpc_id=self.network.vpc_id,
             private_subnet_ids=self.network.private_subnet_ids,
             cluster_security_group_id=self.cluster.cluster_security_group_id, redis_tls=self.data.redis_tls,
             prometheus_url=self.observability.prometheus_url,

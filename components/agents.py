@@ -98,7 +98,7 @@ class AgentRuntimeArgs:
     protect_data: bool
     tags: dict[str, str]
     # For the external database: where RDS lives and who may reach it (the cluster security group).
-    cluster_name: pulumi.Input[str]            # final snapshot names are per cluster
+    name_prefix: str                           # the configured cluster name: final snapshot names are per cluster
     vpc_id: pulumi.Input[str] | None = None
     private_subnet_ids: Sequence[pulumi.Input[str]] = ()
     cluster_security_group_id: pulumi.Input[str] | None = None
@@ -203,7 +203,7 @@ class AgentRuntime(pulumi.ComponentResource):
         self.database = postgres(
             f"{name}-db", PostgresSpec("kagent", db.engine_version, db.instance_class, db.allocated_storage_gib,
                                        db.multi_az, db.backup_retention_days),
-            cluster_name=a.cluster_name, password=password.result, vpc_id=a.vpc_id,
+            name_prefix=a.name_prefix, password=password.result, vpc_id=a.vpc_id,
             subnet_ids=list(a.private_subnet_ids), cluster_security_group_id=a.cluster_security_group_id,
             protect=a.protect_data, tags=a.tags, opts=aws_opts)
         self.database_endpoint = self.database.address

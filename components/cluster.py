@@ -117,7 +117,11 @@ class Cluster(pulumi.ComponentResource):
             create_oidc_provider=False,  # AWS access from pods is EKS Pod Identity
             deletion_protection=cfg.deletion_protection,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
+            # With EKS deletion protection, `pulumi destroy` would delete everything that depends on
+            # the cluster and then fail on it; `protect` makes it refuse before deleting anything
+            # (and --exclude-protected keeps it). Until now the protected databases held it through
+            # their snapshot names; they no longer wait on the cluster.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group], protect=cfg.deletion_protection),
         )
         eks_cluster = self.eks.eks_cluster
         self.cluster_name = eks_cluster.name
@@ -159,7 +163,9 @@ class Cluster(pulumi.ComponentResource):
                                  resolve_conflicts_on_update="PRESERVE", tags=tags,
                                  opts=pulumi.ResourceOptions(parent=self, depends_on=depends), **kw)
 
-        pod_identity_agent = addon("eks-pod-identity-agent", [])
+        # A DaemonSet: ACTIVE with no nodes yet, so it is created beside the node group. Pods that
+        # get AWS credentials through Pod Identity (Karpenter, the EBS CSI controller) wait for it.
+        self.pod_identity_agent = pod_identity_agent = addon("eks-pod-identity-agent", [])
         cni = pod_identity_role(f"{name}-vpc-cni", cluster_name=self.cluster_name, namespace="kube-system",
                                 service_account="aws-node", managed_policy_arns=(CNI_POLICY,), tags=tags, opts=child)
         vpc_cni = addon("vpc-cni", [], pod_identity_associations=[{"role_arn": cni.role.arn,

@@ -348,7 +348,8 @@ class Observability(pulumi.ComponentResource):
 @dataclass
 class LangFuseArgs:
     config: LangfuseConfig
-    cluster_name: pulumi.Input[str]
+    cluster_name: pulumi.Input[str]          # the cluster's output: Pod Identity binds to the live cluster
+    name_prefix: str                         # the configured cluster name: the final snapshot's name
     protect_data: bool
     storage_class: str
     vpc_id: pulumi.Input[str]
@@ -393,7 +394,7 @@ class LangFuse(pulumi.ComponentResource):
             postgres = postgres_database(
                 f"{name}-db", PostgresSpec("langfuse", lf.rds_engine_version, lf.rds_instance_class,
                                            lf.rds_storage_gib, lf.rds_multi_az, lf.rds_backup_retention_days),
-                cluster_name=args.cluster_name, password=args.db_password, vpc_id=args.vpc_id,
+                name_prefix=args.name_prefix, password=args.db_password, vpc_id=args.vpc_id,
                 subnet_ids=args.private_subnet_ids, cluster_security_group_id=args.cluster_security_group_id,
                 protect=args.protect_data, tags=args.tags, opts=child)
             self.database = postgres

@@ -52,7 +52,7 @@ def run_component(cfg, token="t0ken"):
         AgentRuntime("agents", AgentRuntimeArgs(
             runtime=cfg.agent_runtime, agents=cfg.agents, models=cfg.models, gateway_url=GATEWAY,
             gateway_token=pulumi.Output.secret(token), protect_data=cfg.protect_data, tags={"t": "1"},
-            cluster_name="unit", vpc_id="vpc-1", private_subnet_ids=["subnet-1", "subnet-2"], cluster_security_group_id="sg-1"))
+            name_prefix="unit", vpc_id="vpc-1", private_subnet_ids=["subnet-1", "subnet-2"], cluster_security_group_id="sg-1"))
 
     return execute(body, stack="unit", config={})
 

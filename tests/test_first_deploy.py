@@ -40,3 +40,26 @@ def test_model_rollout_is_bounded_by_its_progress_deadline(prod_plan: Plan):
         (req,) = [req for req, u in prod_plan.monitor.requests if u == dep.urn]
         deadline = dep.inputs["spec"]["progressDeadlineSeconds"]
         assert deadline > 600 and req.customTimeouts.create == f"{deadline}s", name
+
+
+def test_databases_and_cache_build_while_eks_does(prod_plan: Plan):
+    """RDS instances and the ElastiCache replication group wait for the network only: their final
+    snapshot names start with the configured cluster name (a string), not the cluster's output, so
+    a ~15 min database starts at the VPC, not after the ~11 min control plane."""
+    world = rehearsal.build_world(prod_plan, None)
+    (cluster,) = prod_plan.by_type("eks:index:Cluster")
+    rds = prod_plan.by_type("aws:rds/instance:Instance")
+    stores = [*rds, *prod_plan.by_type("aws:elasticache/replicationGroup:ReplicationGroup")]
+    assert len(rds) == 2 and len(stores) == 3    # kagent's and LangFuse's databases, the Redis cache
+    for r in stores:
+        assert not world.graph.after(r.urn, cluster.urn), r.name
+        assert str(r.inputs["finalSnapshotIdentifier"]).startswith(f"{cluster.inputs['name']}-"), r.name
+
+
+def test_a_deletion_protected_cluster_is_protected(prod_plan: Plan):
+    """EKS deletion protection without Pulumi `protect` lets `pulumi destroy` delete everything that
+    depends on the cluster before it fails on it; with `protect` it refuses up front."""
+    (cluster,) = prod_plan.by_type("eks:index:Cluster")
+    assert cluster.inputs["deletionProtection"] is True and cluster.protect
+    result = prod_plan.extras["rehearsal"]
+    assert not [h for h in result["destroy"]["hazards"] if h["class"] == "deletion-protection"]

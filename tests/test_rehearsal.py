@@ -115,10 +115,11 @@ def test_options_are_those_the_engine_received(prod_plan):
     pool = next(p for p in prod_plan.by_type(NODEPOOL) if p.inputs["metadata"]["name"] == "platform")
     assert release(prod_plan, "karpenter").urn in pool.options["dependsOn"]
     # explicit dependsOn and input dependencies are told apart: the RDS instance's snapshot name
-    # comes from the cluster's outputs (an input), not from a dependsOn
+    # comes from the stack's random suffix (an input), not from a dependsOn -- and not the cluster
     db = one(prod_plan, "aws:rds/instance:Instance", "langfuse-db")
-    assert any("eks:index:Cluster" in u for u in db.options["inputDependencies"]["finalSnapshotIdentifier"])
-    assert not any("eks:index:Cluster" in u for u in db.options["dependsOn"])
+    snap = db.options["inputDependencies"]["finalSnapshotIdentifier"]
+    assert any("random:" in u for u in snap) and not any("eks:index:Cluster" in u for u in snap)
+    assert not any("random:" in u for u in db.options["dependsOn"])
 
 
 def test_critical_path_is_a_chain_of_waits(any_plan):
@@ -426,16 +427,18 @@ def test_final_snapshot_named_from_names_only(prod_plan):
 
 @pytest.mark.program
 def test_deletion_protection_without_protect(tmp_path):
-    """prod's cluster keeps deletionProtection; with protectData off nothing protects it, so the
-    destroy would delete the platform and then fail on the cluster: the guard works, but late
-    (advisory: the failure is what the stack asked for)."""
+    """prod's cluster has deletionProtection and so `protect` (components/cluster.py); with
+    protectData off and the cluster not protected, the destroy would delete the platform and then
+    fail on the cluster: the guard works, but late (advisory: the failure is what the stack asked for)."""
     doc = stack_doc("prod")
     doc["config"]["agentic-platform:protectData"] = False
     plan = run_program(read_stack(str(write_stack(tmp_path, doc, "unprotected"))))
     plan.objects = declared(plan)
-    hz = found(rehearse(plan), "deletion-protection", level="advisory")
+    assert not found(rehearse(plan), "deletion-protection", level="advisory")
+    cut = edit(plan, lambda r: r.type == "eks:index:Cluster", lambda r: {"protect": False})
+    hz = found(rehearse(cut), "deletion-protection", level="advisory")
     assert [h["resources"][0].rsplit("::", 1)[-1] for h in hz] == ["cluster"]
-    assert found(rehearse(plan), "deletion-protection") == []
+    assert found(rehearse(cut), "deletion-protection") == []
 
 
 def test_retained_load_balancer_blocks_the_vpc(dev_plan, prod_plan):
