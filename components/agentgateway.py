@@ -5,6 +5,7 @@ HTTPRoute per pool (x-model-id), JWT and local rate limits as AgentgatewayPolici
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -16,6 +17,7 @@ import yaml
 from components import names
 from components.config import GatewayConfig, TokenBucketConfig
 from components.gateway_routes import GATEWAY_API, chunks, listener, parent_ref, rule
+from components.gateway_tenants import LLM_FORMATS, LLM_ROUTES, conditional_limits, salted_body_output, tenant_identity
 from components.k8s import (
     container_security_context,
     custom_object,
@@ -78,9 +80,17 @@ class AgentgatewayPlane:
     gateway: k8s.apiextensions.CustomResource
 
 
+@dataclass
+class TenantContext:
+    """Who the plane serves: the tenants' names and the secret key their cache salts derive from
+    (None: no salting)."""
+    tenants: Sequence[str]
+    salt_key: pulumi.Output[str] | None
+
+
 def agentgateway_plane(name: str, cfg: GatewayConfig, endpoints: dict[str, ModelEndpoint], parent: pulumi.Resource,
                        crds: list[pulumi.Resource], ns_deps: list[pulumi.Resource],
-                       model_deps: list[pulumi.Resource], nodes: Any) -> AgentgatewayPlane:
+                       model_deps: list[pulumi.Resource], nodes: Any, tenancy: TenantContext) -> AgentgatewayPlane:
     """`crds`: the Gateway API and inference extension CRDs; `nodes`: where the controller runs."""
     ns = names.NS_GATEWAY
 
@@ -100,7 +110,7 @@ def agentgateway_plane(name: str, cfg: GatewayConfig, endpoints: dict[str, Model
     }, opts=opts(agw_crds, *ns_deps, *(nodes or ())))
 
     vllm = {n: e for n, e in endpoints.items() if e.engine == "vllm"}  # the EPP reads vLLM's metrics
-    pickers, pools = {}, {}
+    pickers, pools, llm_backends = {}, {}, {}
     for model, endpoint in vllm.items():
         pickers[model] = endpoint_picker(name, endpoint, parent, [*crds, *model_deps])
         pools[model] = custom_object(
@@ -110,6 +120,7 @@ def agentgateway_plane(name: str, cfg: GatewayConfig, endpoints: dict[str, Model
                   "targetPorts": [{"number": endpoint.port}],
                   "endpointPickerRef": {"name": epp_name(model), "port": {"number": EPP_PORT},
                                         "failureMode": "FailOpen"}})
+        llm_backends[model] = _llm_backend(name, endpoint, opts(agw_crds, pools[model], *ns_deps))
 
     # --- the agentgateway Gateway: in-cluster only (ClusterIP), same listener rules as kgateway's
     agw_labels = labels(AGW_GATEWAY, "gateway-proxy")
@@ -118,7 +129,12 @@ def agentgateway_plane(name: str, cfg: GatewayConfig, endpoints: dict[str, Model
         labels=agw_labels, opts=opts(agw_crds, *ns_deps),
         spec={"resources": resources(cfg.proxy.cpu, cfg.proxy.memory, cpu_limit=cfg.proxy.cpu_limit,
                                      memory_limit=cfg.proxy.memory_limit),
-              "service": {"spec": {"type": "ClusterIP"}}})
+              "service": {"spec": {"type": "ClusterIP"}},
+              # The proxy's pod template (controller/pkg/helm/agentgateway/templates/_helpers.tpl
+              # podTemplate at v1.4.1) sets no seccompProfile, which restricted Pod Security (ai-gateway)
+              # rejects; the Deployment overlay (a strategic merge patch) adds it.
+              "deployment": {"spec": {"template": {"spec": {"securityContext": {
+                  "seccompProfile": {"type": "RuntimeDefault"}}}}}}})
     gateway = custom_object(
         f"{name}-agw-gateway", f"{GATEWAY_API}/v1", "Gateway", AGW_GATEWAY, namespace=ns,
         labels=labels(AGW_GATEWAY, "gateway"), opts=opts(controller, params, *ns_deps),
@@ -127,28 +143,54 @@ def agentgateway_plane(name: str, cfg: GatewayConfig, endpoints: dict[str, Model
                                                    "name": AGW_GATEWAY}},
               "listeners": [listener("http", names.GATEWAY_PORT)]})
 
-    # --- routes: x-model-id -> the model's InferencePool (cross-namespace, hence a grant)
+    # --- routes: x-model-id -> the model's LLM backend (cross-namespace, hence a grant), which sends
+    # to the InferencePool
     route_deps = [gateway, *ns_deps, *model_deps]
     for namespace in sorted({e.namespace for e in vllm.values()}):
         custom_object(
             f"{name}-pool-grant-{namespace}", f"{GATEWAY_API}/v1beta1", "ReferenceGrant", "ai-gateway-pools",
             namespace=namespace, labels=labels("ai-gateway-pools", "gateway-grant"), opts=opts(*crds, *route_deps),
             spec={"from": [{"group": GATEWAY_API, "kind": "HTTPRoute", "namespace": ns}],
-                  "to": [{"group": INFERENCE_GROUP, "kind": "InferencePool"}]})
+                  "to": [{"group": AGW_GROUP, "kind": "AgentgatewayBackend"}]})
     routes = {model: custom_object(
         f"{name}-pool-route-{model}", f"{GATEWAY_API}/v1", "HTTPRoute", f"pool-{model}", namespace=ns,
-        labels=labels(f"pool-{model}", "gateway-route"), opts=opts(*route_deps, pools[model]),
+        labels=labels(f"pool-{model}", "gateway-route"), opts=opts(*route_deps, llm_backends[model]),
         spec={"parentRefs": [parent_ref(AGW_GATEWAY)],
-              "rules": [rule(cfg, model, [{"group": INFERENCE_GROUP, "kind": "InferencePool", "name": model,
-                                           "namespace": endpoint.namespace}])]})
+              "rules": [rule(cfg, model, [{"group": AGW_GROUP, "kind": "AgentgatewayBackend",
+                                           "name": llm_backend_name(model), "namespace": endpoint.namespace}])]})
         for model, endpoint in vllm.items()}
-    policies = _policies(name, cfg, routes, opts(agw_crds, *ns_deps), gateway)
+    policies = _policies(name, cfg, routes, opts(agw_crds, *ns_deps), gateway, tenancy)
     return AgentgatewayPlane(pools, pickers, routes, policies, gateway)
 
 
+def llm_backend_name(model: str) -> str:
+    return f"{model}-llm"
+
+
+def _llm_backend(name: str, endpoint: ModelEndpoint, opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+    """The pool as an LLM provider (so agentgateway parses requests and counts their tokens), and which
+    paths are which API."""
+    model, ns = endpoint.name, endpoint.namespace
+    backend = custom_object(
+        f"{name}-llm-{model}", AGW_API, "AgentgatewayBackend", llm_backend_name(model), namespace=ns,
+        labels=labels(llm_backend_name(model), "gateway-backend"), opts=opts,
+        spec={"ai": {"provider": {"custom": {
+            "backendRef": {"group": INFERENCE_GROUP, "kind": "InferencePool", "name": model},
+            "formats": LLM_FORMATS}}}})
+    custom_object(
+        f"{name}-llm-routes-{model}", AGW_API, "AgentgatewayPolicy", llm_backend_name(model), namespace=ns,
+        labels=labels(llm_backend_name(model), "gateway-policy"),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[backend])),
+        spec={"targetRefs": [{"group": AGW_GROUP, "kind": "AgentgatewayBackend", "name": llm_backend_name(model)}],
+              "backend": {"ai": {"routes": dict(LLM_ROUTES)}}})
+    return backend
+
+
 def _policies(name: str, cfg: GatewayConfig, routes: dict[str, k8s.apiextensions.CustomResource],
-              policy_opts: pulumi.ResourceOptions, gateway: pulumi.Resource) -> list[k8s.apiextensions.CustomResource]:
-    """JWT on the whole Gateway, a local rate limit on every pool route."""
+              policy_opts: pulumi.ResourceOptions, gateway: pulumi.Resource,
+              tenancy: TenantContext) -> list[k8s.apiextensions.CustomResource]:
+    """JWT on the whole Gateway (and, with tenants, a known tenant claim required before any route);
+    on every pool route the tenants' budgets and the platform limit, and the cache salt."""
     ns = names.NS_GATEWAY
     jwks = urlparse(cfg.jwt.jwks_uri)
     host, port = jwks.hostname or "", jwks.port or 443
@@ -163,14 +205,21 @@ def _policies(name: str, cfg: GatewayConfig, routes: dict[str, k8s.apiextensions
                             "jwksPath": jwks.path.lstrip("/") or "/", "cacheDuration": "5m"}}}
     if cfg.jwt.audiences:
         provider["audiences"] = list(cfg.jwt.audiences)
+    gateway_traffic: dict[str, Any] = {"jwtAuthentication": {"mode": "Strict", "providers": [provider]}}
+    if tenancy.tenants:
+        gateway_traffic["authorization"] = {"action": "Require", "policy": {
+            "matchExpressions": [tenant_identity(cfg, tenancy.tenants)]}}
     policies = [custom_object(
         f"{name}-agw-jwt", AGW_API, "AgentgatewayPolicy", "jwt-auth", namespace=ns,
         labels=labels("jwt", "gateway-auth"),
         opts=pulumi.ResourceOptions.merge(policy_opts, pulumi.ResourceOptions(depends_on=[jwks_backend, gateway])),
         spec={"targetRefs": [{"group": GATEWAY_API, "kind": "Gateway", "name": AGW_GATEWAY}],
-              "traffic": {"jwtAuthentication": {"mode": "Strict", "providers": [provider]}}})]
+              "traffic": gateway_traffic})]
     for i, group in enumerate(chunks(list(routes))):
-        traffic: dict[str, Any] = {"rateLimit": {"local": [local_rate_limit(cfg.rate_limit)]}}
+        traffic: dict[str, Any] = {
+            "rateLimit": conditional_limits(cfg, tenancy.tenants, local_rate_limit(cfg.rate_limit))}
+        if tenancy.salt_key is not None:
+            traffic["transformation"] = {"request": {"body": salted_body_output(cfg, tenancy.salt_key)}}
         if cfg.retry_attempts > 0:
             traffic["retry"] = {"attempts": cfg.retry_attempts, "codes": RETRY_CODES}
         policies.append(custom_object(

@@ -21,10 +21,11 @@ from urllib.parse import urlparse
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 import yaml
 
 from components import names
-from components.agentgateway import agentgateway_plane
+from components.agentgateway import TenantContext, agentgateway_plane
 from components.aws import pod_identity_role
 from components.config import GatewayConfig, ModelConfig, TokenBucketConfig
 from components.gateway_routes import (
@@ -37,6 +38,7 @@ from components.gateway_routes import (
     chunks,
     listener,
 )
+from components.gateway_tenants import kgateway_serves, kgateway_tenant_bucket
 from components.k8s import (
     PLATFORM_DIR,
     NodeSource,
@@ -130,12 +132,14 @@ class InferenceGateway(pulumi.ComponentResource):
         self.in_cluster_url = in_cluster_url()
 
         # --- routes
-        self._routes = ModelRoutes(name, self._config, args.endpoints, self,
+        # With tenant salting, vLLM models are served by agentgateway only (kgateway cannot set cache_salt).
+        kgw_endpoints = {n: e for n, e in args.endpoints.items() if kgateway_serves(self._config, e)}
+        self._routes = ModelRoutes(name, self._config, kgw_endpoints, self,
                                    crds=[self.kgateway_crds, *self.gateway_api_crds],
                                    deps=[self.gateway, *ns_deps], model_deps=args.model_dependencies)
         self.reference_grants = self._routes.reference_grants()
         self.routes = self._routes.model_routes()
-        self.tenant_routes = {t: self._routes.tenant_routes(t) for t in args.tenants} if args.endpoints else {}
+        self.tenant_routes = {t: self._routes.tenant_routes(t) for t in args.tenants} if kgw_endpoints else {}
         self.backends = self._routes.backends
 
         # --- policies: JWT on the whole Gateway (every route, present or future), token buckets
@@ -149,9 +153,16 @@ class InferenceGateway(pulumi.ComponentResource):
         self.pool_routes: dict[str, k8s.apiextensions.CustomResource] = {}
         if self._config.inference_routing == "agentgateway":
             self.inference_crds = self._crds(name, "inference")
+            # The salts' secret key: RandomBytes, whose hex is a secret output (pulumi_random marks
+            # `hex`/`base64` additional secret outputs), wrapped as a secret here as well.
+            salt_key = None
+            if self._config.prompt_cache.tenant_salt:
+                key = random.RandomBytes(f"{name}-cache-salt-key", length=32, opts=pulumi.ResourceOptions(parent=self))
+                salt_key = pulumi.Output.secret(key.hex)
             plane = agentgateway_plane(name, self._config, args.endpoints, self,
                                        [*self.gateway_api_crds, *self.inference_crds], ns_deps,
-                                       list(args.model_dependencies.values()), args.platform_nodes)
+                                       list(args.model_dependencies.values()), args.platform_nodes,
+                                       TenantContext(list(args.tenants), salt_key))
             self.inference_pools, self.endpoint_pickers = plane.inference_pools, plane.endpoint_pickers
             self.pool_routes, self.agentgateway_policies = plane.pool_routes, plane.policies
             self.agentgateway_gateway = plane.gateway
@@ -267,7 +278,8 @@ class InferenceGateway(pulumi.ComponentResource):
         for tenant, routes in self.tenant_routes.items():
             for i, group in enumerate(chunks(list(routes), MAX_TARGETS)):
                 policy = f"tenant-{tenant}" if i == 0 else f"tenant-{tenant}.{i}"
-                out.append(self._limits(f"{name}-limits-{policy}", policy, group, cfg.tenant_rate_limit, cfg,
+                bucket = kgateway_tenant_bucket(cfg, tenant)
+                out.append(self._limits(f"{name}-limits-{policy}", policy, group, bucket, cfg,
                                         self._opts(self.kgateway_crds, *[routes[r] for r in group])))
         return out
 

@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 
 from components import names
 from components.config import GatewayConfig, ModelRouteConfig
+from components.gateway_tenants import owner_only
 from components.k8s import custom_object, labels
 from components.models import ModelEndpoint
 
@@ -117,23 +118,30 @@ class ModelRoutes:
                     out[used] = self.model_deps[used]
         return list(out.values())
 
+    def _route_or_serving(self, model: str) -> list[pulumi.Resource]:
+        """What a tenant route's rule for `model` waits for: the model's route (which waits for the
+        model), or, for a model with no model route (owner_only), its serving components."""
+        return [self.model_route[model]] if model in self.model_route else self._serving(model)
+
     def model_routes(self) -> dict[str, k8s.apiextensions.CustomResource]:
-        """One HTTPRoute per model (header x-model-id), one rule each."""
+        """One HTTPRoute per model (header x-model-id), one rule each; none for a model routed for its
+        own tenant only (gateway_tenants.owner_only)."""
         self.model_route = {model: custom_object(
             f"{self.name}-route-{model}", f"{GATEWAY_API}/v1", "HTTPRoute", f"model-{model}",
             namespace=names.NS_GATEWAY, labels=labels(f"model-{model}", "gateway-route"),
             opts=self._opts(*self.deps, *self._serving(model)),
             spec={"parentRefs": [parent_ref()],
                   "rules": [rule(self.cfg, model, self.backend_refs(self.settings(model)))]})
-            for model in self.endpoints}
+            for model, endpoint in self.endpoints.items() if not owner_only(self.cfg, endpoint)}
         return self.model_route
 
     def tenant_routes(self, tenant: str) -> dict[str, k8s.apiextensions.CustomResource]:
         """A tenant's routes: the same models, matched also on x-tenant-id (a more specific header
         match wins over the model route), so each tenant gets a token bucket of its own; split
         into HTTPRoutes of at most RULES_PER_ROUTE rules. Keyed by route name."""
-        out = {}
-        for part, group in enumerate(chunks(list(self.endpoints), RULES_PER_ROUTE)):
+        out: dict[str, k8s.apiextensions.CustomResource] = {}
+        models = [m for m, e in self.endpoints.items() if not owner_only(self.cfg, e) or e.tenant == tenant]
+        for part, group in enumerate(chunks(models, RULES_PER_ROUTE)):
             route = tenant_route_name(tenant, part)
             # The first part keeps its pre-split resource name (URN unchanged).
             resource = f"{self.name}-route-{route}"
@@ -142,7 +150,7 @@ class ModelRoutes:
                 labels=labels(route, "gateway-route", extra={names.TENANT_LABEL: tenant}),
                 # after its models' routes (each waits for its model): the same order, T x M dependencies
                 # instead of T x M x the resources of a model
-                opts=self._opts(*self.deps, *(self.model_route[m] for m in group)),
+                opts=self._opts(*self.deps, *(d for m in group for d in self._route_or_serving(m))),
                 spec={"parentRefs": [parent_ref()],
                       "rules": [rule(self.cfg, m, self.backend_refs(self.settings(m)), tenant) for m in group]})
         return out

@@ -14,6 +14,8 @@ import yaml
 
 from components import names
 from components.config import ConfigError, validate
+from components.gateway import token_bucket
+from components.gateway_tenants import kgateway_tenant_bucket
 from plan.admission.schema import crd_validator
 from plan.engine import ROOT, Plan
 from tests.conftest import STACKS, plan_file, plan_of, stack_doc, write_stack
@@ -306,31 +308,39 @@ def test_agentgateway_routes_send_model_ids_to_pools_behind_jwt_and_limits(agw_p
     agw = gateways[(names.NS_GATEWAY, "ai-inference-agentgateway")]["spec"]
     assert agw["gatewayClassName"] == "agentgateway"
     pools = {n: ns for ns, n in _named(agw_plan, "kubernetes:inference.networking.k8s.io/v1:InferencePool")}
+    backends = _named(agw_plan, "kubernetes:agentgateway.dev/v1alpha1:AgentgatewayBackend")
     pool_routes = {}
     for route in routes(agw_plan):
         for rule in route["spec"]["rules"]:
             for ref in rule["backendRefs"]:
-                if ref["kind"] == "InferencePool":
+                if ref["kind"] == "AgentgatewayBackend":
+                    # route -> the model's LLM backend (same namespace as its pool) -> the pool
                     assert route["spec"]["parentRefs"][0]["name"] == "ai-inference-agentgateway"
-                    assert ref["group"] == "inference.networking.k8s.io" and ref["namespace"] == pools[ref["name"]]
+                    custom = backends[(ref["namespace"], ref["name"])]["spec"]["ai"]["provider"]["custom"]
+                    pool = custom["backendRef"]
+                    assert pool["group"] == "inference.networking.k8s.io" and pool["kind"] == "InferencePool"
+                    assert ref["namespace"] == pools[pool["name"]]
                     models = {h["value"] for mt in rule["matches"] for h in mt["headers"] if h["name"] == "x-model-id"}
-                    assert models == {ref["name"]}
+                    assert models == {pool["name"]}
                     assert {mt["path"]["value"] for mt in rule["matches"]} == PATHS
-                    pool_routes[route["metadata"]["name"]] = ref["name"]
+                    pool_routes[route["metadata"]["name"]] = pool["name"]
     assert sorted(pool_routes.values()) == sorted(pools)
     grants = _named(agw_plan, "kubernetes:gateway.networking.k8s.io/v1beta1:ReferenceGrant")
     for ns in set(pools.values()):
-        assert {"group": "inference.networking.k8s.io", "kind": "InferencePool"} in grants[(ns, "ai-gateway-pools")][
+        assert {"group": "agentgateway.dev", "kind": "AgentgatewayBackend"} in grants[(ns, "ai-gateway-pools")][
             "spec"]["to"]
-    policies = [p.inputs["spec"] for p in agw_plan.by_type("kubernetes:agentgateway.dev/v1alpha1:AgentgatewayPolicy")]
+    policies = [p.inputs["spec"] for p in agw_plan.by_type("kubernetes:agentgateway.dev/v1alpha1:AgentgatewayPolicy")
+                if "traffic" in p.inputs["spec"]]
     jwt = [p for p in policies if "jwtAuthentication" in p["traffic"]]
     assert jwt and jwt[0]["targetRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
                                             "name": "ai-inference-agentgateway"}]
     provider = jwt[0]["traffic"]["jwtAuthentication"]["providers"][0]
     assert provider["issuer"] == gw_cfg["jwt"]["issuer"]
     assert gw_cfg["jwt"]["jwksUri"].endswith("/" + provider["jwks"]["remote"]["jwksPath"])
-    limited = {t["name"]: p["traffic"]["rateLimit"]["local"][0] for p in policies if "rateLimit" in p["traffic"]
-               for t in p["targetRefs"]}
+    # the platform limit: the policy's local limit, or with tenant budgets the last (unconditional) entry
+    limited = {t["name"]: (p["traffic"]["rateLimit"].get("local") or
+                           p["traffic"]["rateLimit"]["conditional"][-1]["policy"]["local"])[0]
+               for p in policies if "rateLimit" in p["traffic"] for t in p["targetRefs"]}
     assert set(limited) == set(pool_routes)
     for bucket in limited.values():
         assert bucket["requests"] >= 1 and bucket["unit"] in {"Seconds", "Minutes", "Hours"}
@@ -431,7 +441,7 @@ def test_thirty_models_route_with_todays_semantics(thirty_models):
         assert sum(len(r["matches"]) for r in route["spec"]["rules"]) <= 128
     policies = [p.inputs["spec"] for p in plan.by_type(POLICY) if "rateLimit" in p.inputs["spec"]]
     bucket_of = {t["name"]: p["rateLimit"]["local"]["tokenBucket"] for p in policies for t in p["targetRefs"]}
-    tenant_bucket = stack_config("prod")["agentic-platform:gateway"]["tenantRateLimit"]
+    gw = validate(_raw("prod"), "prod").gateway
     for model in models:
         [(_, model_rule, _)] = {id(r): (ro, r, m) for ro, r, m in rules_for(plan, model)}.values()
         for tenant in tenants:
@@ -440,7 +450,7 @@ def test_thirty_models_route_with_todays_semantics(thirty_models):
             route, rule, _ = found[0]
             assert rule["backendRefs"] == model_rule["backendRefs"] and rule["timeouts"] == model_rule["timeouts"]
             assert route["metadata"]["labels"][names.TENANT_LABEL] == tenant
-            assert bucket_of[route["metadata"]["name"]] == tenant_bucket
+            assert bucket_of[route["metadata"]["name"]] == token_bucket(kgateway_tenant_bucket(gw, tenant))["tokenBucket"]
     # two routes per tenant (16 + 14 rules); the first keeps its pre-split name
     names_ = sorted(r["metadata"]["name"] for r in routes(plan) if r["metadata"]["name"].startswith("tenant-"))
     assert names_ == sorted(n for t in tenants for n in (f"tenant-{t}", f"tenant-{t}.1"))

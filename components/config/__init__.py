@@ -62,6 +62,8 @@ from components.config.gateway import (
     GatewayProxyConfig,
     JwtConfig,
     ModelRouteConfig,
+    PromptCacheConfig,
+    TenantBudgetConfig,
     TokenBucketConfig,
 )
 from components.config.loader import load_config, load_secrets, raw_from_pulumi, secret_keys_from_pulumi, validate
@@ -135,6 +137,8 @@ __all__ = [
     "TaintConfig",
     "TenantConfig",
     "TenantIamRole",
+    "PromptCacheConfig",
+    "TenantBudgetConfig",
     "TokenBucketConfig",
     "ToolServerConfig",
     "WorkloadSize",

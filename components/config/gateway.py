@@ -50,7 +50,8 @@ class JwtConfig(Section):
     issuer: str = Field(pattern=r"^https://[^\s/]+(/\S*)?$", description="the issuer (iss) tokens must carry")
     jwks_uri: str = Field(pattern=r"^https://[^\s/]+(/\S*)?$", description="where the issuer's signing keys are published")
     audiences: list[str] = Field(default_factory=list, description="accepted audiences (aud); empty: any")
-    tenant_claim: str = Field("tenant", min_length=1, description="claim copied to the x-tenant-id header")
+    tenant_claim: str = Field("tenant", pattern=r"^[A-Za-z0-9_.:/-]{1,128}$",
+                              description="claim copied to the x-tenant-id header (and keying tenant budgets and salts)")
 
 
 class TokenBucketConfig(Section):
@@ -63,6 +64,29 @@ class TokenBucketConfig(Section):
     def problems(self) -> Iterator[Problem]:
         if self.tokens_per_fill > self.max_tokens:
             yield "tokensPerFill", f"{self.tokens_per_fill} is more than maxTokens ({self.max_tokens})"
+
+
+class TenantBudgetConfig(Section):
+    """A tenant's budget at the gateway, per minute: requests and LLM tokens (prompt + completion). Over it
+    the gateway answers 429. Tokens are counted by the agentgateway data plane only (see docs/gateway.md)."""
+
+    requests_per_minute: int | None = Field(
+        None, ge=1, le=10_000_000, description="requests per minute; none: tenantRateLimit's bucket")
+    tokens_per_minute: int | None = Field(
+        None, ge=1, le=2_000_000_000,
+        description="LLM tokens per minute (needs inferenceRouting: agentgateway); none: no token budget")
+
+
+class PromptCacheConfig(Section):
+    """Prompt-cache isolation between tenants (CVE-2025-46570: vLLM's shared prefix cache lets a client
+    tell from time-to-first-token whether another client sent the same prefix)."""
+
+    tenant_salt: bool = Field(False, description=(
+        "set every vLLM request's cache_salt from the verified tenant claim, overriding the client's "
+        "(needs inferenceRouting: agentgateway); requests without a known tenant claim are rejected"))
+    tgi_sharing: Literal["allow", "forbid"] = Field("allow", description=(
+        "TGI has no prefix-cache salting. forbid: every TGI model must belong to a tenant and is routed for "
+        "that tenant only"))
 
 
 class CanaryConfig(Section):
@@ -106,6 +130,11 @@ class GatewayConfig(Section):
     retry_attempts: int = Field(3, ge=0, le=10, description="retries of a failed request")
     per_try_timeout: Duration = Field("30s", description="each try of a retried request (shorter than requestTimeout)")
     routes: list[ModelRouteConfig] = Field(default_factory=list, description="per-model routing: canaries and fallbacks")
+    default_tenant_budget: TenantBudgetConfig = Field(
+        default_factory=TenantBudgetConfig, description="every tenant's budget unless tenantBudgets names it")
+    tenant_budgets: dict[str, TenantBudgetConfig] = Field(
+        default_factory=dict, description="per tenant (by tenants name): its budget, replacing defaultTenantBudget")
+    prompt_cache: PromptCacheConfig = Field(default_factory=PromptCacheConfig)
     inference_routing: Literal["none", "agentgateway"] = Field(
         "none", description=("agentgateway: a second, in-cluster data plane routing vLLM models through InferencePools "
                              "and their endpoint pickers"))
@@ -122,8 +151,29 @@ class GatewayConfig(Section):
                                          f"({self.request_timeout})")
             if seconds(self.per_try_timeout) >= seconds(self.request_timeout):
                 yield "perTryTimeout", f"{self.per_try_timeout} must be shorter than requestTimeout ({self.request_timeout})"
+        yield from self._isolation_problems()
         seen: set[str] = set()
         for i, r in enumerate(self.routes):
             if r.model in seen:
                 yield f"routes[{i}].model", f"'{r.model}' has more than one routes entry"
             seen.add(r.model)
+
+    def budget(self, tenant: str) -> TenantBudgetConfig:
+        return self.tenant_budgets.get(tenant, self.default_tenant_budget)
+
+    def _isolation_problems(self) -> Iterator[Problem]:
+        """What only the agentgateway data plane enforces. kgateway v2.4.3's local rate limit is a token
+        bucket of requests (TrafficPolicy rateLimit.local.tokenBucket, kgateway-crds v2.4.3); agentgateway
+        v1.4.1's local limit has `tokens` (LLM tokens, counted on requests through an `ai` backend:
+        crates/agentgateway/src/http/localratelimit.rs check_llm_request) and CEL body transformations."""
+        if self.inference_routing == "agentgateway":
+            return
+        need = "needs inferenceRouting: agentgateway (kgateway's local rate limit counts requests, not tokens)"
+        if self.default_tenant_budget.tokens_per_minute is not None:
+            yield "defaultTenantBudget.tokensPerMinute", need
+        for tenant, budget in self.tenant_budgets.items():
+            if budget.tokens_per_minute is not None:
+                yield f"tenantBudgets.{tenant}.tokensPerMinute", need
+        if self.prompt_cache.tenant_salt:
+            yield "promptCache.tenantSalt", ("needs inferenceRouting: agentgateway (the body transformation that "
+                                            "overwrites cache_salt is agentgateway's CEL; kgateway has none)")

@@ -84,6 +84,25 @@ def _gateway_routes(cfg: PlatformConfig) -> Iterator[Problem]:
             yield f"gateway.routes[{i}].fallback", f"'{r.fallback}' is not a models name ({known})"
 
 
+@cross_check
+def _gateway_tenants(cfg: PlatformConfig) -> Iterator[Problem]:
+    """Tenant budgets name tenants; `promptCache.tgiSharing: forbid` leaves no TGI model shared (TGI has
+    no prefix-cache salting, so a TGI model two tenants call shares its cache between them)."""
+    if cfg.gateway is None:
+        return
+    tenants = {t.name for t in cfg.tenants}
+    for tenant in cfg.gateway.tenant_budgets:
+        if tenant not in tenants:
+            yield f"gateway.tenantBudgets.{tenant}", f"'{tenant}' is not a tenants name ({', '.join(sorted(tenants)) or 'none'})"
+    if cfg.gateway.prompt_cache.tenant_salt and not tenants:
+        yield "gateway.promptCache.tenantSalt", "there are no tenants to salt by"
+    if cfg.gateway.prompt_cache.tgi_sharing == "forbid":
+        for i, m in enumerate(cfg.models):
+            if m.engine == "tgi" and m.tenant is None:
+                yield f"models[{i}].tenant", (f"'{m.name}' is a TGI model (no prefix-cache salting) and "
+                                              "gateway.promptCache.tgiSharing is forbid: give it a tenant")
+
+
 @cross_check  # compute: tenant-dedicated NodePools
 def _compute_refs(cfg: PlatformConfig) -> Iterator[Problem]:
     for message in cluster_name_problems(cfg.cluster_name):

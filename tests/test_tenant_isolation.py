@@ -1,0 +1,293 @@
+"""Tenants on shared models: a known tenant claim before any model, per-tenant budgets (requests and LLM
+tokens), the prompt-cache salt from the verified claim overwriting the client's, and the config errors
+for what the chosen data plane cannot enforce.
+
+The rendered CEL is evaluated by `evaluate` below: a reader of exactly the expression forms the gateway
+renders, with agentgateway v1.4.1's documented semantics (schema/cel-functions.md: `merge` lets the
+argument's keys win; `toJson`/`json`; `sha256.encode` a hex digest; an evaluation error does not match
+a `Require` rule). It reads the rendered string, so a rendering that let the client's value win (the
+maps merged the other way round) or let a claim-less request through fails here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from components.config import ConfigError, validate
+from components.gateway_tenants import SALT_FIELD, kgateway_tenant_bucket, salted_body, tenant_identity
+from plan.engine import ROOT
+from tests.conftest import EXAMPLES, variant_plan
+
+POLICY = "kubernetes:agentgateway.dev/v1alpha1:AgentgatewayPolicy"
+ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+KEY = "5e" * 32
+
+
+class CelError(Exception):
+    pass
+
+
+class _Error:
+    """An evaluation error as a value (CEL: `false && error` is false, anything else with it an error)."""
+
+
+def evaluate(expr: str, *, body: dict | None = None, claims: dict | None = None) -> Any:
+    """Evaluates the expression forms the gateway renders: calls toJson/json/sha256.encode, `.merge`,
+    map and list literals, string literals, `+`, `&&`, `in`, `==`, `jwt[...]`, `request.body`."""
+    pattern = r'\.merge|"(?:[^"\\]|\\.)*"|&&|==|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*|[()\[\]{},:+]'
+    tokens = re.findall(pattern, expr)
+    assert not re.sub(pattern, "", expr).strip(), f"unreadable: {expr}"
+    pos = 0
+
+    def peek() -> str | None:
+        return tokens[pos] if pos < len(tokens) else None
+
+    def take(want: str | None = None) -> str:
+        nonlocal pos
+        tok = tokens[pos]
+        if want is not None and tok != want:
+            raise AssertionError(f"expected {want!r}, got {tok!r} in {expr}")
+        pos += 1
+        return tok
+
+    def args() -> list[Any]:
+        take("(")
+        out = [conj()]
+        while peek() == ",":
+            take(",")
+            out.append(conj())
+        take(")")
+        return out
+
+    def atom() -> Any:
+        tok = take()
+        if tok.startswith('"'):
+            value: Any = json.loads(tok)
+        elif tok == "toJson":
+            value = json.dumps(args()[0])
+        elif tok == "json":
+            value = json.loads(args()[0])
+        elif tok == "sha256.encode":
+            value = hashlib.sha256(args()[0].encode()).hexdigest()
+        elif tok == "request.body":
+            value = json.dumps(body)
+        elif tok == "jwt":
+            value = claims if claims is not None else {}
+        elif tok == "{":
+            value = {}
+            while peek() != "}":
+                k = conj()
+                take(":")
+                value[k] = conj()
+                if peek() == ",":
+                    take(",")
+            take("}")
+        elif tok == "[":
+            value = []
+            while peek() != "]":
+                value.append(conj())
+                if peek() == ",":
+                    take(",")
+            take("]")
+        else:
+            raise AssertionError(f"unknown token {tok!r} in {expr}")
+        while peek() in ("[", ".merge"):
+            if take() == "[":
+                key = conj()
+                take("]")
+                value = value[key] if isinstance(value, dict) and key in value else _Error()
+            else:
+                (other,) = args()
+                value = {**value, **other}     # documented: the argument's keys win
+        return value
+
+    def binary(left: Any, right: Any, op) -> Any:
+        return _Error() if isinstance(left, _Error) or isinstance(right, _Error) else op(left, right)
+
+    def plus() -> Any:
+        value = atom()
+        while peek() == "+":
+            take("+")
+            value = binary(value, atom(), lambda a, b: a + b)
+        return value
+
+    def comparison() -> Any:
+        value = plus()
+        if peek() == "in":
+            take("in")
+            return binary(value, plus(), lambda a, b: a in b)
+        if peek() == "==":
+            take("==")
+            return binary(value, plus(), lambda a, b: a == b)
+        return value
+
+    def conj() -> Any:
+        value = comparison()
+        while peek() == "&&":
+            take("&&")
+            right = comparison()
+            value = False if value is False or right is False else binary(value, right, lambda a, b: a and b)
+        return value
+
+    result = conj()
+    assert pos == len(tokens), f"trailing tokens in {expr}"
+    if isinstance(result, _Error):
+        raise CelError(expr)
+    return result
+
+
+def require_matches(expr: str, claims: dict) -> bool:
+    """A `Require` rule: it matches only when the expression evaluates to true (an error does not match)."""
+    try:
+        return evaluate(expr, claims=claims) is True
+    except CelError:
+        return False
+
+
+def example_config(name: str = "tenants"):
+    doc = yaml.safe_load((EXAMPLES / f"Pulumi.{name}.yaml").read_text())["config"]
+    raw = {k.split(":", 1)[1]: (v if isinstance(v, str) else json.dumps(v)) for k, v in doc.items()
+           if k.startswith("agentic-platform:")}
+    return validate(raw, name)
+
+
+def test_client_cache_salt_cannot_survive_the_transformation():
+    cfg = example_config().gateway
+    expr = salted_body(cfg, KEY)
+    client = {"model": "qwen-1-5b", "messages": [{"role": "user", "content": "hi"}], SALT_FIELD: "guessed"}
+    out = json.loads(evaluate(expr, body=client, claims={"tenant": "team-01"}))
+    assert out[SALT_FIELD] != "guessed"
+    assert {k: v for k, v in out.items() if k != SALT_FIELD} == {k: v for k, v in client.items() if k != SALT_FIELD}
+    # stable per tenant, different between tenants, not the tenant name, and tied to the secret key
+    again = json.loads(evaluate(expr, body={"model": "x"}, claims={"tenant": "team-01"}))[SALT_FIELD]
+    other = json.loads(evaluate(expr, body={"model": "x"}, claims={"tenant": "team-02"}))[SALT_FIELD]
+    assert again == out[SALT_FIELD] != other
+    assert "team-01" not in out[SALT_FIELD] and len(out[SALT_FIELD]) == 64
+    rekeyed = json.loads(evaluate(salted_body(cfg, "17" * 32), body={}, claims={"tenant": "team-01"}))[SALT_FIELD]
+    assert rekeyed != out[SALT_FIELD]
+
+
+def test_evaluator_sees_a_client_winning_merge():
+    """The reader is not a rubber stamp: the maps merged the other way round keep the client's value."""
+    wrong = f'toJson({{"{SALT_FIELD}": "server"}}.merge(json(request.body)))'
+    assert json.loads(evaluate(wrong, body={SALT_FIELD: "client"}))[SALT_FIELD] == "client"
+
+
+def test_request_without_a_known_tenant_claim_is_rejected():
+    cfg = example_config().gateway
+    expr = tenant_identity(cfg, ["team-01", "team-02"])
+    assert require_matches(expr, {"tenant": "team-01", "sub": "u"})
+    assert not require_matches(expr, {"sub": "u"})                  # no tenant claim
+    assert not require_matches(expr, {"tenant": "team-99"})         # not a tenant of the platform
+    assert not require_matches(expr, {})
+
+
+@pytest.fixture(scope="module")
+def tenants_plan():
+    return variant_plan("tenants")
+
+
+@pytest.mark.program
+def test_every_vllm_route_is_salted_budgeted_and_behind_the_tenant_rule(tenants_plan):
+    cfg = example_config()
+    vllm = {m.name for m in cfg.models if m.engine == "vllm"}
+    assert vllm and cfg.gateway.prompt_cache.tenant_salt
+    policies = [r.inputs["spec"] for r in tenants_plan.by_type(POLICY) if "traffic" in r.inputs["spec"]]
+    gateway_rules = [p for p in policies if p["targetRefs"][0]["kind"] == "Gateway"]
+    (auth,) = [p["traffic"]["authorization"] for p in gateway_rules if "authorization" in p["traffic"]]
+    assert auth["action"] == "Require"
+    (expr,) = auth["policy"]["matchExpressions"]
+    assert not require_matches(expr, {}) and require_matches(expr, {"tenant": cfg.tenants[0].name})
+    per_route = {t["name"]: p["traffic"] for p in policies for t in p["targetRefs"] if t["kind"] == "HTTPRoute"}
+    tenants = [t.name for t in cfg.tenants]
+    for model in vllm:
+        traffic = per_route[f"pool-{model}"]
+        # the salt expression holds the key: a secret, redacted in the plan
+        assert traffic["transformation"] == {"request": {"body": "[secret]"}}
+        entries = traffic["rateLimit"]["conditional"]
+        assert [e.get("condition") for e in entries] == [f'jwt["tenant"] == "{t}"' for t in sorted(tenants)] + [None]
+        for tenant, entry in zip(sorted(tenants), entries[:-1], strict=True):
+            budget = cfg.gateway.budget(tenant)
+            assert {"tokens": budget.tokens_per_minute, "unit": "Minutes"} in entry["policy"]["local"]
+            assert {"requests": budget.requests_per_minute, "unit": "Minutes"} in entry["policy"]["local"]
+        assert entries[-1]["policy"]["local"][0]["requests"] >= 1        # the platform limit for the rest
+    assert cfg.gateway.budget("team-01").tokens_per_minute != cfg.gateway.budget("team-02").tokens_per_minute
+    salt_keys = [r for r in tenants_plan.resources if r.type == "random:index/randomBytes:RandomBytes"
+                 and r.name.endswith("cache-salt-key")]
+    assert salt_keys
+    # the mock engine's RandomBytes hex is "ab" * length: it shows nowhere in what the plan records
+    assert "ab" * 32 not in json.dumps([r.inputs for r in tenants_plan.resources])
+
+
+@pytest.mark.program
+def test_salted_models_are_not_reachable_through_kgateway(tenants_plan):
+    """kgateway cannot set cache_salt, so with tenant salting no kgateway route reaches a vLLM model."""
+    vllm = {m.name for m in example_config().models if m.engine == "vllm"}
+    for route in tenants_plan.by_type(ROUTE):
+        spec = route.inputs["spec"]
+        if spec["parentRefs"][0]["name"] != "ai-inference-gateway":
+            continue
+        ids = {h["value"] for r in spec["rules"] for m in r["matches"] for h in m["headers"] if h["name"] == "x-model-id"}
+        assert not ids & vllm, route.inputs["metadata"]["name"]
+
+
+def test_prod_tenant_request_budgets_on_kgateway(prod_plan):
+    gw = validate(_prod_raw(), "prod").gateway
+    buckets = {t["name"]: p.inputs["spec"]["rateLimit"]["local"]["tokenBucket"]
+               for p in prod_plan.by_type("kubernetes:gateway.kgateway.dev/v1alpha1:TrafficPolicy")
+               if "rateLimit" in p.inputs["spec"] for t in p.inputs["spec"]["targetRefs"]}
+    rpm = gw.default_tenant_budget.requests_per_minute
+    assert rpm is not None
+    for tenant in ("tenant-a", "tenant-b"):
+        assert buckets[f"tenant-{tenant}"] == {"maxTokens": rpm, "tokensPerFill": rpm, "fillInterval": "60s"}
+
+
+def test_a_tenant_budget_replaces_the_default():
+    gw = validate(_prod_raw(tenantBudgets={"tenant-a": {"requestsPerMinute": 300}}), "prod").gateway
+    assert kgateway_tenant_bucket(gw, "tenant-a").model_dump() == {
+        "max_tokens": 300, "tokens_per_fill": 300, "fill_interval": "60s"}
+    assert kgateway_tenant_bucket(gw, "tenant-b").max_tokens == gw.default_tenant_budget.requests_per_minute
+    no_budgets = validate(_prod_raw(defaultTenantBudget={}), "prod").gateway
+    assert kgateway_tenant_bucket(no_budgets, "tenant-b") == no_budgets.tenant_rate_limit
+
+
+def _prod_raw(**gateway_changes) -> dict[str, str]:
+    doc = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
+    doc["agentic-platform:gateway"] = {**doc["agentic-platform:gateway"], **gateway_changes}
+    return {k.split(":", 1)[1]: (v if isinstance(v, str) else json.dumps(v)) for k, v in doc.items()
+            if k.startswith("agentic-platform:")}
+
+
+@pytest.mark.parametrize(("changes", "path", "message"), [
+    ({"defaultTenantBudget": {"tokensPerMinute": 1000}}, "gateway.defaultTenantBudget.tokensPerMinute",
+     "counts requests, not tokens"),
+    ({"tenantBudgets": {"tenant-b": {"tokensPerMinute": 1000}}}, "gateway.tenantBudgets.tenant-b.tokensPerMinute",
+     "counts requests, not tokens"),
+    ({"promptCache": {"tenantSalt": True}}, "gateway.promptCache.tenantSalt", "needs inferenceRouting: agentgateway"),
+    ({"tenantBudgets": {"nobody": {"requestsPerMinute": 5}}}, "gateway.tenantBudgets.nobody", "not a tenants name"),
+    # prod's mixtral-8x7b is a TGI model in the shared ai-inference namespace
+    ({"promptCache": {"tgiSharing": "forbid"}}, "models[2].tenant", "no prefix-cache salting"),
+])
+def test_what_the_data_plane_cannot_enforce_is_a_key_path_error(changes, path, message):
+    with pytest.raises(ConfigError) as err:
+        validate(_prod_raw(**changes), "prod")
+    lines = [line for line in err.value.lines() if line.startswith(f"agentic-platform:{path}:")]
+    assert lines and message in lines[0], err.value.lines()
+
+
+@pytest.mark.program
+def test_the_plan_shows_each_tenants_limits_and_salt_policy(prod_plan, tenants_plan):
+    prod = prod_plan.extras["tenants"]
+    assert set(prod) == {"tenant-a", "tenant-b"}
+    assert all(p["cacheSalt"].startswith("none") and p["tokensPerMinute"] is None for p in prod.values())
+    shown = tenants_plan.extras["tenants"]
+    cfg = example_config()
+    assert set(shown) == {t.name for t in cfg.tenants}
+    for tenant, p in shown.items():
+        assert p["tokensPerMinute"] == cfg.gateway.budget(tenant).tokens_per_minute
+        assert "overwritten" in p["cacheSalt"] and p["tgi"] == "owner tenant only"
