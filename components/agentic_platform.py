@@ -18,10 +18,11 @@ from components.gateway import in_cluster_url as gateway_in_cluster_url
 from components.gpu_stack import GpuStack, GpuStackArgs
 from components.k8s import NodeSource
 from components.karpenter import Karpenter, KarpenterArgs
+from components.langfuse import LangFuse, LangFuseArgs
 from components.models import ModelServing, ModelServingArgs, model_namespaces, pvc_namespaces, s3_cache_namespaces
 from components.network import Network, NetworkArgs
 from components.node_pools import TenantPlacement, max_node_count
-from components.observability import LangFuse, LangFuseArgs, Observability, ObservabilityArgs, node_exporter_quota
+from components.observability import Observability, ObservabilityArgs, node_exporter_quota
 from components.tenancy import Tenancy, TenancyArgs
 
 

@@ -107,6 +107,12 @@ def secret(resource_name: str, name: str, namespace: str, data: dict[str, pulumi
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["stringData", "data"])))
 
 
+def chart_image(key: str) -> dict[str, str]:
+    """A chart's `image` values (repository, tag) from its pin in platform/images.yaml."""
+    pin = platform_data("images.yaml")[key]
+    return {"repository": pin["repository"], "tag": str(pin["tag"])}
+
+
 def helm_release(resource_name: str, chart: str, *, namespace: str, values: pulumi.Input[dict[str, Any]],
                  opts: pulumi.ResourceOptions, release_name: str | None = None, skip_crds: bool = False,
                  timeout_s: int = HELM_TIMEOUT_S, create_namespace: bool = False) -> k8s.helm.v3.Release:

@@ -16,19 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import langfuse_stores as stores
 from components import names
-from components.aws import PostgresSpec, pod_identity_role, policy_json, secure_bucket
-from components.aws import postgres as postgres_database
-from components.config import LangfuseConfig, ObservabilityConfig, QuotaConfig
-from components.data import REDIS_SECRET
+from components.config import ObservabilityConfig, QuotaConfig
 from components.k8s import (
     PLATFORM_DIR,
     NodeSource,
+    chart_image,
     container_security_context,
     custom_object,
     helm_release,
@@ -39,6 +35,7 @@ from components.k8s import (
     resources,
     secret,
 )
+from components.langfuse import LANGFUSE_OTLP, LANGFUSE_SECRET, LANGFUSE_URL
 
 NS = names.NS_OBSERVABILITY
 # The release name is part of the Prometheus service name KEDA triggers query (names.PROMETHEUS_URL).
@@ -46,23 +43,9 @@ KPS_RELEASE = names.PROMETHEUS_RELEASE
 PROMETHEUS_URL = names.PROMETHEUS_URL
 GRAFANA_URL = f"http://{KPS_RELEASE}-grafana.{NS}.svc:80"
 COLLECTOR = "otel-collector"
-LANGFUSE_RELEASE = "langfuse"
-LANGFUSE_URL = f"http://{LANGFUSE_RELEASE}-web.{NS}.svc:{names.PORT_LANGFUSE}"
-# LangFuse v3 ingests OTLP/HTTP traces here; otlphttp appends /v1/traces.
-LANGFUSE_OTLP = f"{LANGFUSE_URL}/api/public/otel"
 PROM_EXPORTER_PORT = 8889
 GRAFANA_SECRET = "grafana-admin"
-LANGFUSE_SECRET = "langfuse-credentials"
 COLLECTOR_SECRET = "otel-langfuse-auth"
-# LangFuse's queues on the platform's Redis. The chart (1.5.41) takes only the host as a value; a
-# REDIS_CONNECTION_STRING in langfuse.additionalEnv replaces its own (and its REDIS_TLS_ENABLED), and
-# its check for one looks at `value` only, so the URL (password URL-encoded, rediss:// for ElastiCache)
-# comes from the data layer's Secret through a variable the `value` expands ($(VAR), defined first).
-REDIS_ENV = (
-    {"name": "LANGFUSE_REDIS_URL", "valueFrom": {"secretKeyRef": {"name": REDIS_SECRET, "key": "url"}}},
-    {"name": "REDIS_CONNECTION_STRING", "value": "$(LANGFUSE_REDIS_URL)"},
-    {"name": "REDIS_TLS_ENABLED", "valueFrom": {"secretKeyRef": {"name": REDIS_SECRET, "key": "tls"}}},
-)
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}
 # node-exporter's one container (prometheus-node-exporter 4.56.1: kubeRBACProxy.enabled false, no
 # sidecars or init containers by default); its DaemonSet rolls with maxUnavailable 1 and no surge
@@ -117,11 +100,6 @@ def dashboards(price: float) -> dict[str, str]:
             doc = cost_dashboard(doc, price)
         out[path.stem] = json.dumps(doc, indent=1, sort_keys=True)
     return out
-
-
-def _image(key: str) -> dict[str, str]:
-    pin = platform_data("images.yaml")[key]
-    return {"repository": pin["repository"], "tag": str(pin["tag"])}
 
 
 class Observability(pulumi.ComponentResource):
@@ -290,7 +268,7 @@ class Observability(pulumi.ComponentResource):
         basic = pulumi.Output.all(pk, sk).apply(
             lambda ks: "Basic " + base64.b64encode(f"{ks[0]}:{ks[1]}".encode()).decode())
         collector_secret = ns_secret("otel-langfuse-auth", COLLECTOR_SECRET, "otel-collector", {"authorization": basic})
-        image = _image("otel-collector")
+        image = chart_image("otel-collector")
         collector_values = {
             "mode": "deployment",
             "fullnameOverride": COLLECTOR,
@@ -343,141 +321,3 @@ class Observability(pulumi.ComponentResource):
         self.langfuse_url = LANGFUSE_URL
         self.register_outputs({"otlpGrpcEndpoint": self.otlp_grpc_endpoint, "otlpHttpEndpoint": self.otlp_http_endpoint,
                                "grafanaUrl": GRAFANA_URL, "langfuseUrl": LANGFUSE_URL})
-
-
-@dataclass
-class LangFuseArgs:
-    config: LangfuseConfig
-    cluster_name: pulumi.Input[str]          # the cluster's output: Pod Identity binds to the live cluster
-    name_prefix: str                         # the configured cluster name: the final snapshot's name
-    protect_data: bool
-    storage_class: str
-    vpc_id: pulumi.Input[str]
-    private_subnet_ids: list[pulumi.Input[str]]
-    cluster_security_group_id: pulumi.Input[str]
-    tags: dict[str, str]
-    credentials: k8s.core.v1.Secret          # Observability.langfuse_credentials
-    db_password: pulumi.Input[str]           # Observability.langfuse_db_password (secret)
-    # The namespace, and the data layer's `redis-connection` Secret LangFuse's pods read at start.
-    depends_on: list[pulumi.Resource] = field(default_factory=list)
-    # Where its pods run (Karpenter's platform NodePool): the release waits for it.
-    nodes: NodeSource | None = None
-
-
-class LangFuse(pulumi.ComponentResource):
-    """LangFuse: traces and LLM analytics. PostgreSQL on RDS (or in-cluster), ClickHouse (both
-    in-cluster stores on maintained official images, components/langfuse_stores.py; the chart's
-    bitnami subcharts off), blob storage in S3 through Pod Identity, queues on the platform's Redis.
-    Built after the data layer so its release waits for the Redis connection Secret."""
-
-    def __init__(self, name: str, args: LangFuseArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("agentic:observability:LangFuse", name, None, opts)
-        lf = args.config
-        child = pulumi.ResourceOptions(parent=self)
-
-        bucket = secure_bucket(f"{name}-blobs", purpose="langfuse", protect=args.protect_data,
-                               tags=args.tags, opts=child)
-        self.langfuse_bucket = bucket.bucket
-        identity = pod_identity_role(f"{name}", cluster_name=args.cluster_name, namespace=NS,
-                          service_account=LANGFUSE_RELEASE, policy=policy_json(bucket.read_write_statements()),
-                          tags=args.tags, opts=child)
-
-        self.database: aws.rds.Instance | None = None
-        # ClickHouse (and, inCluster, PostgreSQL) on the official images, declared here
-        # (components/langfuse_stores.py); the chart's bitnami subcharts stay off.
-        self.stores = stores.LangFuseStores(f"{name}-stores", stores.LangFuseStoresArgs(
-            clickhouse_replicas=lf.clickhouse_replicas, in_cluster_postgres=lf.database == "inCluster",
-            protect_data=args.protect_data, storage_class=args.storage_class, secret=LANGFUSE_SECRET,
-            clickhouse_password_key="clickhouse-password", postgres_password_key="postgres-password",
-            depends_on=[*args.depends_on, args.credentials], nodes=args.nodes), opts=child)
-        if lf.database == "rds":
-            postgres = postgres_database(
-                f"{name}-db", PostgresSpec("langfuse", lf.rds_engine_version, lf.rds_instance_class,
-                                           lf.rds_storage_gib, lf.rds_multi_az, lf.rds_backup_retention_days),
-                name_prefix=args.name_prefix, password=args.db_password, vpc_id=args.vpc_id,
-                subnet_ids=args.private_subnet_ids, cluster_security_group_id=args.cluster_security_group_id,
-                protect=args.protect_data, tags=args.tags, opts=child)
-            self.database = postgres
-            db_host: pulumi.Input[str] = postgres.address
-            db_user = db_name = "langfuse"
-        else:
-            db_host, db_user, db_name = stores.POSTGRES_HOST, stores.POSTGRES_USER, stores.POSTGRES_DB
-        # langfuse 1.5.41 _helpers.tpl "langfuse.databaseEnv": DATABASE_HOST/PORT/USERNAME/NAME from
-        # these, DATABASE_PASSWORD from the Secret's userPasswordKey.
-        postgresql: dict[str, Any] = {
-            "deploy": False, "host": db_host, "port": stores.POSTGRES_PORT,
-            "auth": {"username": db_user, "database": db_name, "existingSecret": LANGFUSE_SECRET,
-                     "secretKeys": {"userPasswordKey": "postgres-password"}}}
-        # langfuse 1.5.41 _helpers.tpl "langfuse.clickhouseEnv" with deploy false: CLICKHOUSE_URL
-        # http://<host>:<httpPort>, CLICKHOUSE_MIGRATION_URL clickhouse://<host>:<nativePort>,
-        # CLICKHOUSE_USER/PASSWORD from auth; clusterEnabled false renders CLICKHOUSE_CLUSTER_ENABLED
-        # "false" (single node: LangFuse's unclustered migrations), true renders nothing (LangFuse's
-        # default, true: ReplicatedMergeTree ON CLUSTER CLICKHOUSE_CLUSTER_NAME, set below).
-        clickhouse: dict[str, Any] = {
-            "deploy": False, "host": self.stores.clickhouse_host,
-            "httpPort": stores.CLICKHOUSE_HTTP_PORT, "nativePort": stores.CLICKHOUSE_NATIVE_PORT,
-            "auth": {"username": stores.CLICKHOUSE_USER, "existingSecret": LANGFUSE_SECRET,
-                     "existingSecretKey": "clickhouse-password"},
-            "clusterEnabled": lf.clickhouse_replicas > 1,
-        }
-        cluster_env = ([{"name": "CLICKHOUSE_CLUSTER_NAME", "value": stores.CLICKHOUSE_CLUSTER}]
-                       if lf.clickhouse_replicas > 1 else [])
-
-        def ref(key: str) -> dict[str, Any]:
-            return {"secretKeyRef": {"name": LANGFUSE_SECRET, "key": key}}
-
-        def env_ref(env: str, key: str) -> dict[str, Any]:
-            return {"name": env, "valueFrom": ref(key)}
-
-        web, worker = _image("langfuse-web"), _image("langfuse-worker")
-        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
-        langfuse_values = {
-            "langfuse": {
-                "salt": ref("salt"), "encryptionKey": ref("encryption-key"),
-                "nextauth": {"url": LANGFUSE_URL, "secret": ref("nextauth-secret")},
-                "features": {"telemetryEnabled": False, "signUpDisabled": True},
-                "serviceAccount": {"create": True, "name": LANGFUSE_RELEASE},
-                # Next.js writes its cache under the app directory: the root filesystem stays writable.
-                "podSecurityContext": pod_security_context(1001, fs_group=1001),
-                "securityContext": container_security_context(read_only_root=False),
-                "image": {"pullPolicy": "IfNotPresent"},
-                # The init project's API keys: the collector authenticates with the same pair.
-                "additionalEnv": [
-                    {"name": "LANGFUSE_INIT_ORG_ID", "value": "agentic-platform"},
-                    {"name": "LANGFUSE_INIT_ORG_NAME", "value": "Agentic Platform"},
-                    {"name": "LANGFUSE_INIT_PROJECT_ID", "value": "agentic-platform"},
-                    {"name": "LANGFUSE_INIT_PROJECT_NAME", "value": "agentic-platform"},
-                    env_ref("LANGFUSE_INIT_PROJECT_PUBLIC_KEY", "public-key"),
-                    env_ref("LANGFUSE_INIT_PROJECT_SECRET_KEY", "secret-key"),
-                    *REDIS_ENV,
-                    *cluster_env,
-                ],
-                "web": {"image": {"repository": web["repository"], "tag": web["tag"]},
-                        "replicas": lf.web_replicas,
-                        "resources": resources("500m", "1Gi", cpu_limit="2", memory_limit="2Gi")},
-                "worker": {"image": {"repository": worker["repository"], "tag": worker["tag"]},
-                           "resources": resources("250m", "1Gi", cpu_limit="1", memory_limit="2Gi")},
-            },
-            "postgresql": postgresql,
-            "clickhouse": clickhouse,
-            # The platform's Redis (data layer: Valkey or ElastiCache), not the chart's own Valkey. Its
-            # whole connection comes from the data layer's `redis-connection` Secret in this namespace
-            # (see REDIS_ENV): no host, password or TLS flag in the values.
-            "redis": {"deploy": False},
-            # Blob storage: the S3 bucket through Pod Identity (no static keys, no MinIO).
-            "s3": {"deploy": False, "bucket": bucket.bucket.bucket, "region": region, "forcePathStyle": False,
-                   "eventUpload": {"prefix": "events/"}, "batchExport": {"prefix": "exports/"},
-                   "mediaUpload": {"prefix": "media/"}},
-        }
-        self.langfuse = helm_release(
-            f"{name}", "langfuse", namespace=NS, release_name=LANGFUSE_RELEASE, values=langfuse_values,
-            # Its pods get S3 credentials from the Pod Identity agent only once the association exists
-            # (IMDS is closed by hop limit 1); nodes to run on; and its stores, Ready (the pods run the
-            # PostgreSQL and ClickHouse migrations at start). On destroy the release goes first.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, args.credentials,
-                                                                 identity.association, *(args.nodes or ()),
-                                                                 *self.stores.resources,
-                                                                 *([self.database] if self.database else [])]))
-
-        self.url = LANGFUSE_URL
-        self.register_outputs({"url": LANGFUSE_URL})

@@ -18,7 +18,8 @@ from components import names
 from components.config import PlatformQuotasConfig, QuotaConfig, TenantConfig
 from components.data import MILVUS_RELEASE
 from components.k8s import labels, meta
-from components.observability import KPS_RELEASE, LANGFUSE_RELEASE
+from components.langfuse import LANGFUSE_RELEASE
+from components.observability import KPS_RELEASE
 
 # Pod Security enforce level per platform namespace (audit and warn are always `restricted`, so a
 # workload that could be stricter shows up in audit logs and kubectl warnings). Why each: docs/tenancy.md.
