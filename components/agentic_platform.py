@@ -166,7 +166,7 @@ class AgenticPlatform(pulumi.ComponentResource):
         # Agents last: kagent talks to the gateway, reads the data layer's connection Secrets, and its
         # ScaledObjects need the model layer's KEDA.
         self.agent_runtime = AgentRuntime("agents", AgentRuntimeArgs(
-            runtime=config.agent_runtime, agents=config.agents, models=config.models,
+            runtime=config.agent_runtime, agents=config.agents, endpoints=self.model_serving.endpoints,
             gateway_url=self.gateway.in_cluster_url if self.gateway is not None else gateway_in_cluster_url(),
             gateway_token=secrets.get("agentGatewayToken"), protect_data=config.protect_data, tags=tags,
             name_prefix=cluster_name, vpc_id=self.network.vpc_id,
@@ -174,7 +174,8 @@ class AgenticPlatform(pulumi.ComponentResource):
             cluster_security_group_id=self.cluster.cluster_security_group_id, redis_tls=self.data.redis_tls,
             prometheus_url=self.observability.prometheus_url,
             otlp_grpc_endpoint=self.observability.otlp_grpc_endpoint, namespaces=self.tenancy.namespaces,
-            keda=[self.model_serving.keda], data=list(self.data.connection_secrets), nodes=self.platform_nodes), k8s)
+            keda_release=self.model_serving.keda, connection_secrets=self.data.connection_secrets,
+            nodes=self.platform_nodes), k8s)
 
         self.outputs: dict[str, Any] = {
             "clusterName": self.cluster.cluster_name,

@@ -15,7 +15,7 @@ import pulumi_random as random
 
 from components import names
 from components.aws import PostgresSpec, postgres
-from components.config import AgentConfig, AgentRuntimeConfig, ModelConfig, ToolServerConfig, quantity_value
+from components.config import AgentConfig, AgentRuntimeConfig, ToolServerConfig, quantity_value
 from components.k8s import (
     NodeSource,
     container_security_context,
@@ -29,6 +29,7 @@ from components.k8s import (
     secret,
     selector,
 )
+from components.models import ModelEndpoint
 
 NS = names.NS_AGENTS
 KAGENT = "kagent.dev/v1alpha2"
@@ -91,7 +92,8 @@ def mcp_allowed_hosts(service: str, namespace: str) -> list[str]:
 class AgentRuntimeArgs:
     runtime: AgentRuntimeConfig
     agents: Sequence[AgentConfig]
-    models: Sequence[ModelConfig]
+    # The model serving layer's typed outputs (ModelServing.endpoints): the models agents may name.
+    endpoints: Mapping[str, ModelEndpoint]
     # The gateway's in-cluster base URL (no path) and the bearer token kagent sends (a secret).
     gateway_url: pulumi.Input[str]
     gateway_token: pulumi.Input[str] | None
@@ -106,9 +108,11 @@ class AgentRuntimeArgs:
     prometheus_url: str = names.PROMETHEUS_URL
     otlp_grpc_endpoint: pulumi.Input[str] | None = None
     namespaces: Mapping[str, pulumi.Resource] = field(default_factory=dict)
-    # The KEDA release (ScaledObjects wait for its CRDs/webhook) and the data layer's Secrets.
-    keda: Sequence[pulumi.Resource] = ()
-    data: Sequence[pulumi.Resource] = ()
+    # Readiness the agents wait for: the KEDA release (ModelServing.keda: ScaledObjects and
+    # TriggerAuthentications need its CRDs and webhook) and the data layer's connection Secrets
+    # (DataServices.connection_secrets: kagent's pods and the Redis trigger read them).
+    keda_release: pulumi.Resource | None = None
+    connection_secrets: Sequence[pulumi.Resource] = ()
     # Where kagent, its agents and the MCP servers run (Karpenter's platform NodePool).
     nodes: NodeSource | None = None
 
@@ -124,13 +128,14 @@ class AgentRuntime(pulumi.ComponentResource):
         rt = args.runtime
         ns = args.namespaces.get(NS)
         self._ns_deps: list[pulumi.Resource] = [ns] if ns else []
+        self._keda = [args.keda_release] if args.keda_release is not None else []
 
         self.crds = helm_release(f"{name}-kagent-crds", "kagent-crds", namespace=NS, values={},
                                  opts=self._opts())
         token_secret = self._gateway_token_secret(name)
         db_values, db_deps = self._database(name, rt)
-        used = [m for m in args.models if m.name in {a.model for a in args.agents}]
-        default_model = used[0].name if used else (args.models[0].name if args.models else "default")
+        used = [m for m in args.endpoints if m in {a.model for a in args.agents}]
+        default_model = used[0] if used else next(iter(args.endpoints), "default")
         nodes = list(args.nodes or ())
         self.release = helm_release(
             f"{name}-kagent", "kagent", namespace=NS, skip_crds=True,  # kagent-crds owns them
@@ -140,11 +145,11 @@ class AgentRuntime(pulumi.ComponentResource):
         # One ModelConfig per catalog model an agent uses, all through the gateway.
         self.model_configs: dict[str, str] = {}
         for m in used:
-            mc = f"{m.name}-via-gateway"
-            custom_object(f"{name}-modelconfig-{m.name}", KAGENT, "ModelConfig", mc, namespace=NS,
-                          labels=labels(mc, "model-config", extra={names.MODEL_LABEL: m.name}),
-                          spec=self._model_config_spec(m.name), opts=self._opts(self.release, token_secret))
-            self.model_configs[m.name] = mc
+            mc = f"{m}-via-gateway"
+            custom_object(f"{name}-modelconfig-{m}", KAGENT, "ModelConfig", mc, namespace=NS,
+                          labels=labels(mc, "model-config", extra={names.MODEL_LABEL: m}),
+                          spec=self._model_config_spec(m), opts=self._opts(self.release, token_secret))
+            self.model_configs[m] = mc
 
         self.tool_servers: dict[str, k8s.apiextensions.CustomResource] = {}
         for t in rt.tool_servers:
@@ -161,7 +166,7 @@ class AgentRuntime(pulumi.ComponentResource):
                 # AUTH token). TLS stays in the trigger metadata (KEDA rejects it in both places).
                 spec={"secretTargetRef": [{"parameter": p, "name": REDIS_SECRET, "key": k}
                                           for p, k in REDIS_AUTH_PARAMS]},
-                opts=self._opts(*args.keda, *args.data))
+                opts=self._opts(*self._keda, *args.connection_secrets))
         for a in args.agents:
             servers = [self.tool_servers[t.server] for t in a.tools if t.server in self.tool_servers]
             agent = custom_object(
@@ -172,7 +177,7 @@ class AgentRuntime(pulumi.ComponentResource):
             self.scaled_objects[a.name] = custom_object(
                 f"{name}-scaler-{a.name}", KEDA, "ScaledObject", f"{a.name}-scaler", namespace=NS,
                 labels=labels(f"{a.name}-scaler", "autoscaling", instance=a.name),
-                spec=self._scaled_object_spec(a), opts=self._opts(agent, redis_auth, *args.keda))
+                spec=self._scaled_object_spec(a), opts=self._opts(agent, redis_auth, *self._keda))
 
         self.register_outputs({"modelConfigs": self.model_configs,
                                "agents": list(self.agents), "toolServers": list(self.tool_servers)})
@@ -299,7 +304,7 @@ class AgentRuntime(pulumi.ComponentResource):
                           "livenessProbe": {**probe, "initialDelaySeconds": 20, "failureThreshold": 3},
                           "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}],
                       "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]}}},
-            opts=self._opts(*self._args.data, *(self._args.nodes or ())))
+            opts=self._opts(*self._args.connection_secrets, *(self._args.nodes or ())))
         svc = k8s.core.v1.Service(
             f"{name}-mcp-{t.name}", metadata=meta(t.name, NS, labels=lbl),
             spec={"selector": selector(t.name), "ports": [{"name": "mcp", "port": MCP_PORT, "targetPort": "mcp"}]},

@@ -10,7 +10,9 @@ import urllib.parse
 
 import pytest
 
+from components import names
 from components.config import AgentRuntimeConfig, ConfigError, validate
+from components.models import ModelEndpoint
 from plan.engine import ROOT, execute
 
 AGENT = "kubernetes:kagent.dev/v1alpha2:Agent"
@@ -43,6 +45,12 @@ def raw(**over) -> dict[str, str]:
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in base.items()}
 
 
+def endpoints(cfg) -> dict[str, ModelEndpoint]:
+    """What the model serving layer hands the agents: one ModelEndpoint per catalog model."""
+    return {m.name: ModelEndpoint(m.name, names.NS_INFERENCE, m.name, names.PORT_VLLM, m.engine, None)
+            for m in cfg.models}
+
+
 def run_component(cfg, token="t0ken"):
     import pulumi
 
@@ -50,7 +58,7 @@ def run_component(cfg, token="t0ken"):
 
     def body():
         AgentRuntime("agents", AgentRuntimeArgs(
-            runtime=cfg.agent_runtime, agents=cfg.agents, models=cfg.models, gateway_url=GATEWAY,
+            runtime=cfg.agent_runtime, agents=cfg.agents, endpoints=endpoints(cfg), gateway_url=GATEWAY,
             gateway_token=pulumi.Output.secret(token), protect_data=cfg.protect_data, tags={"t": "1"},
             name_prefix="unit", vpc_id="vpc-1", private_subnet_ids=["subnet-1", "subnet-2"], cluster_security_group_id="sg-1"))
 
