@@ -39,6 +39,7 @@ from components.model_engine import (
     engine_container,
     uses_compile_cache_volume,
 )
+from components.model_weights import WeightsJob
 from domain.coldstart import ColdStart, cold_start, rollout_allowance_s, startup_allowance_s
 from domain.sizing import HOME_GIB, S3_SCRATCH_GIB, TMP_GIB, ephemeral_gib, pod_size
 
@@ -157,6 +158,11 @@ class ModelDeployment(pulumi.ComponentResource):
             self.identity = pod_identity_role(
                 f"{name}-s3", cluster_name=args.cluster_name, namespace=ns, service_account=service_account,
                 policy=policy_json(bucket.read_only_statements(f"{s3_prefix(m)}/*")), tags=args.tags, opts=child)
+            if m.weights_job:
+                self.weights = WeightsJob(
+                    name, m, namespace=ns, prefix=s3_prefix(m), bucket=bucket, cluster_name=args.cluster_name,
+                    hf_token_secret=args.hf_token_secret, region=args.region, tags=args.tags, parent=self,
+                    depends_on=args.depends_on)
             cache_volume = {"name": "cache", "emptyDir": {"sizeLimit": f"{S3_SCRATCH_GIB}Gi"}}
         else:
             # nodeLocal: an emptyDir lives under kubelet's root dir, which is on the instance-store
@@ -238,7 +244,9 @@ class ModelDeployment(pulumi.ComponentResource):
         # rollout never needs GPUs beyond maxReplicas x gpus (what the quota check counts).
         strategy = ({"type": "Recreate"} if m.cache == "pvc"
                     else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}})
-        deps = [*args.depends_on, *([self.identity.association] if m.cache == "s3" else [])]
+        # An s3 model starts once its Pod Identity association exists and its weights Job copied the weights.
+        deps = [*args.depends_on, *([self.identity.association] if m.cache == "s3" else []),
+                *([self.weights.job] if m.cache == "s3" and m.weights_job else [])]
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=meta(m.name, ns, labels=lbl, annotations=not_awaited),

@@ -66,7 +66,8 @@ def _agentgateway() -> dict[str, Any]:
 
 
 def _placement() -> dict[str, Any]:
-    """Prod plus a model of node-isolated tenant-b and one on the spot-tainted gpu-spot pool (tenant-a)."""
+    """Prod plus a model of node-isolated tenant-b, one on the spot-tainted gpu-spot pool (tenant-a) and
+    Mixtral on TGI with a pvc cache."""
     doc = stack_doc("prod")
     models = doc["config"]["agentic-platform:models"]
     base = {"engine": "vllm", "model": "meta-llama/Llama-3.1-8B-Instruct", "image": models[1]["image"],
@@ -74,6 +75,13 @@ def _placement() -> dict[str, Any]:
             "cache": "nodeLocal", "cacheSizeGiB": 100}
     models.append({**base, "name": "b-llama-8b", "tenant": "tenant-b", "pool": "gpu-inference"})
     models.append({**base, "name": "a-spot-8b", "tenant": "tenant-a", "pool": "gpu-spot"})
+    # TGI from a pvc cache (the engine and cache no real stack serves any more)
+    models.append({"name": "tgi-mixtral", "engine": "tgi", "model": "mistralai/Mixtral-8x7B-Instruct-v0.1",
+                   "image": "111122223333.dkr.ecr.us-west-2.amazonaws.com/text-generation-inference:3.3.6-nonroot",
+                   "parametersB": 46.7, "gpus": 4, "gpuModel": "A100", "pool": "gpu-inference", "minReplicas": 1,
+                   "maxReplicas": 1, "maxModelLen": 16384, "cache": "pvc", "cacheSizeGiB": 200})
+    doc["config"]["agentic-platform:platformQuotas"]["ai-inference"].update(
+        cpu="200", memory="1000Gi", cpuLimit="400", memoryLimit="2Ti")   # room for the extra model
     return doc
 
 

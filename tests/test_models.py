@@ -36,9 +36,9 @@ def test_prod_declares_three_models_with_their_objects(prod_plan):
         assert {r.inputs["metadata"]["name"] for r in prod_plan.by_type(kind)} >= set(deps), kind
 
 
-def test_services_follow_the_gateway_contract(prod_plan):
-    services = {r.inputs["metadata"]["name"]: r.inputs for r in prod_plan.by_type("kubernetes:core/v1:Service")}
-    for name, engine in (("llama-3-70b", "vllm"), ("mixtral-8x7b", "tgi")):
+def test_services_follow_the_gateway_contract(placement_plan):
+    services = {r.inputs["metadata"]["name"]: r.inputs for r in placement_plan.by_type("kubernetes:core/v1:Service")}
+    for name, engine in (("llama-3-70b", "vllm"), ("tgi-mixtral", "tgi")):
         svc = services[name]
         assert svc["metadata"]["namespace"] == names.NS_INFERENCE
         assert svc["spec"]["trafficDistribution"] == "PreferClose"
@@ -46,11 +46,11 @@ def test_services_follow_the_gateway_contract(prod_plan):
                                            "protocol": "TCP"}
 
 
-def test_pvc_cache_mounts_a_gp3_claim(prod_plan):
-    spec = pod(model_deployments(prod_plan)["mixtral-8x7b"])
+def test_pvc_cache_mounts_a_gp3_claim(placement_plan):
+    spec = pod(model_deployments(placement_plan)["tgi-mixtral"])
     cache = next(v for v in spec["volumes"] if v["name"] == "cache")
     claim = cache["persistentVolumeClaim"]["claimName"]
-    pvc = next(r for r in prod_plan.by_type("kubernetes:core/v1:PersistentVolumeClaim")
+    pvc = next(r for r in placement_plan.by_type("kubernetes:core/v1:PersistentVolumeClaim")
                if r.inputs["metadata"]["name"] == claim)
     # a cache: the always-Delete class, so no EBS volume outlives the claim (protectData or not)
     assert pvc.inputs["spec"]["storageClassName"] == names.STORAGE_CLASS_CACHE
@@ -75,8 +75,8 @@ def test_s3_cache_streams_through_a_read_only_pod_identity(prod_plan):
     assert len(buckets) == 1 and buckets[0].protect  # prod protects data
 
 
-def test_node_local_cache_is_a_sized_empty_dir(prod_plan):
-    spec = pod(model_deployments(prod_plan)["llama-3-8b"])
+def test_node_local_cache_is_a_sized_empty_dir(placement_plan):
+    spec = pod(model_deployments(placement_plan)["b-llama-8b"])
     cache = next(v for v in spec["volumes"] if v["name"] == "cache")
     assert cache == {"name": "cache", "emptyDir": {"sizeLimit": "100Gi"}}
     assert not any("hostPath" in v for v in spec["volumes"])
@@ -116,7 +116,10 @@ def test_gpu_model_pins_the_gpu_and_the_startup_probe_is_the_cold_start_allowanc
         assert deps[name].inputs["spec"]["progressDeadlineSeconds"] == rollout_allowance_s(cold_start(m, pool))
     args = pod(deps["llama-3-70b"])["containers"][0]["args"]
     assert args[args.index("--tensor-parallel-size") + 1] == "4"
-    tgi = pod(deps["mixtral-8x7b"])["containers"][0]["args"]
+
+
+def test_tgi_shards_over_its_gpus(placement_plan):
+    tgi = pod(model_deployments(placement_plan)["tgi-mixtral"])["containers"][0]["args"]
     assert tgi[tgi.index("--num-shard") + 1] == "4" and "--max-total-tokens" in tgi
 
 
@@ -187,7 +190,7 @@ def test_replicas_over_the_gpu_quota_are_refused(tmp_path):
 
 def test_s3_cache_with_tgi_is_refused():
     with pytest.raises(ConfigError) as err:
-        _config("prod", lambda c: c["agentic-platform:models"][2].update(cache="s3"))
+        _config("prod", lambda c: c["agentic-platform:models"][2].update(engine="tgi", cache="s3"))
     assert any(line.startswith("agentic-platform:models[2].cache: 's3' streams weights") for line in err.value.lines())
 
 

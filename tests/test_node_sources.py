@@ -63,7 +63,7 @@ def test_platform_workloads_wait_for_the_platform_nodes(prod_plan):
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_pod_identity_users_wait_for_their_association(stack, request):
     """Pods that start before their PodIdentityAssociation get no credentials (IMDS is closed by
-    hop limit 1): every release or Deployment whose service account has one depends on it."""
+    hop limit 1): every release, Deployment or Job whose service account has one depends on it."""
     plan = request.getfixturevalue(f"{stack}_plan")
     users = {}
     for r in plan.by_type(RELEASE):
@@ -71,7 +71,7 @@ def test_pod_identity_users_wait_for_their_association(stack, request):
         for sa in (v.get("serviceAccount") or {}, ((v.get("langfuse") or {}).get("serviceAccount") or {})):
             if sa.get("name"):
                 users[(r.inputs["namespace"], sa["name"])] = r
-    for d in plan.by_type("kubernetes:apps/v1:Deployment"):
+    for d in [*plan.by_type("kubernetes:apps/v1:Deployment"), *plan.by_type("kubernetes:batch/v1:Job")]:
         sa = d.inputs["spec"]["template"]["spec"].get("serviceAccountName")
         if sa:
             users[(d.inputs["metadata"]["namespace"], sa)] = d

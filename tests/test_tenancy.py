@@ -306,7 +306,7 @@ def _reaches_agent(plan, ns, pod_labels) -> bool:
 def test_pod_identity_pods_reach_the_agent(any_plan):
     """Every pod with a PodIdentityAssociation in a namespace with NetworkPolicies may reach the EKS
     Pod Identity agent (169.254.170.23:80), and only those pods: Milvus, LangFuse web/worker, the
-    S3-cached model servers."""
+    S3-cached model servers and their weights Jobs."""
     managed = set(namespaces(any_plan))
     assocs = [(a.inputs["namespace"], a.inputs["serviceAccount"])
               for a in any_plan.by_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
@@ -318,7 +318,8 @@ def test_pod_identity_pods_reach_the_agent(any_plan):
                                                          "app.kubernetes.io/instance": "langfuse",
                                                          "app.kubernetes.io/component": "web"}}
     deployments = {(d.inputs["metadata"]["namespace"], d.inputs["spec"]["template"]["spec"].get("serviceAccountName")):
-                   d.inputs["spec"]["template"]["metadata"]["labels"] for d in any_plan.by_type("kubernetes:apps/v1:Deployment")}
+                   d.inputs["spec"]["template"]["metadata"]["labels"]
+                   for d in [*any_plan.by_type("kubernetes:apps/v1:Deployment"), *any_plan.by_type("kubernetes:batch/v1:Job")]}
     for ns, sa in assocs:
         pods = chart_pods.get((ns, sa)) or deployments[(ns, sa)]
         assert _reaches_agent(any_plan, ns, pods), (ns, sa)
@@ -336,9 +337,9 @@ def test_s3_cached_model_pods_reach_the_agent_only_where_they_run(prod_plan, dev
     (llama,) = [d.inputs for d in prod_plan.by_type("kubernetes:apps/v1:Deployment")
                 if d.inputs["metadata"]["name"] == "llama-3-70b"]
     assert _reaches_agent(prod_plan, names.NS_INFERENCE, llama["spec"]["template"]["metadata"]["labels"])
-    (mixtral,) = [d.inputs for d in prod_plan.by_type("kubernetes:apps/v1:Deployment")
-                  if d.inputs["metadata"]["name"] == "mixtral-8x7b"]
-    assert not _reaches_agent(prod_plan, names.NS_INFERENCE, mixtral["spec"]["template"]["metadata"]["labels"])
+    (qwen,) = [d.inputs for d in dev_plan.by_type("kubernetes:apps/v1:Deployment")
+               if d.inputs["metadata"]["name"] == "qwen-1-5b"]   # a pvc cache: no Pod Identity
+    assert not _reaches_agent(dev_plan, names.NS_INFERENCE, qwen["spec"]["template"]["metadata"]["labels"])
     # dev has no S3-cached model: ai-inference has no policy for it
     assert not [p for p in in_ns(dev_plan, NETPOL, names.NS_INFERENCE)
                 if any(POD_IDENTITY_AGENT in r["to"] for r in p["spec"].get("egress", []))]

@@ -1,0 +1,149 @@
+"""The weights Job of an `s3`-cached model: fills s3://<models bucket>/<HF id>/ from Hugging Face
+before the model's Deployment starts, so `cache: s3` needs no operator step (docs/models.md).
+
+Idempotent: the first init container lists what the prefix already holds; the second downloads from
+Hugging Face only the files missing there (or of another size); the container uploads what was
+downloaded (`aws s3 sync --size-only`). A second run finds everything and copies nothing. The pod
+runs under Pod Security `restricted`, as its own service account whose Pod Identity role may list,
+read and write that prefix only; its scratch space is a generic ephemeral volume (a gp3 claim that
+lives and dies with the pod), so the node's disk does not bound the model's size."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import names
+from components.aws import pod_identity_role, policy_json
+from components.config import ModelConfig
+from components.k8s import container_security_context, labels, meta, pod_security_context, resources
+from components.model_engine import HF_TOKEN_KEY, UID
+from domain.coldstart import figures
+from domain.pins import image_pin
+from domain.sizing import weights_gb, weights_gib
+
+WORK = "/work"
+WEIGHTS_OF_LABEL = "agentic.platform/weights-of"   # the model whose weights the Job copies
+# What vLLM reads of a Hugging Face repository: safetensors, configs and tokenizer files; not the
+# duplicate `original/` checkpoints (.pth) or other formats some repositories carry.
+ALLOW = ["*.safetensors", "*.json", "*.model", "*.tiktoken", "*.txt", "*.jinja"]
+IGNORE = ["original/*"]
+
+# Runs in the pinned vLLM image, which carries huggingface_hub (a vLLM dependency).
+DOWNLOAD = """
+import fnmatch, os
+from huggingface_hub import HfApi, hf_hub_download
+allow, ignore = os.environ["ALLOW"].split(), os.environ["IGNORE"].split()
+have = {}
+for line in open("/work/in-s3.txt"):
+    parts = line.split(None, 3)
+    if len(parts) == 4:
+        have[parts[3].strip()] = int(parts[2])
+info = HfApi().model_info(os.environ["MODEL"], files_metadata=True)
+missing = [s for s in info.siblings
+           if any(fnmatch.fnmatch(s.rfilename, p) for p in allow)
+           and not any(fnmatch.fnmatch(s.rfilename, p) for p in ignore)
+           and have.get(os.environ["PREFIX"] + "/" + s.rfilename) != s.size]
+print(f"{len(missing)} of {len(info.siblings)} files to copy", flush=True)
+for s in missing:
+    hf_hub_download(os.environ["MODEL"], s.rfilename, local_dir="/work/files")
+"""
+
+
+def weights_image(key: str) -> str:
+    pin = image_pin(key)
+    return f"{pin['repository']}:{pin['tag']}"
+
+
+def job_deadline_s(m: ModelConfig) -> int:
+    """activeDeadlineSeconds and the Pulumi await: the weights from Hugging Face and into S3 at the
+    cold-start figures, x margin, at least the floor."""
+    f = figures()
+    hf = f["load"]["huggingFace"]["GBps"]
+    up = f["load"]["pvc"]["throughputMiBps"] * 2**20 / 1e9   # read back from the gp3 scratch claim
+    return max(int(f["floorSeconds"]), math.ceil((weights_gb(m) / hf + weights_gb(m) / up) * float(f["margin"])))
+
+
+def write_statements(bucket: Any, prefix: str) -> list[dict[str, Any]]:
+    """List, read and write `prefix/` only (ListBucket limited by the s3:prefix condition key)."""
+    return [
+        {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket.bucket.arn,
+         "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*", prefix]}}},
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload",
+                                       "s3:ListMultipartUploadParts"],
+         "Resource": bucket.bucket.arn.apply(lambda a: f"{a}/{prefix}/*")},
+        {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": bucket.key.arn},
+    ]
+
+
+def weights_pod_spec(m: ModelConfig, bucket_name: pulumi.Input[str], prefix: str, service_account: str,
+                     hf_token_secret: str | None, region: pulumi.Input[str] | None) -> dict[str, Any]:
+    scratch = math.ceil(weights_gib(m) * 1.1) + 5
+    env: list[dict[str, Any]] = [
+        {"name": "HOME", "value": f"{WORK}/home"}, {"name": "HF_HOME", "value": f"{WORK}/hf"},
+        {"name": "MODEL", "value": m.model}, {"name": "PREFIX", "value": prefix},
+        {"name": "BUCKET", "value": bucket_name}, {"name": "ALLOW", "value": " ".join(ALLOW)},
+        {"name": "IGNORE", "value": " ".join(IGNORE)}, {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
+        *([{"name": "AWS_REGION", "value": region}] if region is not None else []),
+        *([{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": hf_token_secret, "key": HF_TOKEN_KEY}}}]
+          if hf_token_secret else []),
+    ]
+    mounts = [{"name": "work", "mountPath": WORK}]
+
+    def container(name: str, image: str, command: list[str], args: list[str], cpu: str, memory: str) -> dict[str, Any]:
+        return {"name": name, "image": image, "imagePullPolicy": "IfNotPresent", "command": command, "args": args,
+                "env": env, "volumeMounts": mounts, "resources": resources(cpu, memory),
+                "securityContext": container_security_context()}
+
+    aws_cli, vllm = weights_image("aws-cli"), weights_image("vllm")
+    return {
+        "securityContext": pod_security_context(UID, fs_group=UID),
+        "serviceAccountName": service_account,
+        "enableServiceLinks": False,
+        "restartPolicy": "Never",
+        "initContainers": [
+            container("list", aws_cli, ["/bin/sh", "-c"],
+                      ['aws s3 ls --recursive "s3://$BUCKET/$PREFIX/" > /work/in-s3.txt || : > /work/in-s3.txt'],
+                      "250m", "512Mi"),
+            container("download", vllm, ["python3", "-c"], [DOWNLOAD], "2", "4Gi"),
+        ],
+        "containers": [
+            container("upload", aws_cli, ["/bin/sh", "-c"],
+                      ['mkdir -p /work/files && aws s3 sync /work/files "s3://$BUCKET/$PREFIX" --size-only '
+                       '--exclude ".cache/*" --no-progress'], "1", "2Gi"),
+        ],
+        "volumes": [{"name": "work", "ephemeral": {"volumeClaimTemplate": {"spec": {
+            "accessModes": ["ReadWriteOnce"], "storageClassName": names.STORAGE_CLASS_CACHE,
+            "resources": {"requests": {"storage": f"{scratch}Gi"}}}}}}],
+    }
+
+
+class WeightsJob:
+    """ServiceAccount, Pod Identity role (write `prefix/` only) and the Job; `job` is what the
+    model's Deployment waits for."""
+
+    def __init__(self, name: str, m: ModelConfig, *, namespace: str, prefix: str, bucket: Any,
+                 cluster_name: pulumi.Input[str], hf_token_secret: str | None, region: pulumi.Input[str] | None,
+                 tags: dict[str, str], parent: pulumi.Resource, depends_on: list[pulumi.Resource]):
+        sa = f"{m.name}-weights"
+        # MODEL_CACHE_LABEL s3: the tenancy layer lets these pods (only) reach the Pod Identity agent.
+        lbl = labels(sa, "model-weights", extra={WEIGHTS_OF_LABEL: m.name, names.MODEL_CACHE_LABEL: "s3"})
+        child = pulumi.ResourceOptions(parent=parent)
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-weights-sa", metadata=meta(sa, namespace, labels=lbl), automount_service_account_token=False,
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on))
+        self.identity = pod_identity_role(
+            f"{name}-weights", cluster_name=cluster_name, namespace=namespace, service_account=sa,
+            policy=policy_json(write_statements(bucket, prefix)), tags=tags, opts=child)
+        deadline = job_deadline_s(m)
+        spec = weights_pod_spec(m, bucket.bucket.bucket, prefix, sa, hf_token_secret, region)
+        self.job = k8s.batch.v1.Job(
+            f"{name}-weights", metadata=meta(sa, namespace, labels=lbl),
+            spec={"backoffLimit": 3, "activeDeadlineSeconds": deadline,
+                  "template": {"metadata": {"labels": lbl}, "spec": spec}},
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[*depends_on, self.identity.association],
+                                        custom_timeouts=pulumi.CustomTimeouts(create=f"{deadline}s",
+                                                                              update=f"{deadline}s")))
