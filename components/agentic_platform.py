@@ -152,7 +152,8 @@ class AgenticPlatform(pulumi.ComponentResource):
             scheduling_for=self.tenancy.scheduling_for,
             compute=[self.karpenter.release, *self.karpenter.node_pools.values(), self.gpu_stack.plugin,
                      self.observability.kube_prometheus_stack, self.cluster.cache_storage_class],
-            system_nodes=self.system_nodes), k8s)
+            system_nodes=self.system_nodes, platform_nodes=self.platform_nodes,
+            cache_storage_class=self.cluster.cache_storage_class), k8s)
         self.models = self.model_serving.models
         # Gateway: routes to the model Services (after the model layer), JWT and rate limits on each.
         self.gateway = None

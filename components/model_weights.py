@@ -21,7 +21,7 @@ from components.aws import pod_identity_role, policy_json
 from components.config import ModelConfig
 from components.k8s import container_security_context, labels, meta, pod_security_context, resources
 from components.model_engine import HF_TOKEN_KEY, UID
-from domain.coldstart import figures
+from domain.coldstart import figures, pull_phase
 from domain.pins import image_pin
 from domain.sizing import weights_gb, weights_gib
 
@@ -59,12 +59,15 @@ def weights_image(key: str) -> str:
 
 
 def job_deadline_s(m: ModelConfig) -> int:
-    """activeDeadlineSeconds and the Pulumi await: the weights from Hugging Face and into S3 at the
-    cold-start figures, x margin, at least the floor."""
+    """activeDeadlineSeconds (counted from the Job's start) and the Pulumi await: a CPU node launch,
+    the vLLM image's standard pull, the weights from Hugging Face and back out of the gp3 scratch
+    claim into S3, at the cold-start figures, x margin, at least the floor."""
     f = figures()
     hf = f["load"]["huggingFace"]["GBps"]
-    up = f["load"]["pvc"]["throughputMiBps"] * 2**20 / 1e9   # read back from the gp3 scratch claim
-    return max(int(f["floorSeconds"]), math.ceil((weights_gb(m) / hf + weights_gb(m) / up) * float(f["margin"])))
+    up = f["load"]["pvc"]["throughputMiBps"] * 2**20 / 1e9
+    before = int(f["node"]["default"]["seconds"]) + pull_phase(weights_image("vllm"), soci=False).seconds
+    transfer = weights_gb(m) / hf + weights_gb(m) / up
+    return max(int(f["floorSeconds"]), math.ceil((before + transfer) * float(f["margin"])))
 
 
 def write_statements(bucket: Any, prefix: str) -> list[dict[str, Any]]:

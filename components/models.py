@@ -111,6 +111,9 @@ class ModelDeploymentArgs:
     region: pulumi.Input[str] | None = None
     tags: dict[str, str] = field(default_factory=dict)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    # What the weights Job needs (namespace, token, CPU nodes, the cache StorageClass): not the GPU
+    # pools nor the monitoring CRDs, so the copy starts early in a first deploy.
+    weights_depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
 class ModelDeployment(pulumi.ComponentResource):
@@ -163,7 +166,7 @@ class ModelDeployment(pulumi.ComponentResource):
                 self.weights = WeightsJob(
                     name, m, namespace=ns, prefix=s3_prefix(m), bucket=bucket, cluster_name=args.cluster_name,
                     hf_token_secret=args.hf_token_secret, region=args.region, tags=args.tags, parent=self,
-                    depends_on=args.depends_on)
+                    depends_on=args.weights_depends_on)
             cache_volume = {"name": "cache", "emptyDir": {"sizeLimit": f"{S3_SCRATCH_GIB}Gi"}}
         else:
             # nodeLocal: an emptyDir lives under kubelet's root dir, which is on the instance-store
@@ -306,6 +309,9 @@ class ModelServingArgs:
     compute: list[pulumi.Resource] = field(default_factory=list)  # NodePools / GPU stack the pods need
     # Where KEDA's pods run (the system node group): its atomic release waits for them.
     system_nodes: NodeSource | None = None
+    # Where the weights Jobs run (the platform's CPU NodePool) and their scratch volumes' StorageClass.
+    platform_nodes: NodeSource | None = None
+    cache_storage_class: pulumi.Resource | None = None
 
 
 def _pool_taints(pool: GpuPoolConfig) -> list[dict[str, Any]]:
@@ -383,13 +389,16 @@ class ModelServing(pulumi.ComponentResource):
                                                    args.scheduling_for)
             deps: list[pulumi.Resource] = [*([args.namespaces[ns]] if ns in args.namespaces else []),
                                            *args.compute]
+            weights_deps = [*([args.namespaces[ns]] if ns in args.namespaces else []), *list(args.platform_nodes or ()),
+                            *([args.cache_storage_class] if args.cache_storage_class else [])]
             if ns in self.token_secrets:
                 deps.append(self.token_secrets[ns])
+                weights_deps.append(self.token_secrets[ns])
             self.models[m.name] = ModelDeployment(m.name, ModelDeploymentArgs(
                 model=m, pool=pool, serving=s, cluster_name=args.cluster_name, keda=self.keda,
                 hf_token_secret=HF_TOKEN_SECRET if ns in self.token_secrets else None,
                 models_bucket=self.models_bucket, tolerations=tolerations, node_selector=node_selector,
-                region=region, tags=args.tags, depends_on=deps), child)
+                region=region, tags=args.tags, depends_on=deps, weights_depends_on=weights_deps), child)
 
         self.endpoints: dict[str, ModelEndpoint] = {n: d.endpoint for n, d in self.models.items()}
         self.bucket_name = self.models_bucket.bucket.bucket if self.models_bucket else None
