@@ -270,14 +270,26 @@ def _prod_raw(**gateway_changes) -> dict[str, str]:
      "counts requests, not tokens"),
     ({"promptCache": {"tenantSalt": True}}, "gateway.promptCache.tenantSalt", "needs inferenceRouting: agentgateway"),
     ({"tenantBudgets": {"nobody": {"requestsPerMinute": 5}}}, "gateway.tenantBudgets.nobody", "not a tenants name"),
-    # prod's mixtral-8x7b is a TGI model in the shared ai-inference namespace
-    ({"promptCache": {"tgiSharing": "forbid"}}, "models[2].tenant", "no prefix-cache salting"),
 ])
 def test_what_the_data_plane_cannot_enforce_is_a_key_path_error(changes, path, message):
     with pytest.raises(ConfigError) as err:
         validate(_prod_raw(**changes), "prod")
     lines = [line for line in err.value.lines() if line.startswith(f"agentic-platform:{path}:")]
     assert lines and message in lines[0], err.value.lines()
+
+
+def test_a_shared_tgi_model_cannot_forbid_prefix_sharing():
+    """tgiSharing forbid with a TGI model in the shared ai-inference namespace (prod's Mixtral served
+    by TGI from a pvc, as the seed had it)."""
+    raw = _prod_raw(promptCache={"tgiSharing": "forbid"})
+    models = json.loads(raw["models"])
+    models[2].update(engine="tgi", cache="pvc", cacheSizeGiB=200,
+                     image="111122223333.dkr.ecr.us-west-2.amazonaws.com/text-generation-inference:3.3.6-nonroot")
+    raw["models"] = json.dumps(models)
+    with pytest.raises(ConfigError) as err:
+        validate(raw, "prod")
+    lines = [line for line in err.value.lines() if line.startswith("agentic-platform:models[2].tenant:")]
+    assert lines and "no prefix-cache salting" in lines[0], err.value.lines()
 
 
 @pytest.mark.program
