@@ -6,7 +6,7 @@ policies, admission, reachability, rehearsal) of 30 tenants and 30 models (prod:
 must plan cleanly at no more than 1.2x prod's CPU time per resource: no quadratic step anywhere
 in the program or the plan. CPU time (process_time), not wall time: a busy neighbour on the
 machine slows the wall clock, not the work; Helm renders are cached after the first run (the best
-of two runs is kept), as in a repeat plan."""
+of three runs is kept), as in a repeat plan."""
 
 from __future__ import annotations
 
@@ -51,20 +51,23 @@ def test_resources_grow_affinely_with_tenants_and_models(tmp_path):
     assert per_unit > 0 and counts[4] - counts[2] == 2 * per_unit, counts
 
 
-def cpu_per_resource(path: str, runs: int = 2) -> tuple[float, object]:
-    """The best CPU seconds per resource of `runs` whole plans, and the last plan."""
-    best, plan = float("inf"), None
+def cpu_per_resource(paths: list[str], runs: int = 3) -> list[tuple[float, object]]:
+    """Per stack file, the best CPU seconds per resource of `runs` whole plans and its plan; the
+    stacks take turns, so a neighbour's burst weighs on each alike."""
+    best: dict[str, tuple[float, object]] = {}
     for _ in range(runs):
-        start = time.process_time()
-        plan = plan_file(path)
-        best = min(best, (time.process_time() - start) / len(plan.resources))
-    return best, plan
+        for path in paths:
+            start = time.process_time()
+            plan = plan_file(path)
+            cost = (time.process_time() - start) / len(plan.resources)
+            if path not in best or cost < best[path][0]:
+                best[path] = (cost, plan)
+    return [best[p] for p in paths]
 
 
 def test_thirty_tenants_and_models_plan_cleanly_at_the_same_cost_per_resource(tmp_path):
     big_stack = write_stack(tmp_path, with_tenants(BIG - PROD_TENANTS, BIG - PROD_MODELS), "big")
-    base, prod = cpu_per_resource("prod")
-    big, plan = cpu_per_resource(str(big_stack))
+    (base, prod), (big, plan) = cpu_per_resource(["prod", str(big_stack)])
     namespaces = {r.inputs["metadata"]["name"] for r in plan.by_type("kubernetes:core/v1:Namespace")}
     assert {f"scale-{i}" for i in range(BIG - PROD_TENANTS)} <= namespaces
     assert plan.extras["admission"] == [] and not [f for f in plan.policies if f["level"] == "mandatory"]
