@@ -115,10 +115,13 @@ def chart_image(key: str) -> dict[str, str]:
 
 def helm_release(resource_name: str, chart: str, *, namespace: str, values: pulumi.Input[dict[str, Any]],
                  opts: pulumi.ResourceOptions, release_name: str | None = None, skip_crds: bool = False,
-                 timeout_s: int = HELM_TIMEOUT_S, create_namespace: bool = False) -> k8s.helm.v3.Release:
+                 timeout_s: int = HELM_TIMEOUT_S, create_namespace: bool = False,
+                 await_ready: bool = True) -> k8s.helm.v3.Release:
     """A pinned chart installed from its vendored archive as a real Helm release: hooks and `lookup`
     work, `atomic` rolls a failed install back. `skip_crds` when a separate CRD release owns them
-    (CRDs owned once)."""
+    (CRDs owned once). `await_ready=False` for a release nothing needs Ready: Helm installs without
+    --wait (pulumi-kubernetes skipAwait) and so without --atomic, which would force the wait (Helm
+    pkg/action/install.go); hooks still run and crds/ are still awaited until established."""
     pin = chart_pin(chart)
     return k8s.helm.v3.Release(
         resource_name,
@@ -128,10 +131,11 @@ def helm_release(resource_name: str, chart: str, *, namespace: str, values: pulu
         namespace=namespace,
         create_namespace=create_namespace,
         values=values,
-        atomic=True,
+        atomic=await_ready,
         cleanup_on_fail=True,
         timeout=timeout_s,
         skip_crds=skip_crds,
+        skip_await=not await_ready,
         opts=opts,
     )
 

@@ -230,6 +230,13 @@ class Observability(pulumi.ComponentResource):
         self.kube_prometheus_stack = helm_release(
             f"{name}-kube-prometheus-stack", "kube-prometheus-stack", namespace=NS, release_name=KPS_RELEASE,
             values=kps_values,
+            # Nothing needs its pods Ready at deploy time: its users need the CRDs, which Helm
+            # creates first and awaits until established (pkg/action/install.go installCRDs) before
+            # the release completes; the PrometheusRule webhook stays failurePolicy Ignore with the
+            # chart's defaults (admissionWebhooks.failurePolicy "": validatingWebhookConfiguration.yaml,
+            # and the patch job patches the policy only when one is set); Grafana's datasource and
+            # KEDA's Prometheus triggers retry. So Helm does not wait (nor, hence, roll back).
+            await_ready=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, *nodes, grafana_secret]))
         # Custom resources need the chart's CRDs and operator (and go before them on destroy).
         after_kps = pulumi.ResourceOptions(parent=self, depends_on=[self.kube_prometheus_stack])

@@ -503,7 +503,7 @@ def _awaited_pods(w: World, urn: str) -> list[PodSet]:
         return []
     out = []
     if r.type == HELM_RELEASE:
-        wait = not r.inputs.get("skipAwait")
+        wait = helm_waits(r)
         for o in w.objects_by_source[urn]:
             if o.controller or o.release is None:
                 continue
@@ -524,6 +524,13 @@ def _awaited_pods(w: World, urn: str) -> list[PodSet]:
                 replicas = (o.manifest.get("spec") or {}).get("replicas", 1)
                 out.append(PodSet(urn, o, meta, spec, awaited=not skip_await(o) and replicas != 0))
     return out
+
+
+def helm_waits(r: Any) -> bool:
+    """pulumi-kubernetes sets Helm's Wait = !skipAwait (provider/pkg/provider/helm_release.go), and
+    Helm forces Wait when Atomic is set (pkg/action/install.go: i.Wait = i.Wait || i.Atomic): an
+    atomic release is awaited whatever skipAwait says."""
+    return not r.inputs.get("skipAwait") or bool(r.inputs.get("atomic"))
 
 
 def helm_expected_ready(o: K8sObject) -> int:
@@ -687,12 +694,13 @@ def step_of(w: World, urn: str, warm: frozenset[str]) -> Step:
         if slow is not None:
             note += f" + slowest pod {slow[0].obj.ref}: {slow[1].parts}"
         # Helm's wait includes a LoadBalancer Service's address (pkg/kube/ready.go serviceReady)
-        lb = durations()["loadBalancer"]["seconds"] if not r.inputs.get("skipAwait") and any(
+        lb = durations()["loadBalancer"]["seconds"] if helm_waits(r) and any(
             o.kind == "Service" and (o.manifest.get("spec") or {}).get("type") == "LoadBalancer" and not o.hook
             for o in w.objects_by_source[urn] if o.release) else 0
         note += f" + load balancer {lb}s" if lb else ""
         total = apply + hook_s + max(slow[1].expected if slow else 0, lb)
-        return Step(urn, total, note, awaited=bool(phases) or bool(lb), apply_s=apply, pools=frozenset(pools - warm))
+        # `awaited`: what skipAwait could remove -- hooks run (and are waited for) either way
+        return Step(urn, total, note, awaited=bool(waits) or bool(lb), apply_s=apply, pools=frozenset(pools - warm))
     if r.type.startswith("kubernetes:") and r.custom:
         objs = [o for o in w.objects_by_source[urn] if not o.release and not o.controller]
         o = objs[0] if objs else None
@@ -880,7 +888,7 @@ def levers(w: World, steps: dict[str, Step], dur: dict[str, int], total: int) ->
                     f"{len(members)} awaits ({kinds}) wait for the pods of {group}s (e.g. {g.by_urn[u].name})")
             candidates.append(({"kind": "await", "resources": sorted(members),
                                 "message": f"{what}, up to {minutes(st.seconds)} min ({st.note}); lever: do not "
-                                           "wait (pulumi.com/skipAwait, or the release's skipAwait) where nothing "
+                                           "wait (pulumi.com/skipAwait, or the release's skipAwait and not atomic) where nothing "
                                            "needs them ready"},
                                frozenset(), members))
         best = None
@@ -1022,7 +1030,7 @@ def webhook_order(w: World) -> list[dict[str, Any]]:
     for cfg, hook in hooks:
         owner = cfg.source
         release = w.graph.by_urn.get(owner)
-        no_wait = release is not None and release.type == HELM_RELEASE and release.inputs.get("skipAwait")
+        no_wait = release is not None and release.type == HELM_RELEASE and not helm_waits(release)
         hits: dict[str, list[str]] = defaultdict(list)
         for group, version, resource, kind, namespaced, labels, ns, creator, o in subjects:
             if not any(rule_matches(rule, group, version, resource, namespaced) for rule in hook.get("rules") or []):

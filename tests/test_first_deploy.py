@@ -4,6 +4,8 @@ first deploy ~41 min."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from components import names
 from components.config import ModelConfig
 from plan import rehearsal
@@ -12,6 +14,7 @@ from tests.conftest import stack_doc
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
+RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
 def _models(stack: str) -> dict[str, ModelConfig]:
@@ -63,3 +66,23 @@ def test_a_deletion_protected_cluster_is_protected(prod_plan: Plan):
     assert cluster.inputs["deletionProtection"] is True and cluster.protect
     result = prod_plan.extras["rehearsal"]
     assert not [h for h in result["destroy"]["hazards"] if h["class"] == "deletion-protection"]
+
+
+def test_kube_prometheus_stack_is_not_awaited(any_plan: Plan):
+    """Nothing needs kube-prometheus-stack's pods Ready, only its CRDs (established before the
+    release completes): skipAwait, and not atomic, since Helm forces the wait of an atomic install."""
+    (kps,) = [r for r in any_plan.by_type(RELEASE) if r.inputs["name"] == names.PROMETHEUS_RELEASE]
+    assert kps.inputs["skipAwait"] is True and not kps.inputs.get("atomic")
+    world = rehearsal.build_world(any_plan, None)
+    assert not [ps for ps in rehearsal.awaited_pods(world, kps.urn) if ps.awaited and not ps.hook]
+    assert any(ps.hook for ps in rehearsal.awaited_pods(world, kps.urn))     # its hook Jobs still run
+
+
+def test_an_atomic_release_is_awaited_whatever_skip_await_says(dev_plan: Plan):
+    """Helm sets Wait when Atomic is (pkg/action/install.go): the rehearsal counts the wait."""
+    (kps,) = [r for r in dev_plan.by_type(RELEASE) if r.inputs["name"] == names.PROMETHEUS_RELEASE]
+    atomic = dataclasses.replace(kps, inputs={**kps.inputs, "atomic": True})
+    plan = dataclasses.replace(dev_plan, resources=[atomic if r is kps else r for r in dev_plan.resources],
+                               extras={}, policies=[])
+    world = rehearsal.build_world(plan, None)
+    assert [ps for ps in rehearsal.awaited_pods(world, kps.urn) if ps.awaited and not ps.hook]
