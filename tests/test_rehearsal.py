@@ -1,4 +1,4 @@
-"""The rehearsal of a first `pulumi up` and a `pulumi destroy` (plan/rehearsal.py, docs/rehearsal.md):
+"""The rehearsal of a first `pulumi up` and a `pulumi destroy` (plan/rehearsal/, docs/rehearsal.md):
 dev and prod are clean, the estimate and its critical path hold together, and every hazard class is
 triggered by a variation of the real plans (a dependency cut, an option or value changed, a stack
 file changed) or by a small synthetic plan."""
