@@ -26,7 +26,9 @@ enforcement levels, config and ``not_applicable`` behave as under ``pulumi previ
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+import pkgutil
 import sys
 from collections.abc import Iterable, Mapping
 from importlib import metadata
@@ -44,11 +46,7 @@ from policies import (
     PACK_ENFORCEMENT_LEVEL,
     PACK_NAME,
     PACK_VERSION,
-    aws_rules,
-    common,
-    k8s_rules,
     load_policy_config,
-    stack_rules,
 )
 from policies.common import reads
 
@@ -199,8 +197,10 @@ def evaluate(requests: Iterable, states: Mapping[str, Mapping], environment: str
 # The pack's own modules: a stack verdict is kept across plans (plan.cache) keyed by their source,
 # pulumi-policy's version, the config and the exact request (resources in URN order, so a repeat plan
 # asks the same question whatever order the program registered them in).
-_STACK_VERDICTS = Memo("policies", code=(policies, aws_rules, common, k8s_rules, stack_rules,
-                                         sys.modules[__name__]), versions=(metadata.version("pulumi-policy"),))
+_RULE_MODULES = tuple(importlib.import_module(f"policies.{m.name}") for m in pkgutil.iter_modules(policies.__path__)
+                      if m.name != "__main__")   # (that one starts the pack's gRPC server)
+_STACK_VERDICTS = Memo("policies", code=(policies, *_RULE_MODULES, sys.modules[__name__]),
+                       versions=(metadata.version("pulumi-policy"),))
 
 
 def _analyze_stack(rules: list, config: Mapping, resources: list) -> list[dict]:
