@@ -80,10 +80,18 @@ class Tenancy(pulumi.ComponentResource):
     def __init__(self, name: str, args: TenancyArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("agentic:tenancy:Tenancy", name, None, opts)
         self._tenants = {t.name: t for t in args.tenants}
+        self._namespaces(name, args)
+        self._quotas(name, args)
+        self._network_policies(name, args)
+        self._rbac(name, args)
+        self._access_entries(name, args)
+        self.tenant_namespaces = sorted(self._tenants)
+        self.register_outputs({"namespaces": sorted(self.namespaces), "tenantNamespaces": self.tenant_namespaces})
+
+    def _namespaces(self, name: str, args: TenancyArgs) -> None:
+        """Every namespace with its Pod Security labels, tenant and gateway-access labels."""
         child = pulumi.ResourceOptions(parent=self)
         psa_version = f"v{args.kubernetes_version}"
-
-        # --- namespaces
         self.namespaces = {}
         levels = {**POD_SECURITY, **{t.name: TENANT_POD_SECURITY for t in args.tenants}}
         for ns, level in levels.items():
@@ -103,7 +111,8 @@ class Tenancy(pulumi.ComponentResource):
             self.namespaces[ns] = k8s.core.v1.Namespace(
                 f"{name}-ns-{ns}", metadata=meta(ns, labels=labels(ns, kind, extra=extra)), opts=ns_opts)
 
-        # --- quotas and container defaults
+    def _quotas(self, name: str, args: TenancyArgs) -> None:
+        """A ResourceQuota and LimitRange (container defaults) per namespace."""
         quotas: dict[str, QuotaConfig] = {ns: args.platform_quotas.for_namespace(ns) for ns in POD_SECURITY}
         quotas.update({t.name: t.quota for t in args.tenants})
         quotas.update(args.quota_overrides)
@@ -119,7 +128,8 @@ class Tenancy(pulumi.ComponentResource):
                                                      "defaultRequest": q.default_request.model_dump()}]},
                                    opts=in_ns)
 
-        # --- network policies
+    def _network_policies(self, name: str, args: TenancyArgs) -> None:
+        """The NetworkPolicies generated from the FLOWS table (components/tenancy_flows.py)."""
         self.network_policies: list[k8s.networking.v1.NetworkPolicy] = []
         specs = network_policy_specs(list(self.namespaces), list(self._tenants), args.vpc_cidr,
                                      features=args.features)
@@ -131,7 +141,10 @@ class Tenancy(pulumi.ComponentResource):
                     metadata=meta(pname, ns, labels=labels("network-policy", "network-policy", instance=pname)),
                     spec=spec, opts=in_ns))
 
-        # --- RBAC: cluster-wide role definitions, granted per namespace by RoleBindings
+    def _rbac(self, name: str, args: TenancyArgs) -> None:
+        """Cluster-wide role definitions, granted per namespace by RoleBindings."""
+        child = pulumi.ResourceOptions(parent=self)
+
         def kagent_rule(verbs: list[str]) -> dict[str, Any]:
             return {"apiGroups": ["kagent.dev"], "resources": KAGENT_RESOURCES, "verbs": verbs}
 
@@ -162,8 +175,10 @@ class Tenancy(pulumi.ComponentResource):
         # ai-agents is shared by every tenant: read-only there, so no tenant changes what others use.
         bind(names.NS_AGENTS, ROLE_VIEWER, shared_viewers)
 
-        # --- EKS access entries: the role's Kubernetes groups get the kagent RBAC above; the
-        # namespace-scoped View policy adds read of standard kinds in the tenant's namespace only.
+    def _access_entries(self, name: str, args: TenancyArgs) -> None:
+        """EKS access entries: the role's Kubernetes groups get the kagent RBAC; the namespace-scoped
+        View policy adds read of standard kinds in the tenant's namespace only."""
+        child = pulumi.ResourceOptions(parent=self)
         for t in args.tenants:
             for r in t.iam_roles:
                 rid = f"{name}-access-{t.name}-{safe_name(r.arn.rsplit('/', 1)[-1])}"
@@ -174,9 +189,6 @@ class Tenancy(pulumi.ComponentResource):
                     f"{rid}-view", cluster_name=args.cluster_name, principal_arn=entry.principal_arn,
                     policy_arn=EKS_VIEW_POLICY, access_scope={"type": "namespace", "namespaces": [t.name]},
                     opts=pulumi.ResourceOptions(parent=entry))
-
-        self.tenant_namespaces = sorted(self._tenants)
-        self.register_outputs({"namespaces": sorted(self.namespaces), "tenantNamespaces": self.tenant_namespaces})
 
     def scheduling_for(self, tenant_name: str) -> tuple[list[dict[str, str]], dict[str, str]]:
         """(tolerations, nodeSelector) a workload in the tenant's namespace adds to its own (e.g. the
