@@ -69,7 +69,23 @@ class Cluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("agentic:cluster:Cluster", name, None, opts)
-        cfg, tags = args.config, args.tags
+        self._name, self._args = name, args
+        self._control_plane()
+        self._api_access()
+        vpc_cni, kube_proxy = self._addons_before_nodes()
+        self._system_node_group([vpc_cni, kube_proxy])
+        self._addons_on_nodes()
+        self._provider_and_storage()
+        self.system_node_label = SYSTEM_NODE_LABEL
+        self.register_outputs({"clusterName": self.cluster_name, "endpoint": self.endpoint,
+                               "kubeconfig": self.kubeconfig})
+
+    def _control_plane(self) -> None:
+        """The KMS key of Secrets, the control-plane log group and the EKS cluster (pulumi-eks)."""
+        cfg = self._args.config
+        tags = self._args.tags
+        name = self._name
+        args = self._args
         child = pulumi.ResourceOptions(parent=self)
         keep = pulumi.ResourceOptions(parent=self, protect=args.protect_data)
 
@@ -130,6 +146,17 @@ class Cluster(pulumi.ComponentResource):
         self.cluster_arn = eks_cluster.arn
         self.cluster_creator = cfg.deployer.arn if cfg.deployer else None
 
+        self.kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
+        # Karpenter finds the security group of its nodes by this tag.
+        aws.ec2.Tag(f"{name}-sg-discovery", resource_id=self.cluster_security_group_id,
+                    key="karpenter.sh/discovery", value=args.cluster_name, opts=child)
+
+
+    def _api_access(self) -> None:
+        cfg = self._args.config
+        tags = self._args.tags
+        name = self._name
+        child = pulumi.ResourceOptions(parent=self)
         # --- how the deployer reaches the API server (cluster.apiAccess): 443 on the cluster SG.
         # EKS: from a connected network (VPN, peering, transit gateway) the private endpoint is
         # reachable once "your Amazon EKS control plane security group contains rules to allow
@@ -148,31 +175,41 @@ class Cluster(pulumi.ComponentResource):
                 referenced_security_group_id=sg, ip_protocol="tcp", from_port=API_PORT, to_port=API_PORT,
                 description=f"Kubernetes API from {sg} (cluster.apiAccess.securityGroupIds[{i}])", tags=tags,
                 opts=child))
-        self.kubeconfig = pulumi.Output.secret(self.eks.kubeconfig_json)
-        # Karpenter finds the security group of its nodes by this tag.
-        aws.ec2.Tag(f"{name}-sg-discovery", resource_id=self.cluster_security_group_id,
-                    key="karpenter.sh/discovery", value=args.cluster_name, opts=child)
 
-        # --- add-ons that nodes need before they become Ready
-        def addon(addon_name: str, depends: list[pulumi.Resource], **kw) -> aws.eks.Addon:
-            version = aws.eks.get_addon_version_output(addon_name=addon_name, kubernetes_version=cfg.version,
-                                                       most_recent=False,  # the default for this version
-                                                       opts=pulumi.InvokeOutputOptions(parent=self))
-            return aws.eks.Addon(f"{name}-{addon_name}", cluster_name=self.cluster_name, addon_name=addon_name,
-                                 addon_version=version.version, resolve_conflicts_on_create="OVERWRITE",
-                                 resolve_conflicts_on_update="PRESERVE", tags=tags,
-                                 opts=pulumi.ResourceOptions(parent=self, depends_on=depends), **kw)
+    def _addon(self, addon_name: str, depends: list[pulumi.Resource], **kw) -> aws.eks.Addon:
+        """An EKS add-on at the default version for the cluster's Kubernetes version."""
+        cfg, tags, name = self._args.config, self._args.tags, self._name
+        version = aws.eks.get_addon_version_output(addon_name=addon_name, kubernetes_version=cfg.version,
+                                                   most_recent=False,  # the default for this version
+                                                   opts=pulumi.InvokeOutputOptions(parent=self))
+        return aws.eks.Addon(f"{name}-{addon_name}", cluster_name=self.cluster_name, addon_name=addon_name,
+                             addon_version=version.version, resolve_conflicts_on_create="OVERWRITE",
+                             resolve_conflicts_on_update="PRESERVE", tags=tags,
+                             opts=pulumi.ResourceOptions(parent=self, depends_on=depends), **kw)
 
+    def _addons_before_nodes(self) -> tuple[aws.eks.Addon, aws.eks.Addon]:
+        """Add-ons that nodes need before they become Ready (and the Pod Identity agent)."""
+        tags = self._args.tags
+        name = self._name
+        child = pulumi.ResourceOptions(parent=self)
         # A DaemonSet: ACTIVE with no nodes yet, so it is created beside the node group. Pods that
         # get AWS credentials through Pod Identity (Karpenter, the EBS CSI controller) wait for it.
-        self.pod_identity_agent = pod_identity_agent = addon("eks-pod-identity-agent", [])
+        self.pod_identity_agent = self._addon("eks-pod-identity-agent", [])
         cni = pod_identity_role(f"{name}-vpc-cni", cluster_name=self.cluster_name, namespace="kube-system",
                                 service_account="aws-node", managed_policy_arns=(CNI_POLICY,), tags=tags, opts=child)
-        vpc_cni = addon("vpc-cni", [], pod_identity_associations=[{"role_arn": cni.role.arn,
+        vpc_cni = self._addon("vpc-cni", [], pod_identity_associations=[{"role_arn": cni.role.arn,
                                                                     "service_account": "aws-node"}],
                         configuration_values=json.dumps(VPC_CNI_CONFIGURATION))
-        kube_proxy = addon("kube-proxy", [])
+        kube_proxy = self._addon("kube-proxy", [])
 
+        return vpc_cni, kube_proxy
+
+    def _system_node_group(self, addons: list[aws.eks.Addon]) -> None:
+        cfg = self._args.config
+        tags = self._args.tags
+        name = self._name
+        args = self._args
+        child = pulumi.ResourceOptions(parent=self)
         # --- system node group
         node_role = aws.iam.Role(f"{name}-system-node", assume_role_policy=pulumi.Output.json_dumps({
             "Version": "2012-10-17",
@@ -210,24 +247,33 @@ class Cluster(pulumi.ComponentResource):
             taints=[SYSTEM_TAINT],
             labels=SYSTEM_NODE_LABEL,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[vpc_cni, kube_proxy, *attachments],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*addons, *attachments],
                                         ignore_changes=["scalingConfig.desiredSize"]),
         )
 
+
+    def _addons_on_nodes(self) -> None:
+        tags = self._args.tags
+        name = self._name
+        child = pulumi.ResourceOptions(parent=self)
         # --- add-ons that need nodes to run on
-        self.coredns = addon("coredns", [self.system_nodes])
+        self.coredns = self._addon("coredns", [self.system_nodes])
         ebs = pod_identity_role(f"{name}-ebs-csi", cluster_name=self.cluster_name, namespace="kube-system",
                                 service_account="ebs-csi-controller-sa", managed_policy_arns=(EBS_CSI_POLICY,),
                                 tags=tags, opts=child)
-        self.ebs_csi = addon("aws-ebs-csi-driver", [self.system_nodes, pod_identity_agent],
+        self.ebs_csi = self._addon("aws-ebs-csi-driver", [self.system_nodes, self.pod_identity_agent],
                              pod_identity_associations=[{"role_arn": ebs.role.arn,
                                                          "service_account": "ebs-csi-controller-sa"}])
         # Node health: a DaemonSet on every node (GPU nodes included) that reports GPU (NVIDIA
         # XID/DCGM), kernel, container-runtime, storage and networking failures as node conditions;
         # EKS node auto repair (system nodes) and Karpenter's node repair (its pools) replace the
         # node (docs.aws.amazon.com/eks/latest/userguide/node-health.html). Needs no AWS permissions.
-        self.node_monitoring = addon("eks-node-monitoring-agent", [self.system_nodes])
+        self.node_monitoring = self._addon("eks-node-monitoring-agent", [self.system_nodes])
 
+
+    def _provider_and_storage(self) -> None:
+        name = self._name
+        args = self._args
         # --- the Kubernetes provider every Kubernetes object of the program uses
         # It waits for the apiAccess rules: without them a private endpoint is unreachable from the
         # deployer, and every Kubernetes object would time out.
@@ -258,6 +304,3 @@ class Cluster(pulumi.ComponentResource):
         self.storage_class_name = STORAGE_CLASS
         self.cache_storage_class_name = STORAGE_CLASS_CACHE
         self.node_security_group_id = self.cluster_security_group_id
-        self.system_node_label = SYSTEM_NODE_LABEL
-        self.register_outputs({"clusterName": self.cluster_name, "endpoint": self.endpoint,
-                               "kubeconfig": self.kubeconfig})
