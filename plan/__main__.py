@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{len(mandatory)} mandatory policy violation(s): " +
               ", ".join(sorted({f['policy'] for f in mandatory})), file=sys.stderr)
     if rejected:
-        print(f"\n{len(rejected)} object(s) the cluster would reject: " +
+        # Admission rejections, denied connections and mandatory rehearsal hazards: each fails the deploy.
+        print(f"\n{len(rejected)} finding(s) that would fail the deploy or the destroy: " +
               ", ".join(sorted({f['check'] for f in rejected})), file=sys.stderr)
     return 1 if mandatory or rejected else 0
 
