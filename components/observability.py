@@ -110,123 +110,13 @@ class Observability(pulumi.ComponentResource):
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("agentic:observability:Observability", name, None, opts)
         cfg = args.config
-        child = pulumi.ResourceOptions(parent=self)
-        ns_ready = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
-
-        # --------------------------------------------------------- generated credentials (once)
-        def password(key: str, length: int = 32) -> random.RandomPassword:
-            # No special characters: the values end up in URLs and Basic auth headers.
-            return random.RandomPassword(f"{name}-{key}", length=length, special=False, opts=child)
-
-        grafana_pw = password("grafana-admin")
-        salt = password("langfuse-salt")
-        nextauth = password("langfuse-nextauth")
-        # 32 random bytes = the 64 hex characters LangFuse's ENCRYPTION_KEY must be. RandomBytes,
-        # not RandomId: its outputs are secrets in state and CLI output (pulumi_random RandomBytes
-        # marks `hex` and `base64` additional secret outputs; RandomId's are plain text).
-        enc_key = random.RandomBytes(f"{name}-langfuse-encryption-key", length=32, opts=child)
-        db_pw = password("langfuse-db")
-        clickhouse_pw = password("langfuse-clickhouse")
-        public_key = password("langfuse-public-key", 24)
-        secret_key = password("langfuse-secret-key", 32)
-        pk = pulumi.Output.secret(public_key.result.apply(lambda v: f"pk-lf-{v}"))
-        sk = pulumi.Output.secret(secret_key.result.apply(lambda v: f"sk-lf-{v}"))
-
-        def ns_secret(resource: str, secret_name: str, component: str, data: dict[str, pulumi.Input[str]]):
-            return secret(f"{name}-{resource}", secret_name, NS, data, component=component, opts=ns_ready)
-
-        grafana_secret = ns_secret("grafana-admin", GRAFANA_SECRET, "grafana",
-                                   {"admin-user": "admin", "admin-password": grafana_pw.result})
-
+        self._name = name
+        self._ns_ready = ns_ready = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
+        grafana_secret, pk, sk = self._credentials()
         # --------------------------------------------------------- kube-prometheus-stack
         metrics_class = args.cache_storage_class or args.storage_class
         nodes = list(args.nodes or ())
-
-        def pvc(size_gib: int) -> dict[str, Any]:
-            return {"volumeClaimTemplate": {"spec": {
-                "storageClassName": metrics_class, "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": f"{size_gib}Gi"}}}}}
-        # The operator's StatefulSets keep their PVCs when the Prometheus/Alertmanager goes
-        # (StatefulSet default whenDeleted: Retain); metrics are not data to keep: delete them with it
-        # (kube-prometheus-stack 88.5.3 values.yaml `persistentVolumeClaimRetentionPolicy`, passed to
-        # the Prometheus/Alertmanager CR and by the operator to the StatefulSet).
-        metrics_retention = {"whenDeleted": "Delete", "whenScaled": "Retain"}
-
-        kps_values = {
-            "fullnameOverride": KPS_RELEASE,
-            "crds": {"enabled": True},  # the chart owns the monitoring.coreos.com CRDs (once)
-            # EKS runs etcd, the scheduler and the controller manager out of reach; kube-proxy
-            # binds its metrics to 127.0.0.1. Scraping them only yields TargetDown alerts.
-            "kubeEtcd": {"enabled": False},
-            "kubeScheduler": {"enabled": False},
-            "kubeControllerManager": {"enabled": False},
-            "kubeProxy": {"enabled": False},
-            "defaultRules": {"rules": {"etcd": False, "kubeSchedulerAlerting": False,
-                                       "kubeSchedulerRecording": False, "kubeControllerManager": False,
-                                       "kubeProxy": False, "windows": False}},
-            "prometheusOperator": {
-                "resources": resources("100m", "256Mi", cpu_limit="500m"),
-                # The operator gives the config-reloader (and its init twin) in every Prometheus and
-                # Alertmanager pod these resources (its --config-reloader-cpu/memory-* flags); the
-                # chart's default {} renders them as 0, i.e. none. The certificate hook jobs
-                # (admissionWebhooks.patch: `create`, `patch`) also run with none by default.
-                "prometheusConfigReloader": {"resources": resources("10m", "32Mi", cpu_limit="100m")},
-                "admissionWebhooks": {"patch": {"resources": resources("10m", "32Mi", cpu_limit="100m")}},
-            },
-            "prometheus": {"prometheusSpec": {
-                # Select every ServiceMonitor/PodMonitor/PrometheusRule/Probe in the cluster, not
-                # only those labelled with this release.
-                "serviceMonitorSelectorNilUsesHelmValues": False,
-                "podMonitorSelectorNilUsesHelmValues": False,
-                "ruleSelectorNilUsesHelmValues": False,
-                "probeSelectorNilUsesHelmValues": False,
-                "scrapeConfigSelectorNilUsesHelmValues": False,
-                "retention": cfg.prometheus_retention,
-                # Keep 10% of the volume free so the TSDB never fills it.
-                "retentionSize": f"{int(cfg.prometheus_storage_gib * 0.9)}GB",
-                "replicas": cfg.prometheus_replicas,
-                "storageSpec": pvc(cfg.prometheus_storage_gib),
-                "persistentVolumeClaimRetentionPolicy": metrics_retention,
-                "resources": resources("500m", "2Gi", cpu_limit="2", memory_limit="4Gi"),
-            }},
-            "alertmanager": {"alertmanagerSpec": {
-                "storage": pvc(cfg.alertmanager_storage_gib),
-                "persistentVolumeClaimRetentionPolicy": metrics_retention,
-                "resources": resources("50m", "128Mi", cpu_limit="200m"),
-            }},
-            "grafana": {
-                "admin": {"existingSecret": GRAFANA_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"},
-                "persistence": {"enabled": True, "type": "pvc", "storageClassName": metrics_class,
-                                "size": f"{cfg.grafana_storage_gib}Gi"},
-                # grafana 12.11.1 _pod.tpl renders `init-chown-data` (runAsUser 0, runAsNonRoot false,
-                # CHOWN/DAC_OVERRIDE, no allowPrivilegeEscalation: false: values.yaml initChownData)
-                # whenever persistence is on; Pod Security `restricted` in `observability` rejects the
-                # pod. fsGroup 472 (values.yaml securityContext) already gives the volume to Grafana's
-                # group (kubelet applies fsGroup on mount). The other containers are restricted as the
-                # chart sets them: grafana (containerSecurityContext) and the dashboard/datasource
-                # sidecars (sidecar.securityContext: no escalation, ALL dropped, RuntimeDefault; the
-                # pod's runAsNonRoot/runAsUser 472).
-                "initChownData": {"enabled": False},
-                # templates/tests/test.yaml: a `helm.sh/hook: test` pod (bats image) with no
-                # resources or security context (testFramework.*: {}), and its RBAC: not installed.
-                "testFramework": {"enabled": False},
-                "resources": resources("100m", "256Mi", cpu_limit="500m", memory_limit="512Mi"),
-                "sidecar": {
-                    "dashboards": {"enabled": True, "label": "grafana_dashboard", "labelValue": "1",
-                                   "searchNamespace": "ALL"},
-                    "resources": resources("50m", "128Mi", cpu_limit="200m"),
-                },
-            },
-            "kube-state-metrics": {"resources": resources("50m", "128Mi", cpu_limit="200m", memory_limit="256Mi")},
-            "prometheus-node-exporter": {
-                # hostNetwork/hostPID/hostPath need Pod Security `privileged`: confined to its own
-                # namespace so `observability` stays `restricted`.
-                "namespaceOverride": names.NS_HOST_MONITORING,
-                # Every node, including tainted GPU and tenant nodes.
-                "tolerations": [{"operator": "Exists"}],
-                "resources": NODE_EXPORTER_RESOURCES,
-            },
-        }
+        kps_values = kube_prometheus_stack_values(cfg, metrics_class)
         self.kube_prometheus_stack = helm_release(
             f"{name}-kube-prometheus-stack", "kube-prometheus-stack", namespace=NS, release_name=KPS_RELEASE,
             values=kps_values,
@@ -260,65 +150,7 @@ class Observability(pulumi.ComponentResource):
         # No ServiceMonitor for the agents: kagent 0.9.12 agents serve no /metrics (their Service has
         # one port, `http`, the A2A server: docs/agents.md), so one would select nothing.
 
-        # --------------------------------------------------------- LangFuse credentials
-        # Generated here, with the collector's copy of the API keys; the LangFuse release itself is
-        # the LangFuse component, built after the data layer whose Redis it uses.
-        creds: dict[str, pulumi.Input[str]] = {
-            "salt": salt.result, "encryption-key": enc_key.hex, "nextauth-secret": nextauth.result,
-            "postgres-password": db_pw.result, "clickhouse-password": clickhouse_pw.result,
-            "public-key": pk, "secret-key": sk,
-        }
-        self.langfuse_credentials = ns_secret("langfuse-credentials", LANGFUSE_SECRET, "langfuse", creds)
-        self.langfuse_db_password = pulumi.Output.secret(db_pw.result)
-
-        # --------------------------------------------------------- OpenTelemetry collector
-        basic = pulumi.Output.all(pk, sk).apply(
-            lambda ks: "Basic " + base64.b64encode(f"{ks[0]}:{ks[1]}".encode()).decode())
-        collector_secret = ns_secret("otel-langfuse-auth", COLLECTOR_SECRET, "otel-collector", {"authorization": basic})
-        image = chart_image("otel-collector")
-        collector_values = {
-            "mode": "deployment",
-            "fullnameOverride": COLLECTOR,
-            "replicaCount": cfg.collector_replicas,
-            "image": image,
-            "command": {"name": "otelcol-contrib"},
-            "podSecurityContext": pod_security_context(10001),
-            "securityContext": container_security_context(),
-            "resources": resources("200m", "512Mi", cpu_limit="1", memory_limit="1Gi"),
-            "extraEnvs": [{"name": "LANGFUSE_AUTH",
-                           "valueFrom": {"secretKeyRef": {"name": COLLECTOR_SECRET, "key": "authorization"}}}],
-            "ports": {
-                "jaeger-compact": {"enabled": False}, "jaeger-thrift": {"enabled": False},
-                "jaeger-grpc": {"enabled": False}, "zipkin": {"enabled": False},
-                "metrics": {"enabled": True},
-                "prom-exporter": {"enabled": True, "containerPort": PROM_EXPORTER_PORT,
-                                  "servicePort": PROM_EXPORTER_PORT, "protocol": "TCP"},
-            },
-            # None deletes the chart's default entries (Helm merge).
-            "config": {
-                "receivers": {"jaeger": None, "zipkin": None, "prometheus": None},
-                "exporters": {
-                    "debug": None,
-                    "otlphttp/langfuse": {"endpoint": LANGFUSE_OTLP,
-                                          "headers": {"Authorization": "${env:LANGFUSE_AUTH}"}},
-                    "prometheus": {"endpoint": f"${{env:MY_POD_IP}}:{PROM_EXPORTER_PORT}",
-                                   "resource_to_telemetry_conversion": {"enabled": True}},
-                },
-                "service": {"pipelines": {
-                    "traces": {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"],
-                               "exporters": ["otlphttp/langfuse"]},
-                    "metrics": {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"],
-                                "exporters": ["prometheus"]},
-                    "logs": None,
-                }},
-            },
-            "serviceMonitor": {"enabled": True,
-                               "metricsEndpoints": [{"port": "metrics"}, {"port": "prom-exporter"}]},
-        }
-        self.collector = helm_release(
-            f"{name}-otel-collector", "opentelemetry-collector", namespace=NS, release_name=COLLECTOR,
-            values=collector_values,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.kube_prometheus_stack, collector_secret, *nodes]))
+        self._collector(cfg, pk, sk, nodes)
 
         svc = f"{COLLECTOR}.{NS}.svc.cluster.local"
         self.otlp_grpc_endpoint = f"http://{svc}:{names.PORT_OTLP_GRPC}"
@@ -328,3 +160,196 @@ class Observability(pulumi.ComponentResource):
         self.langfuse_url = LANGFUSE_URL
         self.register_outputs({"otlpGrpcEndpoint": self.otlp_grpc_endpoint, "otlpHttpEndpoint": self.otlp_http_endpoint,
                                "grafanaUrl": GRAFANA_URL, "langfuseUrl": LANGFUSE_URL})
+
+
+    def _credentials(self) -> tuple[pulumi.Resource, pulumi.Output[str], pulumi.Output[str]]:
+        """Generated once: Grafana's admin Secret, LangFuse's credentials (its keys, salt,
+        encryption key, store passwords). Returns the Grafana Secret and LangFuse's API key pair."""
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
+        # --------------------------------------------------------- generated credentials (once)
+        def password(key: str, length: int = 32) -> random.RandomPassword:
+            # No special characters: the values end up in URLs and Basic auth headers.
+            return random.RandomPassword(f"{name}-{key}", length=length, special=False, opts=child)
+
+        grafana_pw = password("grafana-admin")
+        salt = password("langfuse-salt")
+        nextauth = password("langfuse-nextauth")
+        # 32 random bytes = the 64 hex characters LangFuse's ENCRYPTION_KEY must be. RandomBytes,
+        # not RandomId: its outputs are secrets in state and CLI output (pulumi_random RandomBytes
+        # marks `hex` and `base64` additional secret outputs; RandomId's are plain text).
+        enc_key = random.RandomBytes(f"{name}-langfuse-encryption-key", length=32, opts=child)
+        db_pw = password("langfuse-db")
+        clickhouse_pw = password("langfuse-clickhouse")
+        public_key = password("langfuse-public-key", 24)
+        secret_key = password("langfuse-secret-key", 32)
+        pk = pulumi.Output.secret(public_key.result.apply(lambda v: f"pk-lf-{v}"))
+        sk = pulumi.Output.secret(secret_key.result.apply(lambda v: f"sk-lf-{v}"))
+
+        grafana_secret = self._ns_secret("grafana-admin", GRAFANA_SECRET, "grafana",
+                                   {"admin-user": "admin", "admin-password": grafana_pw.result})
+
+        # --------------------------------------------------------- LangFuse credentials
+        # Generated here, with the collector's copy of the API keys; the LangFuse release itself is
+        # the LangFuse component, built after the data layer whose Redis it uses.
+        creds: dict[str, pulumi.Input[str]] = {
+            "salt": salt.result, "encryption-key": enc_key.hex, "nextauth-secret": nextauth.result,
+            "postgres-password": db_pw.result, "clickhouse-password": clickhouse_pw.result,
+            "public-key": pk, "secret-key": sk,
+        }
+        self.langfuse_credentials = self._ns_secret("langfuse-credentials", LANGFUSE_SECRET, "langfuse", creds)
+        self.langfuse_db_password = pulumi.Output.secret(db_pw.result)
+
+        return grafana_secret, pk, sk
+
+    def _ns_secret(self, resource: str, secret_name: str, component: str, data: dict[str, pulumi.Input[str]]):
+        return secret(f"{self._name}-{resource}", secret_name, NS, data, component=component, opts=self._ns_ready)
+
+    def _collector(self, cfg: ObservabilityConfig, pk: pulumi.Output[str], sk: pulumi.Output[str],
+                   nodes: list[pulumi.Resource]) -> None:
+        name = self._name
+        # --------------------------------------------------------- OpenTelemetry collector
+        basic = pulumi.Output.all(pk, sk).apply(
+            lambda ks: "Basic " + base64.b64encode(f"{ks[0]}:{ks[1]}".encode()).decode())
+        collector_secret = self._ns_secret("otel-langfuse-auth", COLLECTOR_SECRET, "otel-collector", {"authorization": basic})
+        otel_values = collector_values(cfg)
+        self.collector = helm_release(
+            f"{name}-otel-collector", "opentelemetry-collector", namespace=NS, release_name=COLLECTOR,
+            values=otel_values,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.kube_prometheus_stack, collector_secret, *nodes]))
+
+
+
+def kube_prometheus_stack_values(cfg: ObservabilityConfig, metrics_class: str) -> dict[str, Any]:
+    """kube-prometheus-stack's values: Prometheus, Alertmanager, Grafana, kube-state-metrics and
+    node-exporter as the platform runs them (metrics volumes on `metrics_class`)."""
+    def pvc(size_gib: int) -> dict[str, Any]:
+        return {"volumeClaimTemplate": {"spec": {
+            "storageClassName": metrics_class, "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": f"{size_gib}Gi"}}}}}
+    # The operator's StatefulSets keep their PVCs when the Prometheus/Alertmanager goes
+    # (StatefulSet default whenDeleted: Retain); metrics are not data to keep: delete them with it
+    # (kube-prometheus-stack 88.5.3 values.yaml `persistentVolumeClaimRetentionPolicy`, passed to
+    # the Prometheus/Alertmanager CR and by the operator to the StatefulSet).
+    metrics_retention = {"whenDeleted": "Delete", "whenScaled": "Retain"}
+
+    kps_values = {
+        "fullnameOverride": KPS_RELEASE,
+        "crds": {"enabled": True},  # the chart owns the monitoring.coreos.com CRDs (once)
+        # EKS runs etcd, the scheduler and the controller manager out of reach; kube-proxy
+        # binds its metrics to 127.0.0.1. Scraping them only yields TargetDown alerts.
+        "kubeEtcd": {"enabled": False},
+        "kubeScheduler": {"enabled": False},
+        "kubeControllerManager": {"enabled": False},
+        "kubeProxy": {"enabled": False},
+        "defaultRules": {"rules": {"etcd": False, "kubeSchedulerAlerting": False,
+                                   "kubeSchedulerRecording": False, "kubeControllerManager": False,
+                                   "kubeProxy": False, "windows": False}},
+        "prometheusOperator": {
+            "resources": resources("100m", "256Mi", cpu_limit="500m"),
+            # The operator gives the config-reloader (and its init twin) in every Prometheus and
+            # Alertmanager pod these resources (its --config-reloader-cpu/memory-* flags); the
+            # chart's default {} renders them as 0, i.e. none. The certificate hook jobs
+            # (admissionWebhooks.patch: `create`, `patch`) also run with none by default.
+            "prometheusConfigReloader": {"resources": resources("10m", "32Mi", cpu_limit="100m")},
+            "admissionWebhooks": {"patch": {"resources": resources("10m", "32Mi", cpu_limit="100m")}},
+        },
+        "prometheus": {"prometheusSpec": {
+            # Select every ServiceMonitor/PodMonitor/PrometheusRule/Probe in the cluster, not
+            # only those labelled with this release.
+            "serviceMonitorSelectorNilUsesHelmValues": False,
+            "podMonitorSelectorNilUsesHelmValues": False,
+            "ruleSelectorNilUsesHelmValues": False,
+            "probeSelectorNilUsesHelmValues": False,
+            "scrapeConfigSelectorNilUsesHelmValues": False,
+            "retention": cfg.prometheus_retention,
+            # Keep 10% of the volume free so the TSDB never fills it.
+            "retentionSize": f"{int(cfg.prometheus_storage_gib * 0.9)}GB",
+            "replicas": cfg.prometheus_replicas,
+            "storageSpec": pvc(cfg.prometheus_storage_gib),
+            "persistentVolumeClaimRetentionPolicy": metrics_retention,
+            "resources": resources("500m", "2Gi", cpu_limit="2", memory_limit="4Gi"),
+        }},
+        "alertmanager": {"alertmanagerSpec": {
+            "storage": pvc(cfg.alertmanager_storage_gib),
+            "persistentVolumeClaimRetentionPolicy": metrics_retention,
+            "resources": resources("50m", "128Mi", cpu_limit="200m"),
+        }},
+        "grafana": {
+            "admin": {"existingSecret": GRAFANA_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"},
+            "persistence": {"enabled": True, "type": "pvc", "storageClassName": metrics_class,
+                            "size": f"{cfg.grafana_storage_gib}Gi"},
+            # grafana 12.11.1 _pod.tpl renders `init-chown-data` (runAsUser 0, runAsNonRoot false,
+            # CHOWN/DAC_OVERRIDE, no allowPrivilegeEscalation: false: values.yaml initChownData)
+            # whenever persistence is on; Pod Security `restricted` in `observability` rejects the
+            # pod. fsGroup 472 (values.yaml securityContext) already gives the volume to Grafana's
+            # group (kubelet applies fsGroup on mount). The other containers are restricted as the
+            # chart sets them: grafana (containerSecurityContext) and the dashboard/datasource
+            # sidecars (sidecar.securityContext: no escalation, ALL dropped, RuntimeDefault; the
+            # pod's runAsNonRoot/runAsUser 472).
+            "initChownData": {"enabled": False},
+            # templates/tests/test.yaml: a `helm.sh/hook: test` pod (bats image) with no
+            # resources or security context (testFramework.*: {}), and its RBAC: not installed.
+            "testFramework": {"enabled": False},
+            "resources": resources("100m", "256Mi", cpu_limit="500m", memory_limit="512Mi"),
+            "sidecar": {
+                "dashboards": {"enabled": True, "label": "grafana_dashboard", "labelValue": "1",
+                               "searchNamespace": "ALL"},
+                "resources": resources("50m", "128Mi", cpu_limit="200m"),
+            },
+        },
+        "kube-state-metrics": {"resources": resources("50m", "128Mi", cpu_limit="200m", memory_limit="256Mi")},
+        "prometheus-node-exporter": {
+            # hostNetwork/hostPID/hostPath need Pod Security `privileged`: confined to its own
+            # namespace so `observability` stays `restricted`.
+            "namespaceOverride": names.NS_HOST_MONITORING,
+            # Every node, including tainted GPU and tenant nodes.
+            "tolerations": [{"operator": "Exists"}],
+            "resources": NODE_EXPORTER_RESOURCES,
+        },
+    }
+    return kps_values
+
+
+def collector_values(cfg: ObservabilityConfig) -> dict[str, Any]:
+    """The OpenTelemetry collector's values: OTLP in; traces to LangFuse, metrics to Prometheus."""
+    image = chart_image("otel-collector")
+    collector_values = {
+        "mode": "deployment",
+        "fullnameOverride": COLLECTOR,
+        "replicaCount": cfg.collector_replicas,
+        "image": image,
+        "command": {"name": "otelcol-contrib"},
+        "podSecurityContext": pod_security_context(10001),
+        "securityContext": container_security_context(),
+        "resources": resources("200m", "512Mi", cpu_limit="1", memory_limit="1Gi"),
+        "extraEnvs": [{"name": "LANGFUSE_AUTH",
+                       "valueFrom": {"secretKeyRef": {"name": COLLECTOR_SECRET, "key": "authorization"}}}],
+        "ports": {
+            "jaeger-compact": {"enabled": False}, "jaeger-thrift": {"enabled": False},
+            "jaeger-grpc": {"enabled": False}, "zipkin": {"enabled": False},
+            "metrics": {"enabled": True},
+            "prom-exporter": {"enabled": True, "containerPort": PROM_EXPORTER_PORT,
+                              "servicePort": PROM_EXPORTER_PORT, "protocol": "TCP"},
+        },
+        # None deletes the chart's default entries (Helm merge).
+        "config": {
+            "receivers": {"jaeger": None, "zipkin": None, "prometheus": None},
+            "exporters": {
+                "debug": None,
+                "otlphttp/langfuse": {"endpoint": LANGFUSE_OTLP,
+                                      "headers": {"Authorization": "${env:LANGFUSE_AUTH}"}},
+                "prometheus": {"endpoint": f"${{env:MY_POD_IP}}:{PROM_EXPORTER_PORT}",
+                               "resource_to_telemetry_conversion": {"enabled": True}},
+            },
+            "service": {"pipelines": {
+                "traces": {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"],
+                           "exporters": ["otlphttp/langfuse"]},
+                "metrics": {"receivers": ["otlp"], "processors": ["memory_limiter", "batch"],
+                            "exporters": ["prometheus"]},
+                "logs": None,
+            }},
+        },
+        "serviceMonitor": {"enabled": True,
+                           "metricsEndpoints": [{"port": "metrics"}, {"port": "prom-exporter"}]},
+    }
+    return collector_values

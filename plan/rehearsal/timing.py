@@ -312,7 +312,7 @@ def levers(w: World, steps: dict[str, Step], dur: dict[str, int], total: int) ->
         for a in (u for u in path[:-1] if u in heavy):
             edges = frozenset((a, b) for b in succ[a] if (a, b) not in skip)
             if edges:
-                on_path = [b for _, b in edges if b in path] or [b for _, b in edges]
+                on_path = [b for _, b in sorted(edges) if b in path] or [b for _, b in sorted(edges)]
                 candidates.append(({"kind": "dependsOn", "from": [a], "to": sorted(b for _, b in edges),
                                     "message": f"{len(edges)} step(s) wait for {name(g, a)} by explicit dependsOn (e.g. "
                                                f"{', '.join(name(g, b) for b in on_path[:3])}); lever: drop the edges "
