@@ -121,6 +121,7 @@ class ModelDeployment(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ModelDeploymentArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("agentic:models:ModelDeployment", name, None, opts)
+        self._args = args
         m = args.model
         self.model_name = m.name
         self.service_name = m.name
@@ -134,45 +135,9 @@ class ModelDeployment(pulumi.ComponentResource):
                      extra={names.MODEL_LABEL: m.name, "agentic.platform/engine": m.engine,
                             names.MODEL_CACHE_LABEL: m.cache})
         sel = selector(m.name)
-        child = pulumi.ResourceOptions(parent=self)
         size = pod_size(m, args.pool)
 
-        # --- model cache
-        service_account = None
-        cache_volume: dict[str, Any]
-        if m.cache == "pvc":
-            self.pvc = k8s.core.v1.PersistentVolumeClaim(
-                f"{name}-cache",
-                metadata=meta(f"{m.name}-cache", ns, labels=lbl),
-                # A cache (weights download again): the cluster's Delete class, so no volume outlives
-                # the claim, whatever protectData says.
-                spec={"accessModes": ["ReadWriteOnce"], "storageClassName": names.STORAGE_CLASS_CACHE,
-                      "resources": {"requests": {"storage": f"{m.cache_size_gib}Gi"}}},
-                # Binding waits for the first consumer; Pulumi must not wait for it.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
-            )
-            cache_volume = {"name": "cache", "persistentVolumeClaim": {"claimName": f"{m.name}-cache"}}
-        elif m.cache == "s3":
-            service_account = m.name
-            self.service_account = k8s.core.v1.ServiceAccount(
-                f"{name}-sa", metadata=meta(service_account, ns, labels=lbl),
-                automount_service_account_token=False, opts=pulumi.ResourceOptions(parent=self,
-                                                                                    depends_on=args.depends_on))
-            bucket = args.models_bucket
-            self.identity = pod_identity_role(
-                f"{name}-s3", cluster_name=args.cluster_name, namespace=ns, service_account=service_account,
-                policy=policy_json(bucket.read_only_statements(f"{s3_prefix(m)}/*")), tags=args.tags, opts=child)
-            if m.weights_job:
-                self.weights = WeightsJob(
-                    name, m, namespace=ns, prefix=s3_prefix(m), bucket=bucket, cluster_name=args.cluster_name,
-                    hf_token_secret=args.hf_token_secret, region=args.region, tags=args.tags, parent=self,
-                    depends_on=args.weights_depends_on)
-            cache_volume = {"name": "cache", "emptyDir": {"sizeLimit": f"{S3_SCRATCH_GIB}Gi"}}
-        else:
-            # nodeLocal: an emptyDir lives under kubelet's root dir, which is on the instance-store
-            # RAID0 when the EC2NodeClass sets instanceStorePolicy RAID0 (hostPath is not restricted-PSS).
-            cache_volume = {"name": "cache", "emptyDir": {"sizeLimit": f"{m.cache_size_gib}Gi"}}
-
+        cache_volume, service_account = self._cache(name, lbl)
         # --- container
         source: pulumi.Input[str] = m.model
         if m.cache == "s3":
@@ -195,55 +160,8 @@ class ModelDeployment(pulumi.ComponentResource):
         # timeouts keep the same figure should the annotation be dropped.
         rollout = pulumi.CustomTimeouts(create=f"{rollout_s}s", update=f"{rollout_s}s")
         not_awaited = {names.PULUMI_SKIP_AWAIT: "true"}
-        probe = {"httpGet": {"path": "/health", "port": "http"}}
-        mounts = [{"name": "shm", "mountPath": "/dev/shm"}, {"name": "tmp", "mountPath": "/tmp"},
-                  {"name": "home", "mountPath": HOME_DIR}, {"name": "cache", "mountPath": DATA_DIR}]
-        if uses_compile_cache_volume(m):
-            mounts.append({"name": "compile-cache", "mountPath": COMPILE_CACHE_DIR})
-        container = {
-            "name": m.engine,
-            "image": m.image,
-            "imagePullPolicy": "IfNotPresent",
-            "command": command,
-            "args": cmd_args,
-            "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
-            "env": env,
-            "resources": resources(f"{size.cpu_m}m", f"{size.memory_gib}Gi",
-                                   extra={names.GPU_RESOURCE: str(m.gpus),
-                                          "ephemeral-storage": f"{ephemeral_gib(m) + compile_gib(m)}Gi"}),
-            "securityContext": container_security_context(),
-            "startupProbe": {**probe, "periodSeconds": PROBE_PERIOD_S, "timeoutSeconds": 5,
-                             "failureThreshold": math.ceil(startup / PROBE_PERIOD_S)},
-            "readinessProbe": {**probe, "periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 3},
-            "livenessProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
-            "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_S}}},
-            "volumeMounts": mounts,
-        }
-        zone_spread = {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
-                       "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": sel}}
-        pod_spec: dict[str, Any] = {
-            "securityContext": pod_security_context(UID, fs_group=UID),
-            "enableServiceLinks": False,
-            "terminationGracePeriodSeconds": PRESTOP_SLEEP_S + DRAIN_S,
-            "tolerations": args.tolerations,
-            "nodeSelector": args.node_selector,
-            "topologySpreadConstraints": [zone_spread],
-            "containers": [container],
-            "volumes": [
-                {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{size.shm_gib}Gi"}},
-                {"name": "tmp", "emptyDir": {"sizeLimit": f"{TMP_GIB}Gi"}},
-                {"name": "home", "emptyDir": {"sizeLimit": f"{HOME_GIB}Gi"}},
-                cache_volume,
-                # On the node's ephemeral storage: the instance-store NVMe RAID0 when the pool's
-                # EC2NodeClass sets instanceStorePolicy RAID0 (kubelet's root dir moves onto it).
-                *([{"name": "compile-cache", "emptyDir": {"sizeLimit": f"{COMPILE_CACHE_GIB}Gi"}}]
-                  if uses_compile_cache_volume(m) else []),
-            ],
-        }
-        if service_account:
-            pod_spec["serviceAccountName"] = service_account
-        else:
-            pod_spec["automountServiceAccountToken"] = False
+        container = model_container(m, command, cmd_args, env, size, port, startup)
+        pod_spec = model_pod_spec(m, args, size, container, cache_volume, service_account, sel)
         # A pvc cache attaches to one node: the old pod must let go first. Otherwise no surge, so a
         # rollout never needs GPUs beyond maxReplicas x gpus (what the quota check counts).
         strategy = ({"type": "Recreate"} if m.cache == "pvc"
@@ -285,6 +203,115 @@ class ModelDeployment(pulumi.ComponentResource):
             spec=scaled_object_spec(m, args.serving),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployment, *([args.keda] if args.keda else [])]))
         self.register_outputs({"serviceName": self.service_name, "namespace": self.namespace, "port": self.port})
+
+    def _cache(self, name: str, lbl: dict[str, str]) -> tuple[dict[str, Any], str | None]:
+        """The model cache volume (and, for `s3`, the ServiceAccount, its S3 read role and the weights
+        Job); returns the pod's cache volume and its ServiceAccount name (None: no AWS access)."""
+        args, m, ns = self._args, self._args.model, self.namespace
+        child = pulumi.ResourceOptions(parent=self)
+        service_account = None
+        cache_volume: dict[str, Any]
+        if m.cache == "pvc":
+            self.pvc = k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-cache",
+                metadata=meta(f"{m.name}-cache", ns, labels=lbl),
+                # A cache (weights download again): the cluster's Delete class, so no volume outlives
+                # the claim, whatever protectData says.
+                spec={"accessModes": ["ReadWriteOnce"], "storageClassName": names.STORAGE_CLASS_CACHE,
+                      "resources": {"requests": {"storage": f"{m.cache_size_gib}Gi"}}},
+                # Binding waits for the first consumer; Pulumi must not wait for it.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on),
+            )
+            cache_volume = {"name": "cache", "persistentVolumeClaim": {"claimName": f"{m.name}-cache"}}
+        elif m.cache == "s3":
+            service_account = m.name
+            self.service_account = k8s.core.v1.ServiceAccount(
+                f"{name}-sa", metadata=meta(service_account, ns, labels=lbl),
+                automount_service_account_token=False, opts=pulumi.ResourceOptions(parent=self,
+                                                                                    depends_on=args.depends_on))
+            bucket = args.models_bucket
+            self.identity = pod_identity_role(
+                f"{name}-s3", cluster_name=args.cluster_name, namespace=ns, service_account=service_account,
+                policy=policy_json(bucket.read_only_statements(f"{s3_prefix(m)}/*")), tags=args.tags, opts=child)
+            if m.weights_job:
+                self.weights = WeightsJob(
+                    name, m, namespace=ns, prefix=s3_prefix(m), bucket=bucket, cluster_name=args.cluster_name,
+                    hf_token_secret=args.hf_token_secret, region=args.region, tags=args.tags, parent=self,
+                    depends_on=args.weights_depends_on)
+            cache_volume = {"name": "cache", "emptyDir": {"sizeLimit": f"{S3_SCRATCH_GIB}Gi"}}
+        else:
+            # nodeLocal: an emptyDir lives under kubelet's root dir, which is on the instance-store
+            # RAID0 when the EC2NodeClass sets instanceStorePolicy RAID0 (hostPath is not restricted-PSS).
+            cache_volume = {"name": "cache", "emptyDir": {"sizeLimit": f"{m.cache_size_gib}Gi"}}
+
+        return cache_volume, service_account
+
+
+def model_container(m: ModelConfig, command: list[str], cmd_args: list[Any], env: list[dict[str, Any]], size: Any,
+                    port: int, startup: int) -> dict[str, Any]:
+    """The engine container: probes sized by the cold-start budget (`startup` seconds), restricted
+    security context, requests and limits from the pod size."""
+    probe = {"httpGet": {"path": "/health", "port": "http"}}
+    mounts = [{"name": "shm", "mountPath": "/dev/shm"}, {"name": "tmp", "mountPath": "/tmp"},
+              {"name": "home", "mountPath": HOME_DIR}, {"name": "cache", "mountPath": DATA_DIR}]
+    if uses_compile_cache_volume(m):
+        mounts.append({"name": "compile-cache", "mountPath": COMPILE_CACHE_DIR})
+    container = {
+        "name": m.engine,
+        "image": m.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": command,
+        "args": cmd_args,
+        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+        "env": env,
+        "resources": resources(f"{size.cpu_m}m", f"{size.memory_gib}Gi",
+                               extra={names.GPU_RESOURCE: str(m.gpus),
+                                      "ephemeral-storage": f"{ephemeral_gib(m) + compile_gib(m)}Gi"}),
+        "securityContext": container_security_context(),
+        "startupProbe": {**probe, "periodSeconds": PROBE_PERIOD_S, "timeoutSeconds": 5,
+                         "failureThreshold": math.ceil(startup / PROBE_PERIOD_S)},
+        "readinessProbe": {**probe, "periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_S}}},
+        "volumeMounts": mounts,
+    }
+    return container
+
+
+def model_pod_spec(m: ModelConfig, args: ModelDeploymentArgs, size: Any, container: dict[str, Any],
+                   cache_volume: dict[str, Any], service_account: str | None, sel: dict[str, str]) -> dict[str, Any]:
+    """The model server's pod: its placement, volumes (shm, scratch, cache, compile cache) and
+    ServiceAccount."""
+    zone_spread = {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                   "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": sel}}
+    pod_spec: dict[str, Any] = {
+        "securityContext": pod_security_context(UID, fs_group=UID),
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": PRESTOP_SLEEP_S + DRAIN_S,
+        "tolerations": args.tolerations,
+        "nodeSelector": args.node_selector,
+        "topologySpreadConstraints": [zone_spread],
+        "containers": [container],
+        "volumes": [
+            {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{size.shm_gib}Gi"}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": f"{TMP_GIB}Gi"}},
+            {"name": "home", "emptyDir": {"sizeLimit": f"{HOME_GIB}Gi"}},
+            cache_volume,
+            # On the node's ephemeral storage: the instance-store NVMe RAID0 when the pool's
+            # EC2NodeClass sets instanceStorePolicy RAID0 (kubelet's root dir moves onto it).
+            *([{"name": "compile-cache", "emptyDir": {"sizeLimit": f"{COMPILE_CACHE_GIB}Gi"}}]
+              if uses_compile_cache_volume(m) else []),
+        ],
+    }
+    if service_account:
+        pod_spec["serviceAccountName"] = service_account
+    else:
+        pod_spec["automountServiceAccountToken"] = False
+    if service_account:
+        pod_spec["serviceAccountName"] = service_account
+    else:
+        pod_spec["automountServiceAccountToken"] = False
+    return pod_spec
 
 
 def compile_gib(m: ModelConfig) -> int:
