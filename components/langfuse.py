@@ -72,6 +72,7 @@ class LangFuse(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LangFuseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("agentic:observability:LangFuse", name, None, opts)
+        self._args = args
         lf = args.config
         child = pulumi.ResourceOptions(parent=self)
 
@@ -90,85 +91,10 @@ class LangFuse(pulumi.ComponentResource):
             protect_data=args.protect_data, storage_class=args.storage_class, secret=LANGFUSE_SECRET,
             clickhouse_password_key="clickhouse-password", postgres_password_key="postgres-password",
             depends_on=[*args.depends_on, args.credentials], nodes=args.nodes), opts=child)
-        if lf.database == "rds":
-            postgres = postgres_database(
-                f"{name}-db", PostgresSpec("langfuse", lf.rds_engine_version, lf.rds_instance_class,
-                                           lf.rds_storage_gib, lf.rds_multi_az, lf.rds_backup_retention_days),
-                name_prefix=args.name_prefix, password=args.db_password, vpc_id=args.vpc_id,
-                subnet_ids=args.private_subnet_ids, cluster_security_group_id=args.cluster_security_group_id,
-                protect=args.protect_data, tags=args.tags, opts=child)
-            self.database = postgres
-            db_host: pulumi.Input[str] = postgres.address
-            db_user = db_name = "langfuse"
-        else:
-            db_host, db_user, db_name = stores.POSTGRES_HOST, stores.POSTGRES_USER, stores.POSTGRES_DB
-        # langfuse 1.5.41 _helpers.tpl "langfuse.databaseEnv": DATABASE_HOST/PORT/USERNAME/NAME from
-        # these, DATABASE_PASSWORD from the Secret's userPasswordKey.
-        postgresql: dict[str, Any] = {
-            "deploy": False, "host": db_host, "port": stores.POSTGRES_PORT,
-            "auth": {"username": db_user, "database": db_name, "existingSecret": LANGFUSE_SECRET,
-                     "secretKeys": {"userPasswordKey": "postgres-password"}}}
-        # langfuse 1.5.41 _helpers.tpl "langfuse.clickhouseEnv" with deploy false: CLICKHOUSE_URL
-        # http://<host>:<httpPort>, CLICKHOUSE_MIGRATION_URL clickhouse://<host>:<nativePort>,
-        # CLICKHOUSE_USER/PASSWORD from auth; clusterEnabled false renders CLICKHOUSE_CLUSTER_ENABLED
-        # "false" (single node: LangFuse's unclustered migrations), true renders nothing (LangFuse's
-        # default, true: ReplicatedMergeTree ON CLUSTER CLICKHOUSE_CLUSTER_NAME, set below).
-        clickhouse: dict[str, Any] = {
-            "deploy": False, "host": self.stores.clickhouse_host,
-            "httpPort": stores.CLICKHOUSE_HTTP_PORT, "nativePort": stores.CLICKHOUSE_NATIVE_PORT,
-            "auth": {"username": stores.CLICKHOUSE_USER, "existingSecret": LANGFUSE_SECRET,
-                     "existingSecretKey": "clickhouse-password"},
-            "clusterEnabled": lf.clickhouse_replicas > 1,
-        }
-        cluster_env = ([{"name": "CLICKHOUSE_CLUSTER_NAME", "value": stores.CLICKHOUSE_CLUSTER}]
-                       if lf.clickhouse_replicas > 1 else [])
-
-        def ref(key: str) -> dict[str, Any]:
-            return {"secretKeyRef": {"name": LANGFUSE_SECRET, "key": key}}
-
-        def env_ref(env: str, key: str) -> dict[str, Any]:
-            return {"name": env, "valueFrom": ref(key)}
-
-        web, worker = chart_image("langfuse-web"), chart_image("langfuse-worker")
+        db_host, db_user, db_name = self._database(name)
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
-        langfuse_values = {
-            "langfuse": {
-                "salt": ref("salt"), "encryptionKey": ref("encryption-key"),
-                "nextauth": {"url": LANGFUSE_URL, "secret": ref("nextauth-secret")},
-                "features": {"telemetryEnabled": False, "signUpDisabled": True},
-                "serviceAccount": {"create": True, "name": LANGFUSE_RELEASE},
-                # Next.js writes its cache under the app directory: the root filesystem stays writable.
-                "podSecurityContext": pod_security_context(1001, fs_group=1001),
-                "securityContext": container_security_context(read_only_root=False),
-                "image": {"pullPolicy": "IfNotPresent"},
-                # The init project's API keys: the collector authenticates with the same pair.
-                "additionalEnv": [
-                    {"name": "LANGFUSE_INIT_ORG_ID", "value": "agentic-platform"},
-                    {"name": "LANGFUSE_INIT_ORG_NAME", "value": "Agentic Platform"},
-                    {"name": "LANGFUSE_INIT_PROJECT_ID", "value": "agentic-platform"},
-                    {"name": "LANGFUSE_INIT_PROJECT_NAME", "value": "agentic-platform"},
-                    env_ref("LANGFUSE_INIT_PROJECT_PUBLIC_KEY", "public-key"),
-                    env_ref("LANGFUSE_INIT_PROJECT_SECRET_KEY", "secret-key"),
-                    *REDIS_ENV,
-                    *cluster_env,
-                ],
-                "web": {"image": {"repository": web["repository"], "tag": web["tag"]},
-                        "replicas": lf.web_replicas,
-                        "resources": resources("500m", "1Gi", cpu_limit="2", memory_limit="2Gi")},
-                "worker": {"image": {"repository": worker["repository"], "tag": worker["tag"]},
-                           "resources": resources("250m", "1Gi", cpu_limit="1", memory_limit="2Gi")},
-            },
-            "postgresql": postgresql,
-            "clickhouse": clickhouse,
-            # The platform's Redis (data layer: Valkey or ElastiCache), not the chart's own Valkey. Its
-            # whole connection comes from the data layer's `redis-connection` Secret in this namespace
-            # (see REDIS_ENV): no host, password or TLS flag in the values.
-            "redis": {"deploy": False},
-            # Blob storage: the S3 bucket through Pod Identity (no static keys, no MinIO).
-            "s3": {"deploy": False, "bucket": bucket.bucket.bucket, "region": region, "forcePathStyle": False,
-                   "eventUpload": {"prefix": "events/"}, "batchExport": {"prefix": "exports/"},
-                   "mediaUpload": {"prefix": "media/"}},
-        }
+        langfuse_values = chart_values(lf, db_host, db_user, db_name, self.stores.clickhouse_host,
+                                       bucket.bucket.bucket, region)
         self.langfuse = helm_release(
             f"{name}", "langfuse", namespace=NS, release_name=LANGFUSE_RELEASE, values=langfuse_values,
             # Its pods get S3 credentials from the Pod Identity agent only once the association exists
@@ -181,3 +107,94 @@ class LangFuse(pulumi.ComponentResource):
 
         self.url = LANGFUSE_URL
         self.register_outputs({"url": LANGFUSE_URL})
+
+    def _database(self, name: str) -> tuple[pulumi.Input[str], str, str]:
+        """LangFuse's PostgreSQL: RDS (prod) or the in-cluster store; its host, user and database."""
+        args, lf, child = self._args, self._args.config, pulumi.ResourceOptions(parent=self)
+        if lf.database == "rds":
+            postgres = postgres_database(
+                f"{name}-db", PostgresSpec("langfuse", lf.rds_engine_version, lf.rds_instance_class,
+                                           lf.rds_storage_gib, lf.rds_multi_az, lf.rds_backup_retention_days),
+                name_prefix=args.name_prefix, password=args.db_password, vpc_id=args.vpc_id,
+                subnet_ids=args.private_subnet_ids, cluster_security_group_id=args.cluster_security_group_id,
+                protect=args.protect_data, tags=args.tags, opts=child)
+            self.database = postgres
+            db_host: pulumi.Input[str] = postgres.address
+            db_user = db_name = "langfuse"
+        else:
+            db_host, db_user, db_name = stores.POSTGRES_HOST, stores.POSTGRES_USER, stores.POSTGRES_DB
+        return db_host, db_user, db_name
+
+
+def chart_values(lf: LangfuseConfig, db_host: pulumi.Input[str], db_user: str, db_name: str,
+                 clickhouse_host: pulumi.Input[str], bucket_name: pulumi.Input[str],
+                 region: pulumi.Input[str]) -> dict[str, Any]:
+    """The langfuse chart's values: the platform's PostgreSQL, ClickHouse, Redis and S3, no bundled
+    stores, credentials from the LangFuse Secret."""
+    # langfuse 1.5.41 _helpers.tpl "langfuse.databaseEnv": DATABASE_HOST/PORT/USERNAME/NAME from
+    # these, DATABASE_PASSWORD from the Secret's userPasswordKey.
+    postgresql: dict[str, Any] = {
+        "deploy": False, "host": db_host, "port": stores.POSTGRES_PORT,
+        "auth": {"username": db_user, "database": db_name, "existingSecret": LANGFUSE_SECRET,
+                 "secretKeys": {"userPasswordKey": "postgres-password"}}}
+    # langfuse 1.5.41 _helpers.tpl "langfuse.clickhouseEnv" with deploy false: CLICKHOUSE_URL
+    # http://<host>:<httpPort>, CLICKHOUSE_MIGRATION_URL clickhouse://<host>:<nativePort>,
+    # CLICKHOUSE_USER/PASSWORD from auth; clusterEnabled false renders CLICKHOUSE_CLUSTER_ENABLED
+    # "false" (single node: LangFuse's unclustered migrations), true renders nothing (LangFuse's
+    # default, true: ReplicatedMergeTree ON CLUSTER CLICKHOUSE_CLUSTER_NAME, set below).
+    clickhouse: dict[str, Any] = {
+        "deploy": False, "host": clickhouse_host,
+        "httpPort": stores.CLICKHOUSE_HTTP_PORT, "nativePort": stores.CLICKHOUSE_NATIVE_PORT,
+        "auth": {"username": stores.CLICKHOUSE_USER, "existingSecret": LANGFUSE_SECRET,
+                 "existingSecretKey": "clickhouse-password"},
+        "clusterEnabled": lf.clickhouse_replicas > 1,
+    }
+    cluster_env = ([{"name": "CLICKHOUSE_CLUSTER_NAME", "value": stores.CLICKHOUSE_CLUSTER}]
+                   if lf.clickhouse_replicas > 1 else [])
+
+    def ref(key: str) -> dict[str, Any]:
+        return {"secretKeyRef": {"name": LANGFUSE_SECRET, "key": key}}
+
+    def env_ref(env: str, key: str) -> dict[str, Any]:
+        return {"name": env, "valueFrom": ref(key)}
+
+    web, worker = chart_image("langfuse-web"), chart_image("langfuse-worker")
+    langfuse_values = {
+        "langfuse": {
+            "salt": ref("salt"), "encryptionKey": ref("encryption-key"),
+            "nextauth": {"url": LANGFUSE_URL, "secret": ref("nextauth-secret")},
+            "features": {"telemetryEnabled": False, "signUpDisabled": True},
+            "serviceAccount": {"create": True, "name": LANGFUSE_RELEASE},
+            # Next.js writes its cache under the app directory: the root filesystem stays writable.
+            "podSecurityContext": pod_security_context(1001, fs_group=1001),
+            "securityContext": container_security_context(read_only_root=False),
+            "image": {"pullPolicy": "IfNotPresent"},
+            # The init project's API keys: the collector authenticates with the same pair.
+            "additionalEnv": [
+                {"name": "LANGFUSE_INIT_ORG_ID", "value": "agentic-platform"},
+                {"name": "LANGFUSE_INIT_ORG_NAME", "value": "Agentic Platform"},
+                {"name": "LANGFUSE_INIT_PROJECT_ID", "value": "agentic-platform"},
+                {"name": "LANGFUSE_INIT_PROJECT_NAME", "value": "agentic-platform"},
+                env_ref("LANGFUSE_INIT_PROJECT_PUBLIC_KEY", "public-key"),
+                env_ref("LANGFUSE_INIT_PROJECT_SECRET_KEY", "secret-key"),
+                *REDIS_ENV,
+                *cluster_env,
+            ],
+            "web": {"image": {"repository": web["repository"], "tag": web["tag"]},
+                    "replicas": lf.web_replicas,
+                    "resources": resources("500m", "1Gi", cpu_limit="2", memory_limit="2Gi")},
+            "worker": {"image": {"repository": worker["repository"], "tag": worker["tag"]},
+                       "resources": resources("250m", "1Gi", cpu_limit="1", memory_limit="2Gi")},
+        },
+        "postgresql": postgresql,
+        "clickhouse": clickhouse,
+        # The platform's Redis (data layer: Valkey or ElastiCache), not the chart's own Valkey. Its
+        # whole connection comes from the data layer's `redis-connection` Secret in this namespace
+        # (see REDIS_ENV): no host, password or TLS flag in the values.
+        "redis": {"deploy": False},
+        # Blob storage: the S3 bucket through Pod Identity (no static keys, no MinIO).
+        "s3": {"deploy": False, "bucket": bucket_name, "region": region, "forcePathStyle": False,
+               "eventUpload": {"prefix": "events/"}, "batchExport": {"prefix": "exports/"},
+               "mediaUpload": {"prefix": "media/"}},
+    }
+    return langfuse_values
