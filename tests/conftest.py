@@ -15,12 +15,14 @@ naming the marker it needs."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from components.config import NAMESPACE, ConfigError, validate
 from plan.engine import ROOT, Plan, read_stack, run_program, tune_gc
 
 tune_gc()   # every worker plans whole programs: the plan's collection thresholds (plan/engine.py)
@@ -114,6 +116,19 @@ def example_stacks() -> list[str]:
 def stack_doc(stack: str) -> dict[str, Any]:
     """A deep copy of a stack file's YAML, to change and write elsewhere."""
     return copy.deepcopy(yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()))
+
+
+def dev_pool_problems(prefix: str, **pool: Any) -> list[tuple[str, str]]:
+    """The config problems under `prefix` when dev's first GPU pool gets `pool`'s fields (no plan runs)."""
+    doc = stack_doc("dev")
+    doc["config"]["agentic-platform:gpuPools"][0].update(pool)
+    raw = {k.split(":", 1)[1]: (v if isinstance(v, str) else json.dumps(v)) for k, v in doc["config"].items()
+           if k.startswith(NAMESPACE + ":")}
+    try:
+        validate(raw, "dev")
+    except ConfigError as err:
+        return [(p, m) for p, m in err.problems if p.startswith(prefix)]
+    return []
 
 
 def write_stack(tmp_path: Path, doc: dict[str, Any], name: str = "test") -> Path:

@@ -14,7 +14,7 @@ import pytest
 from components import names
 from components.config import NAMESPACE, ConfigError, validate
 from plan.engine import ROOT, Plan, program_config, read_stack, run_program
-from tests.conftest import release_of, stack_doc, write_stack
+from tests.conftest import dev_pool_problems, release_of, stack_doc, write_stack
 
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
 NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
@@ -332,15 +332,7 @@ def test_bad_gpu_pool_is_a_key_path_error(tmp_path, change, expected):
 
 
 def _validate_dev(**pool: Any) -> list[tuple[str, str]]:
-    doc = stack_doc("dev")
-    doc["config"]["agentic-platform:gpuPools"][0].update(pool)
-    raw = {k.split(":", 1)[1]: (v if isinstance(v, str) else json.dumps(v)) for k, v in doc["config"].items()
-           if k.startswith(NAMESPACE + ":")}
-    try:
-        validate(raw, "dev")
-    except ConfigError as err:
-        return [(p, m) for p, m in err.problems if p.startswith("gpuPools[0].rootVolume")]
-    return []
+    return dev_pool_problems("gpuPools[0].rootVolume", **pool)
 
 
 @pytest.mark.parametrize(("pool", "path", "message"), [

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import ast
 import email
-import json
 import tomllib
 from typing import Any
 
 import pytest
 import yaml
 
-from components.config import NAMESPACE, ConfigError, GpuPoolConfig, validate
+from components.config import GpuPoolConfig
 from components.node_pools import SOCI_ROOT, gpu_user_data, node_class_spec
 from plan.engine import ROOT
-from tests.conftest import stack_doc
+from tests.conftest import dev_pool_problems
 
 NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
@@ -32,15 +31,7 @@ def _pool(**over: Any) -> GpuPoolConfig:
 
 
 def _problems(**pool: Any) -> list[tuple[str, str]]:
-    doc = stack_doc("dev")
-    doc["config"]["agentic-platform:gpuPools"][0].update(pool)
-    raw = {k.split(":", 1)[1]: (v if isinstance(v, str) else json.dumps(v)) for k, v in doc["config"].items()
-           if k.startswith(NAMESPACE + ":")}
-    try:
-        validate(raw, "dev")
-    except ConfigError as err:
-        return [(p, m) for p, m in err.problems if p.startswith("gpuPools[0]")]
-    return []
+    return dev_pool_problems("gpuPools[0]", **pool)
 
 
 # ------------------------------------------------------------------------------ SOCI parallel pull

@@ -68,13 +68,19 @@ def _config_strings(text: str) -> list[str]:
     return [line.split("#", 1)[0] for line in text.splitlines() if not line.lstrip().startswith(("#", "//"))]
 
 
+def pods_by_source(d: Derivation) -> dict[int, list[Pod]]:
+    """The cluster's pods by the object that makes them (keyed by the object's id)."""
+    out: dict[int, list[Pod]] = {}
+    for p in d.cluster.pods:
+        if p.source is not None:
+            out.setdefault(id(p.source), []).append(p)
+    return out
+
+
 def addresses(d: Derivation) -> None:
     """URLs and host/port pairs in container env and in the ConfigMaps each pod mounts."""
     configmaps = {(o.namespace, o.name): o for o in d.objects if o.kind == "ConfigMap" and not o.group}
-    by_source: dict[int, list[Pod]] = {}
-    for p in d.cluster.pods:
-        if p.source is not None:
-            by_source.setdefault(id(p.source), []).append(p)
+    by_source = pods_by_source(d)
     for o in d.objects:
         for _path, _meta, spec in pod_templates(o.manifest):
             srcs = by_source.get(id(o), [])
@@ -190,10 +196,7 @@ def _secret_refs(spec: dict[str, Any]) -> set[str]:
 
 
 def connection_secrets(d: Derivation) -> None:
-    by_source: dict[int, list[Pod]] = {}
-    for p in d.cluster.pods:
-        if p.source is not None:
-            by_source.setdefault(id(p.source), []).append(p)
+    by_source = pods_by_source(d)
     for o in d.objects:
         for _path, _meta, spec in pod_templates(o.manifest):
             for name in sorted(_secret_refs(spec)):
