@@ -269,11 +269,23 @@ class LangFuseStores(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LangFuseStoresArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("agentic:observability:LangFuseStores", name, None, opts)
+        self._args = args
+        self.resources: list[pulumi.Resource] = []
+        self._clickhouse(name)
+        self.clickhouse_host = CLICKHOUSE_HOST
+        self.postgres: k8s.apps.v1.StatefulSet | None = None
+        self.postgres_host: str | None = None
+        if args.in_cluster_postgres:
+            self._postgres(name)
+            self.postgres_host = POSTGRES_HOST
+        self.register_outputs({"clickhouseHost": CLICKHOUSE_HOST, "postgresHost": self.postgres_host})
+
+    def _clickhouse(self, name: str) -> None:
+        """ClickHouse: its configuration, client and headless Services, StatefulSet and (replicated) PDB."""
+        args = self._args
         deps = [*args.depends_on, *(args.nodes or ())]
         child = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
         replicas = args.clickhouse_replicas
-
-        # --- ClickHouse
         ch_lbl = clickhouse_labels()
         ch_sel = selector("clickhouse", CLICKHOUSE)
         config = clickhouse_config(replicas)
@@ -300,32 +312,28 @@ class LangFuseStores(pulumi.ComponentResource):
                                              config=config),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*deps, self.clickhouse_config,
                                                                  self.clickhouse_headless]))
-        self.resources: list[pulumi.Resource] = [self.clickhouse_config, self.clickhouse_service,
-                                                 self.clickhouse_headless, self.clickhouse]
+        self.resources += [self.clickhouse_config, self.clickhouse_service, self.clickhouse_headless, self.clickhouse]
         if replicas > 1:
             # Voluntary disruptions (node drains, consolidation) take one replica at a time: the
             # Keeper quorum and the other replicas stay.
             self.resources.append(k8s.policy.v1.PodDisruptionBudget(
                 f"{name}-clickhouse", metadata=meta(CLICKHOUSE, NS, labels=ch_lbl),
                 spec={"maxUnavailable": 1, "selector": {"matchLabels": ch_sel}}, opts=child))
-        self.clickhouse_host = CLICKHOUSE_HOST
 
-        # --- PostgreSQL (inCluster only)
-        self.postgres: k8s.apps.v1.StatefulSet | None = None
-        self.postgres_host: str | None = None
-        if args.in_cluster_postgres:
-            pg_lbl = postgres_labels()
-            pg_sel = selector("postgresql", POSTGRES)
-            self.postgres_service = k8s.core.v1.Service(
-                f"{name}-postgresql", metadata=meta(POSTGRES, NS, labels=pg_lbl),
-                spec={"selector": pg_sel, "ports": [{"name": "postgres", "port": POSTGRES_PORT,
-                                                     "targetPort": "postgres"}]}, opts=child)
-            self.postgres = k8s.apps.v1.StatefulSet(
-                f"{name}-postgresql", metadata=meta(POSTGRES, NS, labels=pg_lbl),
-                spec=postgres_statefulset_spec(secret=args.secret, password_key=args.postgres_password_key,
-                                               storage_class=args.storage_class, protect_data=args.protect_data),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*deps, self.postgres_service]))
-            self.resources += [self.postgres_service, self.postgres]
-            self.postgres_host = POSTGRES_HOST
-
-        self.register_outputs({"clickhouseHost": CLICKHOUSE_HOST, "postgresHost": self.postgres_host})
+    def _postgres(self, name: str) -> None:
+        """The in-cluster PostgreSQL (postgres.inCluster): its Service and StatefulSet."""
+        args = self._args
+        deps = [*args.depends_on, *(args.nodes or ())]
+        child = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
+        pg_lbl = postgres_labels()
+        pg_sel = selector("postgresql", POSTGRES)
+        self.postgres_service = k8s.core.v1.Service(
+            f"{name}-postgresql", metadata=meta(POSTGRES, NS, labels=pg_lbl),
+            spec={"selector": pg_sel, "ports": [{"name": "postgres", "port": POSTGRES_PORT,
+                                                 "targetPort": "postgres"}]}, opts=child)
+        self.postgres = k8s.apps.v1.StatefulSet(
+            f"{name}-postgresql", metadata=meta(POSTGRES, NS, labels=pg_lbl),
+            spec=postgres_statefulset_spec(secret=args.secret, password_key=args.postgres_password_key,
+                                           storage_class=args.storage_class, protect_data=args.protect_data),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*deps, self.postgres_service]))
+        self.resources += [self.postgres_service, self.postgres]

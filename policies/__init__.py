@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pulumi_policy import EnforcementLevel
 
-from . import aws_rules, k8s_rules, stack_rules
+from . import aws_rules, eks_rules, k8s_rules, stack_rules
 
 PACK_NAME = "agentic-platform-policies"
 PACK_VERSION = "0.1.0"
@@ -20,7 +20,8 @@ PACK_ENFORCEMENT_LEVEL = EnforcementLevel.MANDATORY
 POLICY_DIR = Path(__file__).resolve().parent
 ENVIRONMENTS = ("dev", "staging", "prod")
 
-ALL_POLICIES = [*aws_rules.POLICIES, *k8s_rules.POLICIES, *stack_rules.POLICIES]
+# eks_rules first: the pack's rule order (and so the order of findings) as when they were in aws_rules.
+ALL_POLICIES = [*eks_rules.POLICIES, *aws_rules.POLICIES, *k8s_rules.POLICIES, *stack_rules.POLICIES]
 POLICY_NAMES = [p.name for p in ALL_POLICIES]
 
 

@@ -38,6 +38,7 @@ from .common import (
     pod_spec,
     quantity_positive,
 )
+from .eks_rules import EKS_COMPONENT, EKS_LEAF
 from .s3_rules import s3_access_logging, s3_public_access_blocked, s3_sse_kms, s3_tls_only, s3_versioning
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -157,8 +158,6 @@ gpu_requests_need_gpu_quota = StackValidationPolicy(
 
 # ----------------------------------------------------------------------------- EKS: the creator's admin entry
 
-EKS_COMPONENT = "eks:index:Cluster"
-EKS_LEAF = "aws:eks/cluster:Cluster"
 ACCESS_ENTRY = "aws:eks/accessEntry:AccessEntry"
 CREATOR_TAG = "agentic.platform/cluster-creator-admin"
 

@@ -531,13 +531,13 @@ def test_harness_returns_the_agreed_shape():
 
 def test_subset_of_policies():
     from plan.policy_harness import evaluate as ev
-    from policies import aws_rules
+    from policies import eks_rules
 
     r = eks_component(authenticationMode=None)
     obj = struct_pb2.Struct()
     obj.update(r.props)
     req = proto.RegisterResourceRequest(type=r.type, name=r.name, object=obj)
-    out = ev([(req, r.urn)], {}, "prod", policies=[aws_rules.eks_secrets_encryption])
+    out = ev([(req, r.urn)], {}, "prod", policies=[eks_rules.eks_secrets_encryption])
     assert out == []
 
 

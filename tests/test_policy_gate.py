@@ -24,7 +24,7 @@ from google.protobuf import json_format
 from plan import cache as plan_cache
 from plan.engine import ROOT, Plan
 from plan.policy_harness import evaluate
-from policies import ENVIRONMENTS, POLICY_NAMES, aws_rules, k8s_rules, stack_rules
+from policies import ENVIRONMENTS, POLICY_NAMES, aws_rules, eks_rules, k8s_rules, stack_rules
 
 BUCKET = "aws:s3/bucket:Bucket"
 KMS_KEY = "aws:kms/key:Key"
@@ -411,12 +411,12 @@ def test_imdsv2_on_every_node_template(rec):
 
 def test_eks_rules_see_the_cluster(rec):
     (eks,) = rec.urns("eks:index:Cluster")
-    rules = [aws_rules.eks_endpoint_not_public, aws_rules.eks_secrets_encryption,
-             aws_rules.eks_control_plane_logging, aws_rules.eks_authentication_mode_api]
+    rules = [eks_rules.eks_endpoint_not_public, eks_rules.eks_secrets_encryption,
+             eks_rules.eks_control_plane_logging, eks_rules.eks_authentication_mode_api]
     assert rec.run(*rules) == []
     # publicAndPrivate with listed CIDRs (what the config allows) passes; without CIDRs it is public.
     rec.edit(eks, lambda p: p.update(endpointPublicAccess=True, publicAccessCidrs=["203.0.113.0/24"]))
-    assert rec.run(aws_rules.eks_endpoint_not_public) == []
+    assert rec.run(eks_rules.eks_endpoint_not_public) == []
 
     def open_up(p):
         p.update(endpointPublicAccess=True, authenticationMode="CONFIG_MAP", enabledClusterLogTypes=["api"])
@@ -506,7 +506,7 @@ def test_every_rule_is_exercised():
     """Every rule of the pack is broken by some mutation of the real plan in this module."""
     import ast
 
-    modules = {"aws_rules": aws_rules, "k8s_rules": k8s_rules, "stack_rules": stack_rules}
+    modules = {"aws_rules": aws_rules, "eks_rules": eks_rules, "k8s_rules": k8s_rules, "stack_rules": stack_rules}
     used = {getattr(modules[n.value.id], n.attr).name for n in ast.walk(ast.parse(open(__file__).read()))
             if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in modules
             and n.attr != "POLICIES"}
