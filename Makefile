@@ -69,7 +69,7 @@ golden: $(BIN)/python
 ## the upstream git sources of platform/charts/sources.yaml -- all, or CHARTS="key ...";
 ## CHART_SOURCES=DIR reads local bare mirrors DIR/<owner>+<name>/repo instead of cloning.
 charts: $(BIN)/python
-	$(BIN)/python tools/charts/build.py $(if $(CHART_SOURCES),--sources $(CHART_SOURCES)) $(CHARTS)
+	$(BIN)/python -m tools.charts.build $(if $(CHART_SOURCES),--sources $(CHART_SOURCES)) $(CHARTS)
 
 clean:
 	rm -rf $(OUT) .pytest_cache

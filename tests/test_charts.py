@@ -12,15 +12,15 @@ No network, no Helm binary: pure reading of the archives."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
-import sys
 import tarfile
 from functools import cache
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tools.charts.helm_semver import parse_version, satisfies
 
 ROOT = Path(__file__).resolve().parent.parent
 CHARTS_DIR = ROOT / "platform" / "charts"
@@ -30,10 +30,6 @@ LOCK = (yaml.safe_load((CHARTS_DIR / "lock.yaml").read_text()) or {}).get("chart
 VALUES_DIR = ROOT / "platform" / "chart-values"
 PLACEHOLDER_ANNOTATION = "agentic-platform/placeholder"
 
-_spec = importlib.util.spec_from_file_location("chart_build", ROOT / "tools" / "charts" / "build.py")
-build = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("chart_build", build)
-_spec.loader.exec_module(build)
 
 
 def _todo(key: str) -> str | None:
@@ -132,10 +128,10 @@ def _missing_dependencies(t: dict, where: str) -> list[str]:
         if sub is None:
             problems.append(f"{where}: {dep['name']} {dep.get('version')} is not in charts/")
             continue
-        if not build.satisfies(sub["version"], dep.get("version")):
+        if not satisfies(sub["version"], dep.get("version")):
             problems.append(f"{where}: {dep['name']} is {sub['version']}, Chart.yaml wants {dep.get('version')}")
         locked = t["locked"].get(dep["name"])
-        if locked and build.parse_version(locked) != build.parse_version(sub["version"]):
+        if locked and parse_version(locked) != parse_version(sub["version"]):
             problems.append(f"{where}: {dep['name']} is {sub['version']}, Chart.lock pins {locked}")
         problems += _missing_dependencies(sub, f"{where}/charts/{dep['name']}")
     declared = {d["name"] for d in t["deps"]}
