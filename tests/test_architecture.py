@@ -173,3 +173,66 @@ def test_the_readme_draws_the_layers():
 def test_no_two_layers_import_each_other():
     pairs = [(a, b) for a, mine in ALLOWED.items() for b in mine if a < b and a in ALLOWED[b]]
     assert not pairs, f"layers that may import each other: {pairs}"
+
+
+# ------------------------------------------------------------------ short files, short constructors
+# docs/DEVELOPING.md: no file over ~400 lines, no constructor over ~60 (issue 15, item 9). Counted
+# over the program (the layers above and the tools), not the tests. No allow-list: split what grows.
+MAX_FILE_LINES = 400
+MAX_CONSTRUCTOR_LINES = 60
+
+
+def program_files() -> dict[str, Path]:
+    """Every Python file of the program, the tools included: repository path -> file."""
+    files = {str(p.relative_to(ROOT)): p for p in modules().values()}
+    for path in sorted((ROOT / "tools").rglob("*.py")):
+        if "node_modules" not in path.parts:
+            files[str(path.relative_to(ROOT))] = path
+    return files
+
+
+def constructor_lengths(source: str) -> list[tuple[str, int, int]]:
+    """(class, line, body lines) of every `__init__` in `source`: the lines from its first statement
+    (docstring included) to its last, comments and blank lines inside counted."""
+    out = []
+    for cls in ast.walk(ast.parse(source)):
+        if not isinstance(cls, ast.ClassDef):
+            continue
+        for fn in cls.body:
+            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef) and fn.name == "__init__":
+                out.append((cls.name, fn.lineno, fn.end_lineno - fn.body[0].lineno + 1))
+    return out
+
+
+def size_problems(name: str, source: str) -> list[str]:
+    out = []
+    lines = len(source.splitlines())
+    if lines > MAX_FILE_LINES:
+        out.append(f"{name}: {lines} lines (> {MAX_FILE_LINES}): split it by responsibility")
+    for cls, line, body in constructor_lengths(source):
+        if body > MAX_CONSTRUCTOR_LINES:
+            out.append(f"{name}:{line}: {cls}.__init__ has {body} body lines (> {MAX_CONSTRUCTOR_LINES}): "
+                       "make its steps methods or functions")
+    return out
+
+
+def test_files_and_constructors_are_short():
+    files = program_files()
+    assert {"components/models.py", "policies/aws_rules.py", "tools/charts/build.py"} <= set(files)
+    found = [p for name, path in files.items() for p in size_problems(name, path.read_text(encoding="utf-8"))]
+    assert not found, "\n".join(found)
+
+
+def test_a_long_file_and_a_long_constructor_are_caught():
+    body = "".join(f"        self.x{i} = {i}\n" for i in range(MAX_CONSTRUCTOR_LINES + 1))
+    long_init = f"class Layer:\n    def __init__(self):\n{body}"
+    assert size_problems("c.py", long_init) == [
+        f"c.py:2: Layer.__init__ has {MAX_CONSTRUCTOR_LINES + 1} body lines (> {MAX_CONSTRUCTOR_LINES}): "
+        "make its steps methods or functions"]
+    short_init = "class Layer:\n    def __init__(self):\n" + "".join(body.splitlines(True)[:MAX_CONSTRUCTOR_LINES])
+    assert size_problems("c.py", short_init) == []
+    # A long function that is not a constructor is the file's business, not this rule's.
+    assert size_problems("c.py", long_init.replace("__init__", "build")) == []
+    assert size_problems("f.py", "x = 1\n" * (MAX_FILE_LINES + 1)) == [
+        f"f.py: {MAX_FILE_LINES + 1} lines (> {MAX_FILE_LINES}): split it by responsibility"]
+    assert size_problems("f.py", "x = 1\n" * MAX_FILE_LINES) == []
