@@ -145,7 +145,7 @@ class AgenticPlatform(pulumi.ComponentResource):
         # Models: pods need their namespace, the GPU NodePools and device plugin (destroy order: the
         # servers go before the NodePools), and the ServiceMonitor CRD of kube-prometheus-stack.
         self.model_serving = ModelServing("models", ModelServingArgs(
-            models=config.models, pools=config.gpu_pools, serving=config.model_serving,
+            models=config.models, pools=self.karpenter.gpu_pools, serving=config.model_serving,
             cluster_name=self.cluster.cluster_name, protect_data=config.protect_data,
             hf_token=secrets.get("hfToken"), tags=tags, namespaces=self.tenancy.namespaces,
             node_isolated_tenants={t.name for t in config.tenants if t.isolation == "node"},

@@ -16,6 +16,7 @@ import pulumi_aws as aws
 from components import names
 from components.aws import pod_identity_role, policy_json
 from components.config import CpuPoolConfig, GpuPoolConfig
+from components.gpu_pool import GpuPool, gpu_pool
 from components.k8s import NodeSource, custom_object, helm_release, labels
 from components.node_pools import AMI_FAMILY_LABEL, TenantPlacement, node_class_spec, node_pool_spec, pool_definitions
 
@@ -65,9 +66,11 @@ class KarpenterArgs:
 class Karpenter(pulumi.ComponentResource):
     """Karpenter and its node pools. Readiness, by where pods run: `platform_nodes` (the controller
     and the CPU NodePool) and `gpu_nodes` (the controller and every GPU NodePool, tenants' included).
-    `node_pools` maps pool name -> NodePool; `release` is the controller's Helm release."""
+    `node_pools` maps pool name -> NodePool; `release` is the controller's Helm release; `gpu_pools`
+    maps each configured GPU pool's name -> its typed output (what the pods placed on it need)."""
 
     node_pools: dict[str, pulumi.Resource]
+    gpu_pools: dict[str, GpuPool]
     node_classes: dict[str, pulumi.Resource]
     release: pulumi.Resource
     platform_nodes: NodeSource
@@ -90,6 +93,7 @@ class Karpenter(pulumi.ComponentResource):
             tags=tags, opts=child)
         self._chart(name, args, [access_entry, queue_policy])
         self._pools(name, args)
+        self.gpu_pools = {p.name: gpu_pool(p) for p in args.gpu_pools}
         self.platform_nodes = NodeSource("platform", (self.release, self.node_pools[args.cpu_pool.name]))
         self.gpu_nodes = NodeSource("gpu", (self.release, *(p for n, p in self.node_pools.items()
                                                              if n != args.cpu_pool.name)))

@@ -17,7 +17,8 @@ import pulumi_kubernetes as k8s
 
 from components import names
 from components.aws import pod_identity_role, policy_json
-from components.config import GpuPoolConfig, ModelConfig, ModelServingConfig
+from components.config import ModelConfig, ModelServingConfig
+from components.gpu_pool import GpuPool
 from components.k8s import (
     container_security_context,
     custom_object,
@@ -76,7 +77,7 @@ class ModelEndpoint:
 @dataclass
 class ModelDeploymentArgs:
     model: ModelConfig
-    pool: GpuPoolConfig
+    pool: GpuPool                                       # compute's typed output: where it runs
     serving: ModelServingConfig
     cluster_name: pulumi.Input[str]
     keda: pulumi.Resource | None

@@ -5,7 +5,7 @@ its GPU pool.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +15,8 @@ import pulumi_kubernetes as k8s
 
 from components import names
 from components.aws import secure_bucket
-from components.config import GpuPoolConfig, ModelConfig, ModelServingConfig
+from components.config import ModelConfig, ModelServingConfig
+from components.gpu_pool import GpuPool
 from components.k8s import NodeSource, helm_release, secret
 from components.model_deployment import ModelDeployment, ModelDeploymentArgs, ModelEndpoint
 from components.model_engine import HF_TOKEN_KEY
@@ -48,7 +49,7 @@ SchedulingFor = Callable[[str], tuple[list[dict[str, Any]], dict[str, str]]]
 @dataclass
 class ModelServingArgs:
     models: list[ModelConfig]
-    pools: list[GpuPoolConfig]
+    pools: Mapping[str, GpuPool]                       # compute's typed outputs (Karpenter.gpu_pools), by name
     serving: ModelServingConfig
     cluster_name: pulumi.Input[str]
     protect_data: bool
@@ -65,21 +66,12 @@ class ModelServingArgs:
     cache_storage_class: pulumi.Resource | None = None
 
 
-def _pool_taints(pool: GpuPoolConfig) -> list[dict[str, Any]]:
-    out = []
-    for t in getattr(pool, "taints", []) or []:
-        tol = {"key": t.key, "operator": "Equal" if t.value else "Exists", "effect": t.effect}
-        if t.value:
-            tol["value"] = t.value
-        out.append(tol)
-    return out
-
-
-def placement(m: ModelConfig, pool: GpuPoolConfig, isolated: bool,
+def placement(m: ModelConfig, pool: GpuPool, isolated: bool,
               scheduling_for: SchedulingFor | None) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Tolerations and nodeSelector of a model's pods: its pool (or its tenant's dedicated pool)."""
-    tolerations = [dict(names.GPU_TOLERATION), *_pool_taints(pool)]
-    node_selector = {names.NODEPOOL_LABEL: pool.name}
+    """Tolerations and nodeSelector of a model's pods: its pool's (compute's typed output), or its
+    tenant's dedicated pool (a copy of it, the tenancy layer's placement on top)."""
+    tolerations = [dict(t) for t in pool.tolerations]
+    node_selector = dict(pool.node_selector)
     if isolated and m.tenant:
         if scheduling_for is not None:
             tenant_tol, tenant_sel = scheduling_for(m.tenant)
@@ -114,7 +106,6 @@ class ModelServing(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.system_nodes or ())))
 
-        pools = {p.name: p for p in args.pools}
         model_namespaces = sorted({names.model_namespace(m) for m in args.models})
         self.models_bucket = None
         if any(m.cache == "s3" for m in args.models):
@@ -135,7 +126,7 @@ class ModelServing(pulumi.ComponentResource):
         self.models: dict[str, ModelDeployment] = {}
         for m in args.models:
             ns = names.model_namespace(m)
-            pool = pools[m.pool]
+            pool = args.pools[m.pool]
             tolerations, node_selector = placement(m, pool, m.tenant in args.node_isolated_tenants,
                                                    args.scheduling_for)
             deps: list[pulumi.Resource] = [*([args.namespaces[ns]] if ns in args.namespaces else []),
