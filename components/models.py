@@ -92,11 +92,27 @@ class ModelServing(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ModelServingArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("agentic:models:ModelServing", name, None, opts)
-        s = args.serving
-        child = pulumi.ResourceOptions(parent=self)
-        # KEDA's pods run on the system nodes (tainted CriticalAddonsOnly), beside the other controllers.
+        self._args = args
+        self.keda = self._keda(name)
+        self.models_bucket = None
+        if any(m.cache == "s3" for m in args.models):
+            self.models_bucket = secure_bucket(f"{name}-models", purpose="model-weights", protect=args.protect_data,
+                                               tags=args.tags, opts=pulumi.ResourceOptions(parent=self))
+        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region \
+            if self.models_bucket else None
+        self.token_secrets = self._token_secrets(name)
+        self.models: dict[str, ModelDeployment] = {m.name: self._model(m, region) for m in args.models}
+        self.endpoints: dict[str, ModelEndpoint] = {n: d.endpoint for n, d in self.models.items()}
+        self.bucket_name = self.models_bucket.bucket.bucket if self.models_bucket else None
+        self.register_outputs({"models": {n: d.service_name for n, d in self.models.items()},
+                               **({"modelsBucket": self.bucket_name} if self.bucket_name else {})})
+
+    def _keda(self, name: str) -> pulumi.Resource:
+        """KEDA's release. Its pods run on the system nodes (tainted CriticalAddonsOnly), beside the
+        other controllers; its atomic release waits for them."""
+        args, s = self._args, self._args.serving
         system = names.system_placement()
-        self.keda = helm_release(
+        return helm_release(
             f"{name}-keda", "keda", namespace=names.NS_SYSTEM, release_name="keda",
             values={
                 "operator": {"replicaCount": s.keda_replicas, **system},
@@ -106,43 +122,34 @@ class ModelServing(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.system_nodes or ())))
 
-        model_namespaces = sorted({names.model_namespace(m) for m in args.models})
-        self.models_bucket = None
-        if any(m.cache == "s3" for m in args.models):
-            self.models_bucket = secure_bucket(f"{name}-models", purpose="model-weights", protect=args.protect_data,
-                                               tags=args.tags, opts=child)
-        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region \
-            if self.models_bucket else None
-
-        self.token_secrets: dict[str, k8s.core.v1.Secret] = {}
-        for ns in model_namespaces:
-            if args.hf_token is None:
-                continue
+    def _token_secrets(self, name: str) -> dict[str, k8s.core.v1.Secret]:
+        """The Hugging Face token Secret of every namespace that serves a model (none without a token)."""
+        args = self._args
+        out: dict[str, k8s.core.v1.Secret] = {}
+        if args.hf_token is None:
+            return out
+        for ns in sorted({names.model_namespace(m) for m in args.models}):
             ns_dep = [args.namespaces[ns]] if ns in args.namespaces else []
-            self.token_secrets[ns] = secret(
+            out[ns] = secret(
                 f"{name}-hf-token-{ns}", HF_TOKEN_SECRET, ns, {HF_TOKEN_KEY: args.hf_token}, app="hf-token",
                 component="model-server", opts=pulumi.ResourceOptions(parent=self, depends_on=ns_dep))
+        return out
 
-        self.models: dict[str, ModelDeployment] = {}
-        for m in args.models:
-            ns = names.model_namespace(m)
-            pool = args.pools[m.pool]
-            tolerations, node_selector = placement(m, pool, m.tenant in args.node_isolated_tenants,
-                                                   args.scheduling_for)
-            deps: list[pulumi.Resource] = [*([args.namespaces[ns]] if ns in args.namespaces else []),
-                                           *args.compute]
-            weights_deps = [*([args.namespaces[ns]] if ns in args.namespaces else []), *list(args.platform_nodes or ()),
-                            *([args.cache_storage_class] if args.cache_storage_class else [])]
-            if ns in self.token_secrets:
-                deps.append(self.token_secrets[ns])
-                weights_deps.append(self.token_secrets[ns])
-            self.models[m.name] = ModelDeployment(m.name, ModelDeploymentArgs(
-                model=m, pool=pool, serving=s, cluster_name=args.cluster_name, keda=self.keda,
-                hf_token_secret=HF_TOKEN_SECRET if ns in self.token_secrets else None,
-                models_bucket=self.models_bucket, tolerations=tolerations, node_selector=node_selector,
-                region=region, tags=args.tags, depends_on=deps, weights_depends_on=weights_deps), child)
-
-        self.endpoints: dict[str, ModelEndpoint] = {n: d.endpoint for n, d in self.models.items()}
-        self.bucket_name = self.models_bucket.bucket.bucket if self.models_bucket else None
-        self.register_outputs({"models": {n: d.service_name for n, d in self.models.items()},
-                               **({"modelsBucket": self.bucket_name} if self.bucket_name else {})})
+    def _model(self, m: ModelConfig, region: pulumi.Input[str] | None) -> ModelDeployment:
+        """One model's server, placed on its pool (compute's GpuPool), after its namespace, token and
+        the compute it needs; its weights Job only after what the copy needs."""
+        args = self._args
+        ns = names.model_namespace(m)
+        pool = args.pools[m.pool]
+        tolerations, node_selector = placement(m, pool, m.tenant in args.node_isolated_tenants, args.scheduling_for)
+        namespace = [args.namespaces[ns]] if ns in args.namespaces else []
+        token = [self.token_secrets[ns]] if ns in self.token_secrets else []
+        deps: list[pulumi.Resource] = [*namespace, *args.compute, *token]
+        weights_deps = [*namespace, *list(args.platform_nodes or ()),
+                        *([args.cache_storage_class] if args.cache_storage_class else []), *token]
+        return ModelDeployment(m.name, ModelDeploymentArgs(
+            model=m, pool=pool, serving=args.serving, cluster_name=args.cluster_name, keda=self.keda,
+            hf_token_secret=HF_TOKEN_SECRET if token else None,
+            models_bucket=self.models_bucket, tolerations=tolerations, node_selector=node_selector,
+            region=region, tags=args.tags, depends_on=deps, weights_depends_on=weights_deps),
+            pulumi.ResourceOptions(parent=self))
