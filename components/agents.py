@@ -142,47 +142,53 @@ class AgentRuntime(pulumi.ComponentResource):
             values=self._values(rt, default_model, db_values),
             opts=self._opts(self.crds, token_secret, *db_deps, *nodes))
 
-        # One ModelConfig per catalog model an agent uses, all through the gateway.
-        self.model_configs: dict[str, str] = {}
+        self.model_configs = self._model_configs(name, used, token_secret)
+        self.tool_servers: dict[str, k8s.apiextensions.CustomResource] = {
+            t.name: self._tool_server(name, t, rt) for t in rt.tool_servers}
+        self.agents: dict[str, k8s.apiextensions.CustomResource] = {}
+        self.scaled_objects: dict[str, k8s.apiextensions.CustomResource] = {}
+        if args.agents:
+            self._agents(name)
+
+        self.register_outputs({"modelConfigs": self.model_configs,
+                               "agents": list(self.agents), "toolServers": list(self.tool_servers)})
+
+    # ------------------------------------------------------------------------------ helpers
+
+    def _model_configs(self, name: str, used: list[str], token_secret: pulumi.Resource) -> dict[str, str]:
+        """One kagent ModelConfig per catalog model an agent uses, all through the gateway: model ->
+        ModelConfig name."""
+        out: dict[str, str] = {}
         for m in used:
             mc = f"{m}-via-gateway"
             custom_object(f"{name}-modelconfig-{m}", KAGENT, "ModelConfig", mc, namespace=NS,
                           labels=labels(mc, "model-config", extra={names.MODEL_LABEL: m}),
                           spec=self._model_config_spec(m), opts=self._opts(self.release, token_secret))
-            self.model_configs[m] = mc
+            out[m] = mc
+        return out
 
-        self.tool_servers: dict[str, k8s.apiextensions.CustomResource] = {}
-        for t in rt.tool_servers:
-            self.tool_servers[t.name] = self._tool_server(name, t, rt)
-
-        self.agents: dict[str, k8s.apiextensions.CustomResource] = {}
-        self.scaled_objects: dict[str, k8s.apiextensions.CustomResource] = {}
-        redis_auth = None
-        if args.agents:
-            redis_auth = custom_object(
-                f"{name}-redis-auth", KEDA, "TriggerAuthentication", "agent-redis", namespace=NS,
-                labels=labels("agent-redis", "autoscaling"),
-                # No `username`: the password AUTHs the `default` user (Valkey ACL user / ElastiCache
-                # AUTH token). TLS stays in the trigger metadata (KEDA rejects it in both places).
-                spec={"secretTargetRef": [{"parameter": p, "name": REDIS_SECRET, "key": k}
-                                          for p, k in REDIS_AUTH_PARAMS]},
-                opts=self._opts(*self._keda, *args.connection_secrets))
+    def _agents(self, name: str) -> None:
+        """The agents, each with its KEDA ScaledObject (on its Redis queue) and the Redis
+        TriggerAuthentication they share."""
+        args = self._args
+        redis_auth = custom_object(
+            f"{name}-redis-auth", KEDA, "TriggerAuthentication", "agent-redis", namespace=NS,
+            labels=labels("agent-redis", "autoscaling"),
+            # No `username`: the password AUTHs the `default` user (Valkey ACL user / ElastiCache
+            # AUTH token). TLS stays in the trigger metadata (KEDA rejects it in both places).
+            spec={"secretTargetRef": [{"parameter": p, "name": REDIS_SECRET, "key": k}
+                                      for p, k in REDIS_AUTH_PARAMS]},
+            opts=self._opts(*self._keda, *args.connection_secrets))
         for a in args.agents:
             servers = [self.tool_servers[t.server] for t in a.tools if t.server in self.tool_servers]
             agent = custom_object(
                 f"{name}-agent-{a.name}", KAGENT, "Agent", a.name, namespace=NS, labels=labels(a.name, "agent"),
                 spec=self._agent_spec(a), opts=self._opts(self.release, *servers))
             self.agents[a.name] = agent
-            assert redis_auth is not None
             self.scaled_objects[a.name] = custom_object(
                 f"{name}-scaler-{a.name}", KEDA, "ScaledObject", f"{a.name}-scaler", namespace=NS,
                 labels=labels(f"{a.name}-scaler", "autoscaling", instance=a.name),
                 spec=self._scaled_object_spec(a), opts=self._opts(agent, redis_auth, *self._keda))
-
-        self.register_outputs({"modelConfigs": self.model_configs,
-                               "agents": list(self.agents), "toolServers": list(self.tool_servers)})
-
-    # ------------------------------------------------------------------------------ helpers
 
     def _opts(self, *depends: pulumi.Resource, **kw: Any) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, depends_on=[*self._ns_deps, *depends], **kw)
