@@ -31,6 +31,7 @@ class GpuPool:
     # and the pool's own, as node_pools.pool_definitions declares them).
     node_selector: dict[str, str]
     tolerations: tuple[dict[str, Any], ...]
+    warm_nodes: int = 0                   # nodes of its static NodePool <name>-warm (gpuPools[].warmNodes)
 
 
 def pool_tolerations(pool: GpuPoolConfig) -> tuple[dict[str, Any], ...]:
@@ -56,6 +57,8 @@ def gpu_pool(pool: GpuPoolConfig) -> GpuPool:
         gpus_per_node=max((f.gpus for f in facts), default=0),
         capacity_types=tuple(pool.capacity_types),
         fast_image_pull=pool.fast_image_pull,
-        node_selector={names.NODEPOOL_LABEL: pool.name},
+        # A pool with warm nodes: the label its nodes and its static pool's carry (components/node_pools.py).
+        node_selector={names.GPU_POOL_LABEL: pool.name} if pool.warm_nodes else {names.NODEPOOL_LABEL: pool.name},
+        warm_nodes=pool.warm_nodes,
         tolerations=pool_tolerations(pool),
     )

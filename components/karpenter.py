@@ -18,7 +18,14 @@ from components.aws import pod_identity_role, policy_json
 from components.config import CpuPoolConfig, GpuPoolConfig
 from components.gpu_pool import GpuPool, gpu_pool
 from components.k8s import NodeSource, custom_object, helm_release, labels
-from components.node_pools import AMI_FAMILY_LABEL, TenantPlacement, node_class_spec, node_pool_spec, pool_definitions
+from components.node_pools import (
+    AMI_FAMILY_LABEL,
+    TenantPlacement,
+    node_class_spec,
+    node_pool_spec,
+    pool_definitions,
+    warm_pool_spec,
+)
 
 NAMESPACE = names.NS_SYSTEM
 SERVICE_ACCOUNT = "karpenter"
@@ -169,7 +176,10 @@ class Karpenter(pulumi.ComponentResource):
                              # self-managed Karpenter included); it stops when more than 20% of a
                              # NodePool's nodes are unhealthy. The conditions come from
                              # the eks-node-monitoring-agent add-on (components/cluster.py).
-                             "featureGates": {"nodeRepair": True}},
+                             # Static NodePools (alpha, off in the chart) hold the warm nodes
+                             # (gpuPools[].warmNodes, components/node_pools.py warm_pool_spec).
+                             "featureGates": {"nodeRepair": True,
+                                              **({"staticCapacity": True} if self._any_warm(args) else {})}},
                 # On the system node group, never on nodes it manages itself.
                 **names.system_placement(),
                 "podDisruptionBudget": {"name": "karpenter", "maxUnavailable": 1},
@@ -193,14 +203,24 @@ class Karpenter(pulumi.ComponentResource):
                 f"{name}-nodeclass-{pool.name}", "karpenter.k8s.aws/v1", "EC2NodeClass", pool.name,
                 labels=labels("karpenter", "node-class", instance=pool.name),
                 spec=node_class_spec(pool, args.cluster_name, self.node_role.name, args.tags), opts=dep)
+            spec = node_pool_spec(pool, gpu_limit, {**pool.labels, **extra_labels, AMI_FAMILY_LABEL: pool.ami_family},
+                                  taints + [t.model_dump(exclude_none=True) for t in pool.taints])
+            after_class = pulumi.ResourceOptions(parent=self, depends_on=[self.release, node_class])
             node_pool = custom_object(
                 f"{name}-nodepool-{pool.name}", "karpenter.sh/v1", "NodePool", pool.name,
-                labels=labels("karpenter", "node-pool", instance=pool.name),
-                spec=node_pool_spec(pool, gpu_limit, {**pool.labels, **extra_labels, AMI_FAMILY_LABEL: pool.ami_family},
-                                    taints + [t.model_dump(exclude_none=True) for t in pool.taints]),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, node_class]))
+                labels=labels("karpenter", "node-pool", instance=pool.name), spec=spec, opts=after_class)
             self.node_classes[pool.name] = node_class
             self.node_pools[pool.name] = node_pool
+            if isinstance(pool, GpuPoolConfig) and pool.warm_nodes:
+                warm = names.warm_pool_name(pool.name)
+                self.node_pools[warm] = custom_object(
+                    f"{name}-nodepool-{warm}", "karpenter.sh/v1", "NodePool", warm,
+                    labels=labels("karpenter", "node-pool", instance=warm), spec=warm_pool_spec(pool, spec),
+                    opts=after_class)
+
+    @staticmethod
+    def _any_warm(args: KarpenterArgs) -> bool:
+        return any(p.warm_nodes for p in args.gpu_pools)
 
 
 def controller_policy(cluster: str, partition: pulumi.Input[str], region: pulumi.Input[str],

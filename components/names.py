@@ -94,6 +94,15 @@ def tenant_pool_name(tenant: str) -> str:
     return f"{TENANT_POOL_PREFIX}{tenant}"
 
 
+WARM_POOL_SUFFIX = "-warm"                          # a GPU pool's static NodePool of warm nodes
+GPU_POOL_LABEL = "agentic.platform/gpu-pool"       # node label of a pool with warm nodes and of its warm pool
+
+
+def warm_pool_name(pool: str) -> str:
+    """The static NodePool that keeps GPU pool `pool`'s warm nodes (gpuPools[].warmNodes)."""
+    return f"{pool}{WARM_POOL_SUFFIX}"
+
+
 # ------------------------------------------------------------------ AWS names derived from cluster.name
 # Every AWS name the program builds from `cluster.name`, with the limit of the service that holds it.
 # `components.config` rejects a cluster name for which any of them would be too long (the exact

@@ -92,11 +92,15 @@ def pool_definitions(gpu_pools: Sequence[GpuPoolConfig], cpu_pool: CpuPoolConfig
     pools, the CPU pool, and a copy of a GPU pool per node-isolated tenant."""
     pools: list[PoolDefinition] = []
     for p in gpu_pools:
-        pools.append((p, p.gpu_limit, {NODE_ROLE_LABEL: "gpu"}, [dict(names.GPU_TAINT)]))
+        # A pool with warm nodes and its static pool share a label its models select (model pods
+        # cannot select both by karpenter.sh/nodepool, which Karpenter sets to each pool's name).
+        pool_label = {names.GPU_POOL_LABEL: p.name} if p.warm_nodes else {}
+        pools.append((p, p.gpu_limit, {NODE_ROLE_LABEL: "gpu", **pool_label}, [dict(names.GPU_TAINT)]))
     pools.append((cpu_pool, None, {NODE_ROLE_LABEL: "platform"}, []))
     by_name = {p.name: p for p in gpu_pools}
     for t in tenant_pools:
-        tenant_pool = by_name[t.source_pool].model_copy(update={"name": t.pool, "weight": None})
+        # A tenant's copy keeps no warm nodes: its GPU quota is its limit.
+        tenant_pool = by_name[t.source_pool].model_copy(update={"name": t.pool, "weight": None, "warm_nodes": 0})
         pools.append((tenant_pool, t.gpu_limit, {NODE_ROLE_LABEL: "gpu", names.TENANT_LABEL: t.tenant},
                       [dict(names.GPU_TAINT), {"key": names.TENANT_TAINT_KEY, "value": t.tenant,
                                                "effect": "NoSchedule"}]))
@@ -120,13 +124,14 @@ def max_pool_nodes(pool: NodePoolConfig, gpu_limit: int | None) -> int | None:
 def max_node_count(system_nodes_max: int, gpu_pools: Sequence[GpuPoolConfig], cpu_pool: CpuPoolConfig,
                    tenant_pools: Sequence[TenantPlacement]) -> int:
     """The most nodes the cluster can have: the system node group's maxSize plus every NodePool at
-    its limits. A pool without any limit cannot be bounded (the config requires one)."""
+    its limits (a GPU pool's warm nodes on top). A pool without any limit cannot be bounded (the
+    config requires one)."""
     total = system_nodes_max
     for pool, gpu_limit, _, _ in pool_definitions(gpu_pools, cpu_pool, tenant_pools):
         n = max_pool_nodes(pool, gpu_limit)
         if n is None:
             raise ValueError(f"NodePool {pool.name} has no cpu, memory or GPU limit: its node count is unbounded")
-        total += n
+        total += n + (pool.warm_nodes if isinstance(pool, GpuPoolConfig) else 0)   # its static pool's limits.nodes
     return total
 
 
@@ -208,3 +213,17 @@ def node_pool_spec(pool: NodePoolConfig, gpu_limit: int | None, node_labels: dic
     if pool.weight is not None:
         spec["weight"] = pool.weight
     return spec
+
+
+def warm_pool_spec(pool: GpuPoolConfig, pool_spec: dict[str, Any]) -> dict[str, Any]:
+    """The static NodePool of a pool's warm nodes (karpenter.sh/v1 `spec.replicas`, alpha, feature
+    gate StaticCapacity): the pool's template (node class, requirements, labels, taints) and
+    budgets; `limits.nodes` = replicas, so drift replaces a node only after the old one is gone
+    (kubernetes-sigs/karpenter pkg/controllers/static/provisioning/controller.go). The CRD's rules
+    (karpenter-crd 1.14.1, karpenter.sh_nodepools.yaml): only `limits.nodes`, no `weight`; the
+    consolidation fields are ignored (consolidateAfter is still required by the schema: the pool's).
+    plan/admission/node_pools.py checks them."""
+    disruption = pool_spec["disruption"]
+    return {"replicas": pool.warm_nodes, "template": pool_spec["template"],
+            "disruption": {"consolidateAfter": disruption["consolidateAfter"], "budgets": disruption["budgets"]},
+            "limits": {"nodes": str(pool.warm_nodes)}}

@@ -11,6 +11,8 @@ Rules (docs/compute.md "What it costs"):
   the dearest; `reserved` is billed at the On-Demand rate, spot at the table's assumed fraction;
 - a GPU pool's floor is its models' floors; its ceiling the most its limits admit: for each type,
   ceil(limit / per-node resource) nodes under its tightest limit, at its dearest capacity type;
+  its warm nodes (`warmNodes`, a static NodePool outside those limits) raise the floor to at least
+  their cheapest rate and add their dearest to the ceiling;
 - the CPU pool's floor is one node of its cheapest type (the platform's services always run);
 - fixed: EKS 1 cluster; NAT 1 (`single`) or one per AZ; 1 NLB with a gateway; RDS per database
   (x2 Multi-AZ); ElastiCache nodes (Valkey at its discount); system nodes minSize .. maxSize."""
@@ -23,7 +25,7 @@ from typing import Any
 
 from components import names
 from components.agentic_platform import tenant_placements
-from components.config import ModelConfig, NodePoolConfig, PlatformConfig
+from components.config import GpuPoolConfig, ModelConfig, NodePoolConfig, PlatformConfig
 from components.node_pools import pool_definitions
 from domain.instances import InstanceFacts, instance_facts
 from domain.prices import RegionPrices, instance_hour, price_table, region_prices
@@ -98,6 +100,21 @@ def pool_ceiling(c: Costing, pool: NodePoolConfig, gpu_limit: int | None) -> tup
     return best, basis
 
 
+def _with_warm_nodes(c: Costing, pool: NodePoolConfig, line: Line) -> Line:
+    """A GPU pool with warm nodes (its static NodePool, outside its limits): they always run, on the
+    cheapest offering (Karpenter picks a static pool's nodes by cost, kubernetes-sigs/karpenter
+    designs/static-capacity.md "Requirements"), and its models' minimum replicas land on them first:
+    the floor is the larger of the two; the ceiling adds them at the dearest rate."""
+    n = pool.warm_nodes if isinstance(pool, GpuPoolConfig) else 0
+    rates = c.rates(pool)
+    if not n or not rates:
+        return line
+    lo, hi = n * min(cheap for _, cheap, _ in rates), n * max(dear for _, _, dear in rates)
+    return Line(line.name, max(line.floor, lo), line.ceiling + hi,
+                f"{line.basis}; {n} warm node(s) always run (${lo:.2f}/h at least, in the floor when more than "
+                f"its models' minimum replicas), ${hi:.2f}/h at most on top of the ceiling")
+
+
 def fixed_lines(c: Costing, config: PlatformConfig) -> list[Line]:
     p = c.prices
     nat = 1 if config.network.nat_gateways == "single" else config.network.availability_zones
@@ -154,7 +171,8 @@ def estimate(config: PlatformConfig, region: str) -> dict[str, Any]:
             pools.append(Line(name, cheapest, ceiling, f"floor 1 node; ceiling {basis}"))
         else:
             floor = sum(line.floor for _, p, line in models if p == name)
-            pools.append(Line(name, floor, ceiling, f"floor: its models' minimum replicas; ceiling {basis}"))
+            pools.append(_with_warm_nodes(c, pool, Line(name, floor, ceiling,
+                                                        f"floor: its models' minimum replicas; ceiling {basis}")))
     tenants = []
     for t in config.tenants:
         own = [line for m, _, line in models if m.tenant == t.name]

@@ -266,7 +266,12 @@ def _gpu_nodepool(args: ResourceValidationArgs, report) -> None:
     spec = get(args.props, "spec")
     if not _nodepool_is_gpu(spec):
         return
-    if get(spec, "limits", GPU_RESOURCE) in (None, ""):
+    if get(spec, "replicas") is not None:
+        # A static NodePool (warm nodes) holds `replicas` nodes; its CRD allows only limits.nodes
+        # (karpenter-crd 1.14.1, karpenter.sh_nodepools.yaml), which caps it during drift.
+        if get(spec, "limits", "nodes") in (None, ""):
+            report("static GPU NodePool has no spec.limits['nodes'] (unbounded during drift replacement).")
+    elif get(spec, "limits", GPU_RESOURCE) in (None, ""):
         report(f"GPU NodePool has no spec.limits['{GPU_RESOURCE}'] (unbounded GPU spend).")
     taints = as_list(get(spec, "template", "spec", "taints"))
     if not any(get(t, "key") == GPU_RESOURCE and get(t, "effect") == "NoSchedule" for t in taints):
@@ -276,7 +281,8 @@ def _gpu_nodepool(args: ResourceValidationArgs, report) -> None:
 gpu_nodepool_limits_and_taint = TypedResourcePolicy(
     resource_types=(NODEPOOL_TYPE,),
     name="gpu-nodepool-limits-and-taint",
-    description="Every GPU NodePool caps nvidia.com/gpu in spec.limits and taints its nodes nvidia.com/gpu:NoSchedule.",
+    description="Every GPU NodePool caps nvidia.com/gpu in spec.limits (a static one: limits.nodes) and taints its "
+                "nodes nvidia.com/gpu:NoSchedule.",
     validate=_gpu_nodepool,
     enforcement_level=EnforcementLevel.MANDATORY,
     severity=Severity.HIGH,

@@ -205,7 +205,7 @@ def iam_doc(action="s3:GetObject", resource="arn:aws:s3:::docs/*"):
                        "Statement": [{"Effect": "Allow", "Action": action, "Resource": resource}]})
 
 
-def nodepool(limits=True, taint=True, req=None):
+def nodepool(limits=True, taint=True, req=None, replicas=None):
     tmpl = {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"},
             "requirements": req or [{"key": "karpenter.k8s.aws/instance-family", "operator": "In",
                                      "values": ["p5", "g6e"]}]}
@@ -213,7 +213,9 @@ def nodepool(limits=True, taint=True, req=None):
         tmpl["taints"] = [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]
     spec = {"template": {"spec": tmpl}}
     if limits:
-        spec["limits"] = {"nvidia.com/gpu": 64}
+        spec["limits"] = {"nvidia.com/gpu": 64} if replicas is None else {"nodes": str(replicas)}
+    if replicas is not None:   # a static NodePool (warm nodes): only limits.nodes is allowed
+        spec["replicas"] = replicas
     return Res("kubernetes:karpenter.sh/v1:NodePool", "gpu-pool",
                {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": meta("gpu"), "spec": spec})
 
@@ -398,12 +400,12 @@ CASES: dict[str, tuple[list, list]] = {
          [Res("kubernetes:helm.sh/v4:Chart", "c", {"chart": "oci://x/y", "version": "88.5.3"})]],
     ),
     "gpu-nodepool-limits-and-taint": (
-        [[nodepool(limits=False)], [nodepool(taint=False)],
+        [[nodepool(limits=False)], [nodepool(taint=False)], [nodepool(limits=False, replicas=2)],
          [nodepool(limits=False, req=[{"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gt",
                                        "values": ["0"]}])],
          [nodepool(limits=False, req=[{"key": "node.kubernetes.io/instance-type", "operator": "In",
                                        "values": ["p4d.24xlarge"]}])]],
-        [[nodepool()],
+        [[nodepool()], [nodepool(replicas=2)],
          [nodepool(limits=False, taint=False, req=[{"key": "karpenter.k8s.aws/instance-category",
                                                     "operator": "In", "values": ["m", "c"]}])]],
     ),

@@ -158,6 +158,14 @@ class GpuPoolConfig(NodePoolConfig):
     fast_image_pull: bool = Field(
         True, description="SOCI parallel pull and unpack of container images on the pool's nodes (AL2023: nodeadm "
                           "FastImagePull; Bottlerocket: the soci snapshotter)")
+    # Warm capacity: a static NodePool beside the pool (Karpenter `spec.replicas`, alpha feature gate
+    # staticCapacity; kubernetes-sigs/karpenter designs/static-capacity.md at the core commit of
+    # karpenter-provider-aws v1.14.1): same node class, requirements, labels and taints, never
+    # consolidated, so a model replica that finds one free starts without a node launch.
+    warm_nodes: int = Field(
+        0, ge=0, le=100,
+        description="ready nodes the pool always keeps (a static NodePool `<name>-warm` of this many replicas, "
+                    "beside the pool's own limits; model pods land on them first). 0: none")
 
     def problems(self) -> Iterator[Problem]:
         yield from super().problems()

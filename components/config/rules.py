@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from components.config.base import Problem, duplicates, quantity_value
 from components.config.stack import PlatformConfig
-from components.names import RESERVED_NAMESPACES, cluster_name_problems
+from components.names import RESERVED_NAMESPACES, WARM_POOL_SUFFIX, cluster_name_problems
 from domain.instances import instance_facts
 from domain.sizing import (
     architecture,
@@ -39,6 +39,13 @@ def _unique_names(cfg: PlatformConfig) -> Iterator[Problem]:
     for i, p in enumerate(cfg.gpu_pools):
         if p.name == cfg.cpu_pool.name:
             yield f"gpuPools[{i}].name", f"'{p.name}' is the CPU pool's name"
+    # `<pool>-warm` names the static NodePools only (gpuPools[].warmNodes): a NodePool can never
+    # switch between static and dynamic (the NodePool CRD's rule has(self.replicas) ==
+    # has(oldSelf.replicas)), so whether one is static must follow from its name.
+    for path, name in [*((f"gpuPools[{i}].name", p.name) for i, p in enumerate(cfg.gpu_pools)),
+                       ("cpuPool.name", cfg.cpu_pool.name)]:
+        if name.endswith(WARM_POOL_SUFFIX):
+            yield path, f"'{name}' ends with '{WARM_POOL_SUFFIX}', kept for the pools of warm nodes (warmNodes)"
     for i, t in enumerate(cfg.tenants):
         if t.name in RESERVED_NAMESPACES or t.name.startswith("kube-"):
             yield f"tenants[{i}].name", (f"'{t.name}' is reserved (platform and Kubernetes namespaces: "

@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from domain.instances import instance_facts
-from plan.admission import images, pod_identity, quota, references, schema
+from plan.admission import images, node_pools, pod_identity, quota, references, schema
 from plan.admission.pod_security import check_pod, enforce_level, pod_templates
 from plan.objects import K8sObject
 
@@ -51,6 +51,9 @@ def max_nodes(objects: list[K8sObject], resources: list[Any]) -> int:
         types = [v for r in reqs if r.get("key") == INSTANCE_TYPE_LABEL and r.get("operator") == "In"
                  for v in r.get("values") or []]
         facts = [f for f in (instance_facts(t) for t in types) if f]
+        if "nodes" in limits:   # a static NodePool (warm nodes): limits.nodes caps it, whatever its types
+            total += int(quota.quantity(limits["nodes"]))
+            continue
         if not facts or not limits:
             total += 1000   # unbounded: Karpenter's own safety net is the account's quotas
             continue
@@ -106,6 +109,7 @@ def admit(objects: list[K8sObject], resources: list[Any], *, kube_version: str) 
     findings += pod_security(objects)
     findings += [_finding(o, check, msg) for o, check, msg in quota.check(objects, max_nodes(objects, resources))]
     findings += [_finding(o, "reference", msg) for o, msg in references.check(objects)]
+    findings += [_finding(o, "nodePool", msg) for o, msg in node_pools.check(objects)]
     findings += [_finding(o, "image", msg) for o, msg in images.check(objects)]
     findings += [_finding(None, "podIdentity", msg, urn)
                  for urn, msg in pod_identity.check(objects, resources, addon_accounts(resources))]
@@ -115,7 +119,7 @@ def admit(objects: list[K8sObject], resources: list[Any], *, kube_version: str) 
 def summary_lines(findings: list[dict[str, Any]], objects: list[K8sObject]) -> list[str]:
     by_check = Counter(f["check"] for f in findings)
     lines = [f"{len(objects)} objects admitted against Kubernetes schemas, Pod Security, quotas, references, "
-             f"images and Pod Identity: {len(findings)} rejection(s)" +
+             f"static NodePools, images and Pod Identity: {len(findings)} rejection(s)" +
              (" (" + ", ".join(f"{k} {n}" for k, n in sorted(by_check.items())) + ")" if findings else "")]
     for f in findings:
         lines.append(f"  [{f['check']}] {f['object'] or f['source']}: {f['message']}")

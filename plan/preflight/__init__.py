@@ -30,9 +30,11 @@ __all__ = ["PoolDemand", "format_report", "pool_demands", "run", "run_preflight"
 
 
 def pool_demands(config: PlatformConfig) -> list[PoolDemand]:
-    """What the pre-flight checks: every NodePool of the stack at its limits."""
+    """What the pre-flight checks: every NodePool of the stack at its limits, a GPU pool's warm nodes
+    (its static NodePool, gpuPools[].warmNodes) on top."""
     return [PoolDemand(pool.name, list(pool.instance_types), list(pool.capacity_types), gpu_limit or 0,
-                       pool.cpu_limit, [t.selector_term() for t in pool.capacity_reservations])
+                       pool.cpu_limit, [t.selector_term() for t in pool.capacity_reservations],
+                       getattr(pool, "warm_nodes", 0))
             for pool, gpu_limit, _labels, _taints in pool_definitions(config.gpu_pools, config.cpu_pool,
                                                                         tenant_placements(config))]
 

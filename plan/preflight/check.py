@@ -48,6 +48,7 @@ class PoolDemand:
     gpu_limit: int                       # nvidia.com/gpu limit; 0 for CPU pools
     vcpu_limit: int | None = None        # the pool's cpu limit; caps the need, required for CPU types
     reservation_terms: list[dict[str, Any]] = field(default_factory=list)  # capacityReservationSelectorTerms
+    warm_nodes: int = 0                  # nodes of its static NodePool (gpuPools[].warmNodes), beyond its limits
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,7 @@ def run_preflight(session: boto3.Session, pools: Sequence[PoolDemand], *, az_cou
             if pool.gpu_limit == 0 and any(f.gpus > 0 for f in facts):
                 pr.warnings.append(f"pool {pool.name!r}: gpu_limit is 0, so it can never launch a GPU node")
             needs.append(pool_needs(pool.name, facts, list(pool.capacity_types), max(pool.gpu_limit, 0),
-                                    pool.vcpu_limit, pr.warnings))
+                                    pool.vcpu_limit, pr.warnings, pool.warm_nodes))
     except aws.AwsError as exc:
         report.failures.append(f"{report.region}: {exc}")
         return report

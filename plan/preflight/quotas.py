@@ -6,7 +6,9 @@ The vCPU rule (conservative): Karpenter never launches a node once the pool is p
 instance type ``t`` the pool may pick, filling the limit with ``t`` alone needs
 ``ceil(gpu_limit / gpus(t)) * vcpu(t)`` vCPUs. The need of a quota is the maximum of that over
 the pool's types that count against it: an upper bound for any mix of types. A pool's ``cpu``
-limit (``vcpu_limit``) caps it; CPU-only types are checked only through ``vcpu_limit``.
+limit (``vcpu_limit``) caps it; CPU-only types are checked only through ``vcpu_limit``. A GPU
+pool's warm nodes (``warm_nodes``: its static NodePool, which its limits do not cover) add
+``warm_nodes * vcpu(t)`` for the same type.
 
 The quota value is compared as a whole: current usage is not subtracted (that needs CloudWatch
 usage metrics), so "ok" means "fits in an otherwise empty account"."""
@@ -157,8 +159,15 @@ def _group_need(f: InstanceFacts, gpu_limit: int, vcpu_limit: int | None) -> tup
     return None
 
 
+def _with_warm(need: tuple[int, str] | None, f: InstanceFacts, warm_nodes: int) -> tuple[int, str] | None:
+    """Plus the pool's warm nodes (its static NodePool, outside its limits), each as this type."""
+    if not warm_nodes or need is None:
+        return need
+    return need[0] + warm_nodes * f.vcpu, f"{need[1]} + {warm_nodes} warm node(s) x {f.vcpu} vCPUs"
+
+
 def pool_needs(name: str, facts: list[InstanceFacts], capacity_types: list[str], gpu_limit: int,
-               vcpu_limit: int | None, warnings: list[str]) -> list[Need]:
+               vcpu_limit: int | None, warnings: list[str], warm_nodes: int = 0) -> list[Need]:
     """vCPU need per (capacity type, quota) for one pool; appends warnings for what it cannot check."""
     by_group: dict[str, tuple[int, str]] = {}  # group -> the worst type's (vcpus, basis)
     for f in facts:
@@ -167,7 +176,7 @@ def pool_needs(name: str, facts: list[InstanceFacts], capacity_types: list[str],
             warnings.append(f"pool {name!r}: no EC2 vCPU quota mapping for family {f.family!r} "
                             f"({f.instance_type}); quota not checked")
             continue
-        need = _group_need(f, gpu_limit, vcpu_limit)
+        need = _with_warm(_group_need(f, gpu_limit, vcpu_limit), f, warm_nodes)
         if need is None:
             warnings.append(f"pool {name!r}: {f.instance_type} has no GPUs and the pool sets no vcpu_limit; "
                             f"its {group} vCPU quota is not checked")
