@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import names
+from components import compile_cache, names
 from components.aws import pod_identity_role, policy_json
 from components.config import ModelConfig, ModelServingConfig
 from components.gpu_pool import GpuPool
@@ -218,7 +218,10 @@ class ModelDeployment(pulumi.ComponentResource):
             bucket = args.models_bucket
             self.identity = pod_identity_role(
                 f"{name}-s3", cluster_name=args.cluster_name, namespace=ns, service_account=service_account,
-                policy=policy_json(bucket.read_only_statements(f"{s3_prefix(m)}/*")), tags=args.tags, opts=child)
+                policy=policy_json([*bucket.read_only_statements(f"{s3_prefix(m)}/*"),
+                                    *(compile_cache.statements(bucket, prefix)
+                                      if (prefix := compile_cache.cache_prefix(m, args.pool)) else [])]),
+                tags=args.tags, opts=child)
             if m.weights_job:
                 self.weights = WeightsJob(
                     name, m, namespace=ns, prefix=s3_prefix(m), bucket=bucket, cluster_name=args.cluster_name,
@@ -293,6 +296,11 @@ def model_pod_spec(m: ModelConfig, args: ModelDeploymentArgs, size: PodSize, con
         pod_spec["serviceAccountName"] = service_account
     else:
         pod_spec["automountServiceAccountToken"] = False
+    if (prefix := compile_cache.cache_prefix(m, args.pool)) is not None:
+        # The compile cache through the models bucket: restored before vLLM starts, saved once it serves.
+        pod_spec["initContainers"] = compile_cache.containers(
+            prefix, args.models_bucket.bucket.bucket, args.region, names.model_port(m.engine), COMPILE_CACHE_DIR,
+            "/tmp/home")
     return pod_spec
 
 

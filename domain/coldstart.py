@@ -8,7 +8,9 @@ phase by phase, from the sourced figures of platform/coldstart.yaml (docs/models
   Face on the first start only), `nodeLocal` Hugging Face onto the NVMe then read back (every pod:
   an emptyDir lives as long as its pod);
 - warm-up: engine init plus torch.compile / CUDA graph capture, cached when the compile cache outlived
-  the previous pod (the `pvc` volume holds it; an emptyDir only across container restarts).
+  the previous pod (the `pvc` volume holds it; an `s3` model with a known GPU model restores it from
+  the models bucket, components/compile_cache.py; otherwise an emptyDir, only across container
+  restarts); the model's very first start always compiles (`firstWarmup`).
 
 `new node` = all four; `warm node` (the node holds the image, the weights source is primed) = load +
 warm-up. What the platform allows (startup probe, progressDeadlineSeconds, await timeouts) is
@@ -46,6 +48,7 @@ class ColdStart:
     load: Phase
     warmup: Phase
     first_load: Phase          # the model's very first start (the weights source is still empty)
+    first_warmup: Phase        # ... and the compile cache too
 
     @property
     def warm_node_s(self) -> int:
@@ -60,6 +63,7 @@ class ColdStart:
     def to_json(self) -> dict[str, Any]:
         return {"node": self.node.to_json(), "pull": self.pull.to_json(), "load": self.load.to_json(),
                 "warmup": self.warmup.to_json(), "firstLoad": self.first_load.to_json(),
+                "firstWarmup": self.first_warmup.to_json(),
                 "warmNodeSeconds": self.warm_node_s, "totalSeconds": self.total_s,
                 "startupProbeSeconds": startup_allowance_s(self),
                 "progressDeadlineSeconds": rollout_allowance_s(self)}
@@ -149,16 +153,33 @@ def load_phase(m: Any, first: bool) -> Phase:
                                                  f"(every pod: the emptyDir starts empty), read at {nvme} GB/s")
 
 
-def compile_cache_persists(m: Any) -> bool:
-    """Whether a new pod finds the previous pod's compile cache: only on the `pvc` volume."""
-    return m.engine == "vllm" and getattr(m, "compile_cache", True) and m.cache == "pvc"
+def compile_cache_gpu(m: Any, pool: Any) -> str | None:
+    """The GPU model (lower case, as Karpenter's instance-gpu-name label) every replica of `m` runs
+    on, when deploy time knows it: `gpuModel`, else the one GPU model of the pool's candidate types."""
+    if getattr(m, "gpu_model", None):
+        return str(m.gpu_model).lower()
+    found = {f.gpu_model for f in candidate_types(m, pool)} if pool is not None else set()
+    return str(found.pop()).lower() if len(found) == 1 and None not in found else None
 
 
-def warmup_phase(m: Any) -> Phase:
+def compile_cache_persists(m: Any, pool: Any = None) -> bool:
+    """Whether a new pod finds an earlier pod's compile cache: on the `pvc` volume, or restored from
+    the models bucket for an `s3` model whose GPU model is known (components/compile_cache.py)."""
+    if not (m.engine == "vllm" and getattr(m, "compile_cache", True)):
+        return False
+    return m.cache == "pvc" or (m.cache == "s3" and compile_cache_gpu(m, pool) is not None)
+
+
+def warmup_phase(m: Any, pool: Any = None, first: bool = False) -> Phase:
+    """Engine init plus compilation: cached when the cache persists, except on the model's very
+    first start (`first`), which fills it."""
     w = figures()["warmup"][m.engine]
-    hit = compile_cache_persists(m)
+    persists = compile_cache_persists(m, pool)
+    hit = persists and not first
     comp = w["compileCached" if hit else "compile"]
-    why = "compile cache on the pvc volume (hit)" if hit else "compile cache empty in a new pod"
+    where = "the pvc volume" if m.cache == "pvc" else "the models bucket"
+    why = (f"compile cache from {where} (hit)" if hit else
+           f"first start: fills the compile cache on {where}" if persists else "compile cache empty in a new pod")
     return Phase(int(w["init"]["seconds"]) + int(comp["seconds"]),
                  f"init {w['init']['seconds']} s + compile {comp['seconds']} s ({why}): {comp['source']}")
 
@@ -172,7 +193,8 @@ def cache_volume_parameters() -> dict[str, str]:
 
 def cold_start(m: Any, pool: Any) -> ColdStart:
     return ColdStart(node=node_phase(candidate_types(m, pool)), pull=pull_phase(m.image, soci_enabled(pool)),
-                     load=load_phase(m, first=False), warmup=warmup_phase(m), first_load=load_phase(m, first=True))
+                     load=load_phase(m, first=False), warmup=warmup_phase(m, pool),
+                     first_load=load_phase(m, first=True), first_warmup=warmup_phase(m, pool, first=True))
 
 
 def _allow(seconds: float) -> int:
@@ -182,8 +204,8 @@ def _allow(seconds: float) -> int:
 
 def startup_allowance_s(cs: ColdStart) -> int:
     """The startup probe's window: from container start (image pulled) to serving, the first start
-    included (a `pvc` model downloads its weights then)."""
-    return _allow(max(cs.load.seconds, cs.first_load.seconds) + cs.warmup.seconds)
+    included (a `pvc` model downloads its weights then; a persistent compile cache is still empty)."""
+    return _allow(max(cs.load.seconds + cs.warmup.seconds, cs.first_load.seconds + cs.first_warmup.seconds))
 
 
 def rollout_allowance_s(cs: ColdStart) -> int:

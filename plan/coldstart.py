@@ -64,7 +64,8 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     for name, r in result.items():
         parts = ", ".join(f"{k} {r[k]['seconds']} s" for k in ("node", "pull", "load", "warmup"))
         lines.append(f"{name} ({r['engine']}, cache {r['cache']}): new node {r['totalSeconds']} s ({parts}); "
-                     f"warm node {r['warmNodeSeconds']} s; first start loads in {r['firstLoad']['seconds']} s; "
+                     f"warm node {r['warmNodeSeconds']} s; first start loads in {r['firstLoad']['seconds']} s, warms up in "
+                     f"{r['firstWarmup']['seconds']} s; "
                      f"probe {r['startupProbeSeconds']} s, deadline {r['progressDeadlineSeconds']} s")
         if w := r.get("warmCapacity"):
             lines.append(f"  warm nodes ({w['pool']}): {w['minReplicas']} minimum replica(s) start on one in "

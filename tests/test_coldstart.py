@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from components import names
+from components import compile_cache, names
 from components.config import ConfigError, GpuPoolConfig, ModelConfig
 from components.model_engine import streamer_config
 from domain import coldstart
@@ -50,7 +50,9 @@ def test_each_phase_follows_its_figure():
     # distributed: 4 ranks x 3 GB/s, capped by the node's network
     assert cs.load.seconds == -(-141.2 // min(4 * 3.0, f["load"]["s3"]["nodeNetworkGBps"]))
     assert "distributed over 4 ranks" in cs.load.assumption
-    assert cs.warmup.seconds == f["warmup"]["vllm"]["init"]["seconds"] + f["warmup"]["vllm"]["compile"]["seconds"]
+    # an s3 model of a known GPU model restores its compile cache from the bucket; its first start fills it
+    assert cs.warmup.seconds == f["warmup"]["vllm"]["init"]["seconds"] + f["warmup"]["vllm"]["compileCached"]["seconds"]
+    assert cs.first_warmup.seconds == f["warmup"]["vllm"]["init"]["seconds"] + f["warmup"]["vllm"]["compile"]["seconds"]
     standard = coldstart.cold_start(m, pool("p5.48xlarge", fast=False))
     assert standard.pull.seconds > cs.pull.seconds and "standard pull" in standard.pull.assumption
 
@@ -61,8 +63,16 @@ def test_cache_kinds_load_at_their_rates_and_pvc_keeps_the_compile_cache():
     assert s3.load.seconds < pvc.load.seconds < local.load.seconds
     assert pvc.first_load.seconds > pvc.load.seconds          # the first start downloads from Hugging Face
     assert local.first_load == local.load                     # every nodeLocal pod downloads again
-    assert pvc.warmup.seconds < s3.warmup.seconds             # a pvc keeps the torch.compile cache
-    assert coldstart.cold_start(model(cache="pvc", compileCache=False), p).warmup == s3.warmup
+    assert pvc.warmup.seconds < local.warmup.seconds          # a pvc keeps the torch.compile cache
+    assert coldstart.cold_start(model(cache="pvc", compileCache=False), p).warmup == local.warmup
+    # s3: the bucket keeps it when the GPU model is known (one GPU model in the pool, or gpuModel)
+    assert s3.warmup.seconds == pvc.warmup.seconds and s3.first_warmup.seconds == local.warmup.seconds
+    mixed = pool("g5.48xlarge", "p4d.24xlarge")
+    assert coldstart.cold_start(model(), mixed).warmup == local.warmup
+    assert coldstart.cold_start(model(gpuModel="A100"), mixed).warmup == s3.warmup
+    # the startup probe allows the first start, which compiles
+    assert coldstart.startup_allowance_s(s3) >= s3.first_load.seconds + s3.first_warmup.seconds > (
+        s3.load.seconds + s3.warmup.seconds)
 
 
 def test_probe_deadline_and_awaits_are_the_one_allowance(prod_plan):
@@ -203,3 +213,40 @@ def test_weights_job_is_admitted_under_restricted_pod_security(prod_plan):
     assert rejected == []
     spec = _prod_job(prod_plan, "llama-3-70b").inputs["spec"]["template"]["spec"]
     assert "ephemeral" in spec["volumes"][0] and spec["securityContext"]["runAsNonRoot"] is True
+
+
+# ------------------------------------------------------------------------------ compile cache through S3
+
+def test_the_compile_cache_prefix_needs_s3_vllm_and_a_known_gpu_model():
+    uniform, mixed = pool("g5.2xlarge"), pool("g5.48xlarge", "p4d.24xlarge")
+    assert compile_cache.cache_prefix(model(), uniform) == "m/compile-cache/v0.12.0/a10g"
+    assert compile_cache.cache_prefix(model(gpuModel="A100"), mixed) == "m/compile-cache/v0.12.0/a100"
+    assert compile_cache.cache_prefix(model(), mixed) is None                      # which GPU: unknown
+    assert compile_cache.cache_prefix(model(cache="pvc"), uniform) is None        # its volume keeps it
+    assert compile_cache.cache_prefix(model(compileCache=False), uniform) is None
+    # never inside the weights' prefix, which vLLM copies (all but the weights) on every start
+    assert not compile_cache.cache_prefix(model(), uniform).startswith(model().model + "/")
+
+
+def test_prod_models_restore_and_save_their_compile_cache_with_a_role_for_that_prefix_only(prod_plan):
+    deps = model_deployments(prod_plan)
+    for name, (m, p) in program_config_models("prod").items():
+        spec = pod(deps[name])
+        prefix = compile_cache.cache_prefix(m, p)
+        inits = spec.get("initContainers") or []
+        if prefix is None:      # llama-3-8b: gpu-inference mixes A10G, A100 and H100 and it sets no gpuModel
+            assert not inits and "empty in a new pod" in prod_plan.extras["coldStart"][name]["warmup"]["assumption"]
+            continue
+        restore, save = inits
+        assert "restartPolicy" not in restore and save["restartPolicy"] == "Always"     # a native sidecar
+        for c in inits:
+            env = {e["name"]: e.get("value") for e in c["env"]}
+            assert env["CACHE_PREFIX"] == prefix and env["CACHE_DIR"] == "/compile-cache/vllm"
+        engine_env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+        assert engine_env["VLLM_CACHE_ROOT"] == "/compile-cache/vllm"
+        (policy,) = [r for r in prod_plan.by_type("aws:iam/rolePolicy:RolePolicy") if r.name == f"{name}-s3-policy"]
+        doc = json.loads(policy.inputs["policy"])
+        writable = [s["Resource"] for s in doc["Statement"] if "s3:PutObject" in s["Action"]]
+        assert len(writable) == 1 and writable[0].endswith(f"/{prefix}/*")
+        assert prod_plan.extras["coldStart"][name]["warmup"]["seconds"] < (
+            prod_plan.extras["coldStart"][name]["firstWarmup"]["seconds"])

@@ -69,8 +69,13 @@ def test_s3_cache_streams_through_a_read_only_pod_identity(prod_plan):
              if r.inputs["serviceAccount"] == "llama-3-70b"]
     assert len(assoc) == 1 and assoc[0].inputs["namespace"] == names.NS_INFERENCE
     policy = next(r for r in prod_plan.by_type("aws:iam/rolePolicy:RolePolicy") if r.name == "llama-3-70b-s3-policy")
-    actions = {a for s in json.loads(policy.inputs["policy"])["Statement"] for a in s["Action"]}
-    assert actions == {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject", "kms:Decrypt"}
+    statements = json.loads(policy.inputs["policy"])["Statement"]
+    # the weights are read only; what it may write is its compile cache's prefix (components/compile_cache.py)
+    on_weights = {a for s in statements if "/meta-llama/" in str(s["Resource"]) or "/" not in str(s["Resource"])
+                  .split(":::", 1)[-1] for a in s["Action"]}
+    assert on_weights == {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject"}
+    writes = [s["Resource"] for s in statements if "s3:PutObject" in s["Action"]]
+    assert writes and all("/llama-3-70b/compile-cache/" in r for r in writes)
     buckets = [r for r in prod_plan.by_type("aws:s3/bucket:Bucket") if r.inputs.get("tags", {}).get("purpose") == "model-weights"]
     assert len(buckets) == 1 and buckets[0].protect  # prod protects data
 

@@ -65,7 +65,8 @@ class ModelConfig(Section):
     streamer: StreamerConfig = Field(default_factory=StreamerConfig, description="Run:ai streamer tuning (cache s3)")
     compile_cache: bool = Field(
         True, description=("vLLM's torch.compile / CUDA graph cache (VLLM_CACHE_ROOT) on the cache volume (pvc: "
-                           "kept across pods) or an emptyDir on the node's NVMe (kept across container restarts)"))
+                           "kept across pods) or an emptyDir on the node's NVMe (kept across container restarts; "
+                           "cache s3 with a known GPU model: restored from and saved to the models bucket)"))
     weights_job: bool = Field(
         True, description="cache s3: a Job copies the weights from Hugging Face to the models bucket before the Deployment")
 
