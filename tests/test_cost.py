@@ -6,10 +6,11 @@ import json
 from typing import Any
 
 import pytest
+import yaml
 
 from components.config import NAMESPACE, ConfigError, validate
 from domain.instances import known_instance_types
-from domain.prices import instance_hour, price_table, region_prices
+from domain.prices import PRICES_FILE, instance_hour, price_table, region_prices
 from plan.cost import estimate
 from policies.stack_rules import cost_within_budget
 from tests.conftest import stack_doc
@@ -121,3 +122,22 @@ def test_the_plan_carries_cost_and_fails_over_budget(dev_plan):
     assert dev_plan.extras["cost"]["total"]["ceilingHourly"] > 0
     assert "Cost" in dev_plan.extras["_summary"]
     assert not [f for f in dev_plan.policies if f["policy"] == "cost-within-budget"]
+
+
+def test_every_price_is_verified_derived_or_marked_unverified():
+    """platform/prices.yaml `verification`: each figure of the table has exactly one entry; a verified
+    or derived one carries its source and the table's own figure (a changed price must be re-checked)."""
+    raw = yaml.safe_load(PRICES_FILE.read_text(encoding="utf-8"))
+    region = raw["regions"][REGION]
+    figures = {f"{section}.{k}": v for section in ("ec2", "rdsPostgres", "elastiCache") for k, v in region[section].items()}
+    figures |= {k: region[k] for k in ("eksControlPlane", "natGateway", "networkLoadBalancer", "valkeyFraction")}
+    checked, unverified = raw["verification"]["figures"], raw["verification"]["unverified"]
+    assert raw["verification"]["read"]
+    assert set(checked).isdisjoint(unverified) and len(set(unverified)) == len(unverified)
+    assert set(checked) | set(unverified) == set(figures), set(figures) ^ (set(checked) | set(unverified))
+    for key, entry in checked.items():
+        if entry["status"] in ("verified", "derived"):
+            assert entry["value"] == figures[key] and entry["source"], key
+        else:
+            assert entry["status"] == "unverified" and entry["note"], key
+    assert sum(e["status"] == "verified" for e in checked.values()) >= 8
