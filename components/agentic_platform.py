@@ -12,6 +12,7 @@ from components.agents import AgentRuntime, AgentRuntimeArgs
 from components.aws import access_log_bucket, access_logs_into
 from components.cluster import Cluster, ClusterArgs
 from components.config import PlatformConfig
+from components.cost import CostAllocation, CostAllocationArgs
 from components.data import DataArgs, DataServices
 from components.gateway import InferenceGateway, InferenceGatewayArgs, endpoint_picker_namespaces
 from components.gateway import in_cluster_url as gateway_in_cluster_url
@@ -119,6 +120,12 @@ class AgenticPlatform(pulumi.ComponentResource):
             config=config.observability, storage_class=self.cluster.storage_class_name,
             cache_storage_class=self.cluster.cache_storage_class_name, nodes=self.platform_nodes,
             depends_on=[*obs_deps, self.cluster.storage_class, self.cluster.cache_storage_class]), k8s)
+        # OpenCost in its namespace, on Prometheus; its ServiceMonitor and the tenant cost alerts
+        # need kube-prometheus-stack's CRDs.
+        self.cost = CostAllocation("cost", CostAllocationArgs(
+            config=config.cost, cluster_name=self.cluster.cluster_name, cluster_id=cluster_name,
+            tenants=self.tenancy.tenant_namespaces, tags=tags, depends_on=[self.tenancy.namespaces[names.NS_COST]],
+            prometheus_stack=self.observability.kube_prometheus_stack, nodes=self.platform_nodes), k8s)
         # The DCGM exporter's ServiceMonitor needs kube-prometheus-stack's CRDs.
         self.gpu_stack = GpuStack("gpu-stack", GpuStackArgs(config.gpu_stack, self.karpenter.release,
                                                             depends_on=[self.observability.kube_prometheus_stack,

@@ -24,6 +24,8 @@ from components.node_pools import (
     node_class_spec,
     node_pool_spec,
     pool_definitions,
+    pool_tags,
+    tenant_of,
     warm_pool_spec,
 )
 
@@ -199,16 +201,20 @@ class Karpenter(pulumi.ComponentResource):
         self.node_classes, self.node_pools = {}, {}
         for pool, gpu_limit, extra_labels, taints in pool_definitions(args.gpu_pools, args.cpu_pool, args.tenant_pools):
             dep = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
+            # A node-isolated tenant's class, pool and instances carry its tenant label / cost tag.
+            tenant = tenant_of(extra_labels)
+            owner = {names.TENANT_LABEL: tenant} if tenant else None
             node_class = custom_object(
                 f"{name}-nodeclass-{pool.name}", "karpenter.k8s.aws/v1", "EC2NodeClass", pool.name,
-                labels=labels("karpenter", "node-class", instance=pool.name),
-                spec=node_class_spec(pool, args.cluster_name, self.node_role.name, args.tags), opts=dep)
+                labels=labels("karpenter", "node-class", instance=pool.name, extra=owner),
+                spec=node_class_spec(pool, args.cluster_name, self.node_role.name, pool_tags(args.tags, extra_labels)),
+                opts=dep)
             spec = node_pool_spec(pool, gpu_limit, {**pool.labels, **extra_labels, AMI_FAMILY_LABEL: pool.ami_family},
                                   taints + [t.model_dump(exclude_none=True) for t in pool.taints])
             after_class = pulumi.ResourceOptions(parent=self, depends_on=[self.release, node_class])
             node_pool = custom_object(
                 f"{name}-nodepool-{pool.name}", "karpenter.sh/v1", "NodePool", pool.name,
-                labels=labels("karpenter", "node-pool", instance=pool.name), spec=spec, opts=after_class)
+                labels=labels("karpenter", "node-pool", instance=pool.name, extra=owner), spec=spec, opts=after_class)
             self.node_classes[pool.name] = node_class
             self.node_pools[pool.name] = node_pool
             if isinstance(pool, GpuPoolConfig) and pool.warm_nodes:

@@ -13,7 +13,10 @@ NS_OBSERVABILITY = "observability"
 # Host-level monitoring (node-exporter needs hostNetwork/hostPID/hostPath): its own namespace so
 # `observability` itself can enforce a strict Pod Security level.
 NS_HOST_MONITORING = "observability-node"
-PLATFORM_NAMESPACES = (NS_GATEWAY, NS_AGENTS, NS_INFERENCE, NS_DATA, NS_OBSERVABILITY, NS_HOST_MONITORING)
+# OpenCost (cost allocation): its own namespace, so its NetworkPolicies admit exactly its flows
+# (Prometheus, the API server, DNS, AWS pricing) and nothing observability's other pods need.
+NS_COST = "opencost"
+PLATFORM_NAMESPACES = (NS_GATEWAY, NS_AGENTS, NS_INFERENCE, NS_DATA, NS_OBSERVABILITY, NS_HOST_MONITORING, NS_COST)
 # Cluster controllers (Karpenter, KEDA, AWS Load Balancer Controller, NVIDIA device plugin, DCGM
 # exporter) run in kube-system, beside the EKS add-ons; kgateway's controller runs in ai-gateway,
 # kagent's in ai-agents.
@@ -41,6 +44,10 @@ GPU_NAME_LABEL = "karpenter.k8s.aws/instance-gpu-name"  # set by Karpenter: a10g
 # Tenancy
 TENANT_POOL_PREFIX = "tenant-"                     # a node-isolated tenant's NodePool: tenant-<name>
 TENANT_LABEL = "agentic.platform/tenant"           # namespace label and node label of dedicated pools
+# The AWS tag every EC2 instance of a node-isolated tenant's pool carries (EC2NodeClass spec.tags):
+# the key to activate as a user-defined cost allocation tag in the payer account's Billing console
+# (docs/cost.md), so Cost Explorer and the CUR split those instances by tenant.
+COST_ALLOCATION_TAG = TENANT_LABEL
 TENANT_TAINT_KEY = "agentic.platform/tenant"       # taint of a tenant's dedicated NodePool
 GATEWAY_ACCESS_LABEL = "agentic.platform/gateway-access"  # namespaces whose routes the gateway admits
 MODEL_LABEL = "agentic.platform/model"             # pods of a model server
@@ -74,6 +81,11 @@ PULUMI_SKIP_AWAIT = "pulumi.com/skipAwait"
 # (KEDA's prometheus triggers and Grafana's datasource use this URL).
 PROMETHEUS_RELEASE = "kube-prometheus-stack"
 PROMETHEUS_URL = f"http://{PROMETHEUS_RELEASE}-prometheus.{NS_OBSERVABILITY}.svc:9090"
+PROMETHEUS_PORT = 9090
+# OpenCost (chart opencost 2.5.17, release `opencost` in NS_COST): its API and /metrics port
+# (values.yaml opencost.exporter.apiPort 9003), which Prometheus scrapes.
+OPENCOST_RELEASE = "opencost"
+PORT_OPENCOST = 9003
 
 # Gateway
 GATEWAY_NAME = "ai-inference-gateway"

@@ -107,6 +107,24 @@ def pool_definitions(gpu_pools: Sequence[GpuPoolConfig], cpu_pool: CpuPoolConfig
     return pools
 
 
+def tenant_of(node_labels: dict[str, str]) -> str | None:
+    """The node-isolated tenant a pool belongs to (its nodes' tenant label), or None."""
+    return node_labels.get(names.TENANT_LABEL)
+
+
+def pool_tags(tags: dict[str, str], node_labels: dict[str, str]) -> dict[str, str]:
+    """The AWS tags of a pool's EC2 instances (EC2NodeClass spec.tags, "Tags to be applied on ec2
+    resources like instances and launch templates": karpenter-crd 1.14.1 schema): the stack's, plus
+    the cost allocation tag of a node-isolated tenant's pool (names.COST_ALLOCATION_TAG; a key the
+    schema's CEL rules admit: not eks:eks-cluster-name, kubernetes.io/cluster/*, karpenter.sh/nodepool,
+    karpenter.sh/nodeclaim or karpenter.k8s.aws/ec2nodeclass). Karpenter sets the tags at launch
+    (RunInstances/CreateFleet tag specifications), which the controller's policy allows for any key
+    (AllowScopedResourceCreationTagging); each tenant pool has its own EC2NodeClass, so only its
+    instances carry its tag."""
+    tenant = tenant_of(node_labels)
+    return {**tags, names.COST_ALLOCATION_TAG: tenant} if tenant else dict(tags)
+
+
 def max_pool_nodes(pool: NodePoolConfig, gpu_limit: int | None) -> int | None:
     """The most nodes a pool can hold under its limits, counted in its smallest instance type per
     limited resource; None if nothing limits it. Karpenter stops launching only once a limit is

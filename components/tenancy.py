@@ -41,6 +41,7 @@ POD_SECURITY: dict[str, str] = {
     names.NS_DATA: "baseline",             # Milvus/Valkey chart pods do not all run non-root by default
     names.NS_OBSERVABILITY: "restricted",  # node-exporter (host access) lives in observability-node
     names.NS_HOST_MONITORING: "privileged",  # node-exporter: hostNetwork, hostPID, hostPath
+    names.NS_COST: "restricted",           # OpenCost: non-root, caps dropped, RuntimeDefault (components/cost.py)
 }
 TENANT_POD_SECURITY = "restricted"
 # Namespaces whose HTTPRoutes the gateway admits: its own (the model routes) and ai-agents; plus

@@ -33,7 +33,8 @@ HTTPS = (("TCP", 443),)
 POSTGRES = (("TCP", 5432),)
 REDIS = (("TCP", names.PORT_REDIS),)
 DB_PORTS = (*POSTGRES, *REDIS)   # RDS PostgreSQL, ElastiCache
-PROMETHEUS = (("TCP", 9090),)
+PROMETHEUS = (("TCP", names.PROMETHEUS_PORT),)
+OPENCOST = (("TCP", names.PORT_OPENCOST),)
 EPP_PORTS = (("TCP", 9002),)                        # endpoint picker's ext-proc gRPC (inference routing)
 EPP_PODS = (("app.kubernetes.io/component", "endpoint-picker"),)
 KUBE_DNS_PODS = (("k8s-app", "kube-dns"),)
@@ -76,6 +77,8 @@ LANGFUSE_PODS = (("app.kubernetes.io/name", "langfuse"), ("app.kubernetes.io/ins
 # kube-prometheus-stack 88.5.3 templates/prometheus-operator/deployment.yaml selector labels.
 PROMETHEUS_OPERATOR_PODS = (("app", f"{KPS_RELEASE}-operator"), ("release", KPS_RELEASE))
 S3_CACHE_PODS = ((names.MODEL_CACHE_LABEL, "s3"),)
+# opencost 2.5.17 _helpers.tpl "opencost.selectorLabels" (fullnameOverride = the release name).
+OPENCOST_PODS = (("app.kubernetes.io/name", names.OPENCOST_RELEASE), ("app.kubernetes.io/instance", names.OPENCOST_RELEASE))
 # Node-level scrape targets are host-network (node IPs in the VPC): kubelet/cAdvisor, node-exporter.
 NODE_SCRAPE = (("TCP", 10250), ("TCP", 9100))
 WEBHOOK = (("TCP", 10250),)   # prometheus-operator admission webhook, called by the API server ENIs
@@ -196,6 +199,17 @@ FLOWS: tuple[Flow, ...] = (
     Flow(names.NS_GATEWAY, KUBE_API, HTTPS, "kgateway -> Kubernetes API"),
     Flow(names.NS_AGENTS, KUBE_API, HTTPS, "kagent -> Kubernetes API"),
     Flow(names.NS_OBSERVABILITY, KUBE_API, HTTPS, "Prometheus, Grafana, kube-state-metrics -> Kubernetes API"),
+    # OpenCost (its own namespace; docs/cost.md): exactly Prometheus (its cost queries), the API
+    # server (nodes, pods, PVs it prices), DNS (ALL above), the Pod Identity agent (credentials of
+    # ec2:DescribeSpotPriceHistory) and HTTPS outside the private ranges: AWS's public price list
+    # (pricing.us-east-1.amazonaws.com, opencost 1.120.1 pkg/cloud/aws pricelistapi.go, a plain GET)
+    # and the EC2 API (ec2.<region>.amazonaws.com, spotpricehistory.go). Prometheus scrapes it.
+    Flow(names.NS_COST, names.NS_OBSERVABILITY, PROMETHEUS, "OpenCost queries Prometheus"),
+    Flow(names.NS_COST, KUBE_API, HTTPS, "OpenCost -> Kubernetes API (nodes, pods, volumes it prices)"),
+    Flow(names.NS_COST, INTERNET, HTTPS, "OpenCost -> AWS price list and EC2 spot price history (HTTPS)"),
+    Flow(names.NS_COST, POD_IDENTITY_AGENT, POD_IDENTITY_PORTS, "OpenCost -> Pod Identity agent (EC2 credentials)",
+         src_pods=OPENCOST_PODS),
+    Flow(names.NS_OBSERVABILITY, names.NS_COST, OPENCOST, "Prometheus scrapes OpenCost"),
 )
 
 

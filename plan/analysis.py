@@ -16,7 +16,7 @@ from typing import Any
 
 from components.config import PlatformConfig
 from components.gateway_tenants import tenant_policies, tenant_policy_lines
-from plan import coldstart, connections, cost, rehearsal
+from plan import coldstart, connections, cost, cost_allocation, rehearsal
 from plan import objects as k8s_objects
 from plan.admission.admit import admit, summary_lines
 from plan.engine import Plan
@@ -48,6 +48,8 @@ SECTIONS: list[Section] = [
     Section("coldStart", "Cold start", coldstart.cold_starts, coldstart.summary_lines),
     # What the fleet costs per hour, floor and ceiling (docs/compute.md); a ceiling over `budget` is mandatory.
     Section("cost", "Cost", cost.compute, cost.summary_lines, policies=cost_within_budget),
+    # OpenCost and each tenant's daily cost alert threshold, as declared (docs/cost.md).
+    Section("costAllocation", "Cost allocation", cost_allocation.compute, cost_allocation.summary_lines),
     # Each tenant's budgets at the gateway and the prompt-cache salt policy (docs/gateway.md).
     Section("tenants", "Tenants at the gateway",
             lambda _plan, config: tenant_policies(config.gateway, [t.name for t in config.tenants])

@@ -16,7 +16,7 @@ ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
 # Karpenter CPU pool (`platform`: untainted, everything without a nodeSelector lands there), GPU pools.
 SYSTEM = ("keda", "aws-load-balancer-controller", "karpenter")
 PLATFORM = ("kgateway", "kagent", "kube-prometheus-stack", "otel-collector", "milvus", "valkey", "langfuse",
-            "agentgateway")
+            "agentgateway", "opencost")
 GPU = ("nvidia-device-plugin", "gpu-operator", "dcgm-exporter")
 
 

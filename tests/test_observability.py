@@ -69,7 +69,7 @@ def test_dashboards_are_labelled_configmaps_and_price_follows_config(dev_plan, p
 
 
 def test_alert_rules_and_no_agent_monitor(dev_plan):
-    (rule,) = dev_plan.by_type(RULE)
+    (rule,) = [r for r in dev_plan.by_type(RULE) if r.inputs["metadata"]["name"] == "agentic-platform-alerts"]
     rules = {r["alert"]: r for g in rule.inputs["spec"]["groups"] for r in g["rules"]}
     assert "> 10" in rules["AgentHighLatency"]["expr"] and rules["AgentHighLatency"]["for"] == "5m"
     assert "> 0.05" in rules["AgentHighErrorRate"]["expr"]

@@ -305,8 +305,8 @@ def _reaches_agent(plan, ns, pod_labels) -> bool:
 
 def test_pod_identity_pods_reach_the_agent(any_plan):
     """Every pod with a PodIdentityAssociation in a namespace with NetworkPolicies may reach the EKS
-    Pod Identity agent (169.254.170.23:80), and only those pods: Milvus, LangFuse web/worker, the
-    S3-cached model servers and their weights Jobs."""
+    Pod Identity agent (169.254.170.23:80), and only those pods: Milvus, LangFuse web/worker, OpenCost,
+    the S3-cached model servers and their weights Jobs."""
     managed = set(namespaces(any_plan))
     assocs = [(a.inputs["namespace"], a.inputs["serviceAccount"])
               for a in any_plan.by_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
@@ -316,7 +316,10 @@ def test_pod_identity_pods_reach_the_agent(any_plan):
                                              "component": "standalone"},
                   (names.NS_OBSERVABILITY, "langfuse"): {"app.kubernetes.io/name": "langfuse",
                                                          "app.kubernetes.io/instance": "langfuse",
-                                                         "app.kubernetes.io/component": "web"}}
+                                                         "app.kubernetes.io/component": "web"},
+                  # opencost 2.5.17 _helpers.tpl opencost.selectorLabels
+                  (names.NS_COST, "opencost"): {"app.kubernetes.io/name": "opencost",
+                                                "app.kubernetes.io/instance": "opencost"}}
     deployments = {(d.inputs["metadata"]["namespace"], d.inputs["spec"]["template"]["spec"].get("serviceAccountName")):
                    d.inputs["spec"]["template"]["metadata"]["labels"]
                    for d in [*any_plan.by_type("kubernetes:apps/v1:Deployment"), *any_plan.by_type("kubernetes:batch/v1:Job")]}

@@ -54,6 +54,7 @@ from components.config.compute import (
     NodePoolConfig,
     TaintConfig,
 )
+from components.config.cost import CostConfig
 from components.config.data import DataConfig, EtcdConfig, MilvusConfig, RedisConfig, WorkloadSize
 from components.config.gateway import (
     CanaryConfig,
@@ -75,6 +76,7 @@ from components.config.stack import SECRET_KEYS, SECRET_REQUIRED, Environment, P
 from components.config.tenancy import ContainerResources, PlatformQuotasConfig, QuotaConfig, TenantConfig, TenantIamRole
 
 __all__ = [
+    "CostConfig",
     "AdminPrincipal",
     "AgentConfig",
     "AgentDatabaseConfig",

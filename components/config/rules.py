@@ -243,3 +243,12 @@ def _agent_refs(cfg: PlatformConfig) -> Iterator[Problem]:
             if t.server not in servers:
                 yield (f"agents[{i}].tools[{j}].server",
                        f"'{t.server}' is not an agentRuntime.toolServers name ({', '.join(sorted(servers)) or 'none'})")
+
+
+@cross_check
+def _cost_thresholds(cfg: PlatformConfig) -> Iterator[Problem]:
+    """A per-tenant cost threshold names a tenant."""
+    tenants = {t.name for t in cfg.tenants}
+    for tenant in cfg.cost.tenant_thresholds_usd:
+        if tenant not in tenants:
+            yield f"cost.tenantThresholdsUsd.{tenant}", f"'{tenant}' is not a tenant ({', '.join(sorted(tenants)) or 'none'})"

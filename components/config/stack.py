@@ -11,6 +11,7 @@ from components.config.agents import AgentConfig, AgentRuntimeConfig
 from components.config.base import Section
 from components.config.cluster import ClusterConfig
 from components.config.compute import BudgetConfig, CpuPoolConfig, GpuPoolConfig, GpuStackConfig
+from components.config.cost import CostConfig
 from components.config.data import DataConfig
 from components.config.gateway import GatewayConfig
 from components.config.models import ModelConfig, ModelServingConfig
@@ -50,6 +51,7 @@ class PlatformConfig(Section):
     models: list[ModelConfig] = Field(default_factory=list, description="the model catalog")
     model_serving: ModelServingConfig = Field(default_factory=ModelServingConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
+    cost: CostConfig = Field(default_factory=CostConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     gateway: GatewayConfig | None = Field(None, description="the inference gateway; none: no gateway layer")
     agent_runtime: AgentRuntimeConfig = Field(default_factory=AgentRuntimeConfig)

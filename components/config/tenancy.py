@@ -102,6 +102,8 @@ class PlatformQuotasConfig(Section):
     observability: QuotaConfig = Field(default_factory=lambda: _quota("16", "64Gi", 0, 50))
     observability_node: QuotaConfig = Field(default_factory=lambda: _quota("4", "8Gi", 0, 200),
                                             alias="observability-node")
+    # OpenCost: one exporter pod (requests 10m/55Mi in the chart; the platform's 100m/256Mi).
+    opencost: QuotaConfig = Field(default_factory=lambda: _quota("1", "2Gi", 0, 5))
 
     def for_namespace(self, namespace: str) -> QuotaConfig:
         field = next(n for n, f in type(self).model_fields.items() if (f.alias or n) == namespace)

@@ -19,6 +19,7 @@ judged by the NetworkPolicy evaluator (plan/reachability/):
   mounts (LangFuse -> ClickHouse/PostgreSQL, OTel -> LangFuse, kagent -> its PostgreSQL, Milvus ->
   etcd and S3 from its config), ModelConfig base URLs (agents -> the gateway), RemoteMCPServer URLs
   (agents and the kagent controller -> tools), KEDA triggers (the KEDA operator -> Prometheus, Redis).
+- Endpoints compiled into an image (`images.BUILT_IN_ENDPOINTS`: OpenCost -> the AWS price list and EC2).
 - Connection Secrets: a pod that reads a Secret the program builds from an RDS instance or an
   ElastiCache group -> the VPC CIDR on its port; the data layer's redis/milvus connection Secrets ->
   the in-cluster Valkey / Milvus Service.
@@ -59,6 +60,7 @@ from plan.connections.addons import (
 )
 from plan.connections.addresses import addresses, connection_secrets, custom_resources, load_balancers
 from plan.connections.derivation import Derivation, Need, service_key
+from plan.connections.images import built_in_endpoints
 from plan.connections.monitoring import monitoring
 from plan.connections.platform import api_server, dns, pod_identity, webhooks
 from plan.connections.routes import gateway_extensions, routes
@@ -112,6 +114,7 @@ def build(plan: Any, vpc_cidr: str | None = None) -> Derivation:
     routes(d)
     gateway_extensions(d)
     addresses(d)
+    built_in_endpoints(d)
     custom_resources(d)
     connection_secrets(d)
     load_balancers(d)
