@@ -185,7 +185,11 @@ class AgenticPlatform(pulumi.ComponentResource):
             keda_release=self.model_serving.keda, connection_secrets=self.data.connection_secrets,
             nodes=self.platform_nodes), k8s)
 
-        self.outputs: dict[str, Any] = {
+        self.outputs: dict[str, Any] = self._stack_outputs()
+
+    def _stack_outputs(self) -> dict[str, Any]:
+        """The stack's outputs, from the layers' typed outputs."""
+        out: dict[str, Any] = {
             "clusterName": self.cluster.cluster_name,
             "clusterEndpoint": self.cluster.endpoint,
             # The principal pulumi-eks makes cluster admin without an access entry (cluster.deployer).
@@ -195,18 +199,19 @@ class AgenticPlatform(pulumi.ComponentResource):
             "privateSubnetIds": self.network.private_subnet_ids,
             "publicSubnetIds": self.network.public_subnet_ids,
         }
-        self.outputs["karpenterInterruptionQueue"] = self.karpenter.queue_name
-        self.outputs["nodePools"] = list(self.karpenter.node_pools)
-        self.outputs["grafanaUrl"] = self.observability.grafana_url
-        self.outputs["langfuseUrl"] = self.langfuse.url
-        self.outputs["otlpGrpcEndpoint"] = self.observability.otlp_grpc_endpoint
-        self.outputs["documentsBucket"] = self.data.documents_bucket
-        self.outputs["redisEndpoint"] = self.data.redis_address
-        self.outputs["tenantNamespaces"] = self.tenancy.tenant_namespaces
-        self.outputs["models"] = {n: e.url for n, e in self.model_serving.endpoints.items()}
+        out["karpenterInterruptionQueue"] = self.karpenter.queue_name
+        out["nodePools"] = list(self.karpenter.node_pools)
+        out["grafanaUrl"] = self.observability.grafana_url
+        out["langfuseUrl"] = self.langfuse.url
+        out["otlpGrpcEndpoint"] = self.observability.otlp_grpc_endpoint
+        out["documentsBucket"] = self.data.documents_bucket
+        out["redisEndpoint"] = self.data.redis_address
+        out["tenantNamespaces"] = self.tenancy.tenant_namespaces
+        out["models"] = {n: e.url for n, e in self.model_serving.endpoints.items()}
         if self.model_serving.bucket_name is not None:
-            self.outputs["modelsBucket"] = self.model_serving.bucket_name
+            out["modelsBucket"] = self.model_serving.bucket_name
         if self.gateway is not None:
-            self.outputs["gatewayUrl"] = self.gateway.in_cluster_url
-        self.outputs["agents"] = list(self.agent_runtime.agents)
-        self.outputs["accessLogsBucket"] = self.access_logs.bucket.bucket
+            out["gatewayUrl"] = self.gateway.in_cluster_url
+        out["agents"] = list(self.agent_runtime.agents)
+        out["accessLogsBucket"] = self.access_logs.bucket.bucket
+        return out
