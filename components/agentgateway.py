@@ -12,50 +12,28 @@ from urllib.parse import urlparse
 
 import pulumi
 import pulumi_kubernetes as k8s
-import yaml
 
 from components import names
 from components.config import GatewayConfig, TokenBucketConfig
-from components.gateway_routes import GATEWAY_API, chunks, listener, parent_ref, rule
+from components.endpoint_picker import EPP_PORT, INFERENCE_GROUP, endpoint_picker, epp_name
+from components.gateway_routes import GATEWAY_API, chunks, listener, parent_ref, route_settings, rule
 from components.gateway_tenants import LLM_FORMATS, LLM_ROUTES, conditional_limits, salted_body_output, tenant_identity
 from components.k8s import (
     container_security_context,
     custom_object,
     helm_release,
     labels,
-    platform_data,
     pod_security_context,
     resources,
 )
 from components.models import ModelEndpoint
 
 INFERENCE_API = "inference.networking.k8s.io/v1"
-INFERENCE_GROUP = "inference.networking.k8s.io"
 AGW_GROUP = "agentgateway.dev"
 AGW_API = f"{AGW_GROUP}/v1alpha1"
 AGW_CLASS = "agentgateway"                       # created by the agentgateway controller (its default)
-AGW_GATEWAY = "ai-inference-agentgateway"
+AGW_GATEWAY = names.AGENTGATEWAY_NAME
 RETRY_CODES = [500, 502, 503, 504]
-EPP_PORT = 9002                                  # the GAIE endpoint picker's gRPC (ext-proc) port
-EPP_HEALTH_PORT = 9003
-EPP_METRICS_PORT = 9090
-EPP_CONFIG_FILE = "default-plugins.yaml"
-# The upstream chart's default scheduling profile (GAIE v1.5.0 epplib `_config.yaml`, vLLM over HTTP).
-EPP_PLUGINS = {
-    "apiVersion": "inference.networking.x-k8s.io/v1alpha1", "kind": "EndpointPickerConfig",
-    "plugins": [{"type": "queue-scorer"}, {"type": "kv-cache-utilization-scorer"}, {"type": "prefix-cache-scorer"},
-                {"type": "metrics-data-source",
-                 "parameters": {"scheme": "http", "path": "/metrics", "insecureSkipVerify": True}},
-                {"type": "core-metrics-extractor"}],
-    "schedulingProfiles": [{"name": "default", "plugins": [
-        {"pluginRef": "queue-scorer", "weight": 2}, {"pluginRef": "kv-cache-utilization-scorer", "weight": 2},
-        {"pluginRef": "prefix-cache-scorer", "weight": 3}]}],
-}
-EPP_IMAGE: dict[str, str] = platform_data("images.yaml")["epp"]
-
-
-def epp_name(model: str) -> str:
-    return f"{model}-epp"
 
 
 def local_rate_limit(tb: TokenBucketConfig) -> dict[str, Any]:
@@ -120,7 +98,12 @@ def agentgateway_plane(name: str, cfg: GatewayConfig, endpoints: dict[str, Model
                   "targetPorts": [{"number": endpoint.port}],
                   "endpointPickerRef": {"name": epp_name(model), "port": {"number": EPP_PORT},
                                         "failureMode": "FailOpen"}})
-        llm_backends[model] = _llm_backend(name, endpoint, opts(agw_crds, pools[model], *ns_deps))
+    for model, endpoint in vllm.items():
+        # after its own pool and its fallback's (a priority group of the same backend)
+        fallback = route_settings(cfg, model).fallback
+        llm_backends[model] = _llm_backend(name, endpoint, vllm.get(fallback) if fallback else None,
+                                           opts(agw_crds, pools[model], *([pools[fallback]] if fallback else []),
+                                                *ns_deps))
 
     # --- the agentgateway Gateway: in-cluster only (ClusterIP), same listener rules as kgateway's
     agw_labels = labels(AGW_GATEWAY, "gateway-proxy")
@@ -130,11 +113,18 @@ def agentgateway_plane(name: str, cfg: GatewayConfig, endpoints: dict[str, Model
         spec={"resources": resources(cfg.proxy.cpu, cfg.proxy.memory, cpu_limit=cfg.proxy.cpu_limit,
                                      memory_limit=cfg.proxy.memory_limit),
               "service": {"spec": {"type": "ClusterIP"}},
-              # The proxy's pod template (controller/pkg/helm/agentgateway/templates/_helpers.tpl
-              # podTemplate at v1.4.1) sets no seccompProfile, which restricted Pod Security (ai-gateway)
-              # rejects; the Deployment overlay (a strategic merge patch) adds it.
-              "deployment": {"spec": {"template": {"spec": {"securityContext": {
-                  "seccompProfile": {"type": "RuntimeDefault"}}}}}}})
+              # On the external path (kgateway forwards vLLM models here): as many proxies as kgateway's,
+              # spread over zones, with a PDB. The chart's Deployment sets no replicas
+              # (controller/pkg/helm/agentgateway/templates/deployment.yaml at v1.4.1: 1 by default).
+              # Its pod template (_helpers.tpl podTemplate) sets no seccompProfile, which restricted Pod
+              # Security (ai-gateway) rejects; the Deployment overlay (a strategic merge patch) adds it.
+              "deployment": {"spec": {"replicas": cfg.proxy.replicas, "template": {"spec": {
+                  "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                  "topologySpreadConstraints": [{
+                      "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                      "whenUnsatisfiable": "ScheduleAnyway",
+                      "labelSelector": {"matchLabels": {"app.kubernetes.io/name": AGW_GATEWAY}}}]}}}},
+              **({"podDisruptionBudget": {"spec": {"minAvailable": 1}}} if cfg.proxy.replicas > 1 else {})})
     gateway = custom_object(
         f"{name}-agw-gateway", f"{GATEWAY_API}/v1", "Gateway", AGW_GATEWAY, namespace=ns,
         labels=labels(AGW_GATEWAY, "gateway"), opts=opts(controller, params, *ns_deps),
@@ -154,11 +144,10 @@ def agentgateway_plane(name: str, cfg: GatewayConfig, endpoints: dict[str, Model
                   "to": [{"group": AGW_GROUP, "kind": "AgentgatewayBackend"}]})
     routes = {model: custom_object(
         f"{name}-pool-route-{model}", f"{GATEWAY_API}/v1", "HTTPRoute", f"pool-{model}", namespace=ns,
-        labels=labels(f"pool-{model}", "gateway-route"), opts=opts(*route_deps, llm_backends[model]),
-        spec={"parentRefs": [parent_ref(AGW_GATEWAY)],
-              "rules": [rule(cfg, model, [{"group": AGW_GROUP, "kind": "AgentgatewayBackend",
-                                           "name": llm_backend_name(model), "namespace": endpoint.namespace}])]})
-        for model, endpoint in vllm.items()}
+        labels=labels(f"pool-{model}", "gateway-route"),
+        opts=opts(*route_deps, *(llm_backends[m] for m in _route_models(cfg, model))),
+        spec={"parentRefs": [parent_ref(AGW_GATEWAY)], "rules": [rule(cfg, model, pool_backend_refs(cfg, vllm, model))]})
+        for model in vllm}
     policies = _policies(name, cfg, routes, opts(agw_crds, *ns_deps), gateway, tenancy)
     return AgentgatewayPlane(pools, pickers, routes, policies, gateway)
 
@@ -167,16 +156,65 @@ def llm_backend_name(model: str) -> str:
     return f"{model}-llm"
 
 
-def _llm_backend(name: str, endpoint: ModelEndpoint, opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+def pool_backend_refs(cfg: GatewayConfig, vllm: dict[str, ModelEndpoint], model: str) -> list[dict[str, Any]]:
+    """A pool route's backends: the model's LLM backend, and with `routes[].canary` the canary's LLM
+    backend at `weight` % (Gateway API weighted backendRefs; agentgateway v1.4.1 keeps each ref's
+    weight, controller/pkg/agentgateway/translator/conversion.go buildAgwDestination, and the proxy
+    picks one per request by weight, crates/agentgateway/src/proxy/httpproxy.rs select_backend)."""
+    canary = route_settings(cfg, model).canary
+    if canary is None:
+        return [_backend_ref(vllm[model])]
+    return [_backend_ref(vllm[model], 100 - canary.weight), _backend_ref(vllm[canary.model], canary.weight)]
+
+
+def _backend_ref(endpoint: ModelEndpoint, weight: int | None = None) -> dict[str, Any]:
+    return {"group": AGW_GROUP, "kind": "AgentgatewayBackend", "name": llm_backend_name(endpoint.name),
+            "namespace": endpoint.namespace, **({"weight": weight} if weight is not None else {})}
+
+
+def _route_models(cfg: GatewayConfig, model: str) -> list[str]:
+    """The models whose LLM backends a pool route refers to: its own and its canary's."""
+    canary = route_settings(cfg, model).canary
+    return [model, *([canary.model] if canary else [])]
+
+
+def llm_provider(endpoint: ModelEndpoint) -> dict[str, Any]:
+    """One model's pool as a custom LLM provider. `model` is the name its vLLM serves
+    (`--served-model-name`, components/model_engine.py): vLLM answers 404 to a request naming another
+    model, so a canary's or fallback's share must be renamed on the way."""
+    return {"custom": {"backendRef": {"group": INFERENCE_GROUP, "kind": "InferencePool", "name": endpoint.name},
+                       "formats": LLM_FORMATS, "model": endpoint.name}}
+
+
+# `routes[].fallback`: evict the primary's provider after 5 consecutive 5xx for 30 s (kgateway's outlier
+# detection on its priority-groups Backend, the same figures); while evicted the next priority group serves.
+# AgentgatewayBackend ai.groups "Groups in priority order" (agentgateway-crds v1.4.1); a retried request
+# picks again after the eviction (crates/agentgateway/src/proxy/httpproxy.rs test
+# llm_retry_evicts_failed_priority_group_before_next_attempt).
+FAILOVER_HEALTH = {"unhealthyCondition": "response.code >= 500",
+                   "eviction": {"consecutiveFailures": 5, "duration": "30s"}}
+
+
+def llm_backend_spec(endpoint: ModelEndpoint, fallback: ModelEndpoint | None) -> dict[str, Any]:
+    """`ai.provider` the model's pool; with a fallback, two priority groups: the model's pool (evicted
+    while failing), then the fallback's (a custom provider's backendRef is namespace-local: config checks
+    that both pools share a namespace)."""
+    if fallback is None:
+        return {"ai": {"provider": llm_provider(endpoint)}}
+    return {"ai": {"groups": [
+        {"providers": [{"name": endpoint.name, **llm_provider(endpoint), "policies": {"health": FAILOVER_HEALTH}}]},
+        {"providers": [{"name": fallback.name, **llm_provider(fallback)}]}]}}
+
+
+def _llm_backend(name: str, endpoint: ModelEndpoint, fallback: ModelEndpoint | None,
+                 opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
     """The pool as an LLM provider (so agentgateway parses requests and counts their tokens), and which
     paths are which API."""
     model, ns = endpoint.name, endpoint.namespace
     backend = custom_object(
         f"{name}-llm-{model}", AGW_API, "AgentgatewayBackend", llm_backend_name(model), namespace=ns,
         labels=labels(llm_backend_name(model), "gateway-backend"), opts=opts,
-        spec={"ai": {"provider": {"custom": {
-            "backendRef": {"group": INFERENCE_GROUP, "kind": "InferencePool", "name": model},
-            "formats": LLM_FORMATS}}}})
+        spec=llm_backend_spec(endpoint, fallback))
     custom_object(
         f"{name}-llm-routes-{model}", AGW_API, "AgentgatewayPolicy", llm_backend_name(model), namespace=ns,
         labels=labels(llm_backend_name(model), "gateway-policy"),
@@ -184,6 +222,25 @@ def _llm_backend(name: str, endpoint: ModelEndpoint, opts: pulumi.ResourceOption
         spec={"targetRefs": [{"group": AGW_GROUP, "kind": "AgentgatewayBackend", "name": llm_backend_name(model)}],
               "backend": {"ai": {"routes": dict(LLM_ROUTES)}}})
     return backend
+
+
+# Over a local limit agentgateway v1.4.1 answers 429 with x-ratelimit-reset (seconds) and no Retry-After
+# (crates/agentgateway/src/proxy/mod.rs into_response: "Apply per-error headers"). Response
+# transformations run on the proxy's own error responses too: proxy/httpproxy.rs `proxy` applies
+# ResponsePolicies "unconditionally ... even on errors or direct responses" (only ext_proc is upstream-only).
+# But a route's transformation is registered after its rate limit (apply_request_policies: local rate
+# limit, then transformation), so a request-count 429 would skip it; the Gateway phase (`PreRouting`,
+# translated to phase GATEWAY: controller/pkg/agentgateway/plugins/traffic_plugin.go `phase`) registers
+# gateway_transformation in apply_gateway_policies, before any route. `coalesce` keeps an upstream
+# Retry-After; a failed expression removes the header (crates/agentgateway/src/http/mod.rs apply_header),
+# so a response with neither header gets none.
+RETRY_AFTER = 'coalesce(response.headers["retry-after"], response.headers["x-ratelimit-reset"])'
+
+
+def retry_after_policy_spec() -> dict[str, Any]:
+    return {"targetRefs": [{"group": GATEWAY_API, "kind": "Gateway", "name": AGW_GATEWAY}],
+            "traffic": {"phase": "PreRouting", "transformation": {"response": {
+                "set": [{"name": "retry-after", "value": RETRY_AFTER}]}}}}
 
 
 def _policies(name: str, cfg: GatewayConfig, routes: dict[str, k8s.apiextensions.CustomResource],
@@ -215,6 +272,11 @@ def _policies(name: str, cfg: GatewayConfig, routes: dict[str, k8s.apiextensions
         opts=pulumi.ResourceOptions.merge(policy_opts, pulumi.ResourceOptions(depends_on=[jwks_backend, gateway])),
         spec={"targetRefs": [{"group": GATEWAY_API, "kind": "Gateway", "name": AGW_GATEWAY}],
               "traffic": gateway_traffic})]
+    policies.append(custom_object(
+        f"{name}-agw-retry-after", AGW_API, "AgentgatewayPolicy", "retry-after", namespace=ns,
+        labels=labels("retry-after", "gateway-policy"),
+        opts=pulumi.ResourceOptions.merge(policy_opts, pulumi.ResourceOptions(depends_on=[gateway])),
+        spec=retry_after_policy_spec()))
     for i, group in enumerate(chunks(list(routes))):
         traffic: dict[str, Any] = {
             "rateLimit": conditional_limits(cfg, tenancy.tenants, local_rate_limit(cfg.rate_limit))}
@@ -230,62 +292,3 @@ def _policies(name: str, cfg: GatewayConfig, routes: dict[str, k8s.apiextensions
             spec={"targetRefs": [{"group": GATEWAY_API, "kind": "HTTPRoute", "name": f"pool-{m}"} for m in group],
                   "traffic": traffic}))
     return policies
-
-
-def endpoint_picker(name: str, endpoint: ModelEndpoint, parent: pulumi.Resource,
-                    deps: list[pulumi.Resource]) -> k8s.apps.v1.Deployment:
-    """The GAIE endpoint picker of one pool, as the upstream `inferencepool` chart (v1.5.0)
-    declares it, but with the restricted security context the namespace enforces (the chart
-    has no values for it)."""
-    model, ns, epp = endpoint.name, endpoint.namespace, epp_name(endpoint.name)
-    lbl = labels(epp, "endpoint-picker", version=EPP_IMAGE["tag"])
-    select = {"app.kubernetes.io/name": epp}
-    child = pulumi.ResourceOptions(parent=parent, depends_on=deps)
-    md = k8s.meta.v1.ObjectMetaArgs
-    k8s.core.v1.ServiceAccount(f"{name}-epp-sa-{model}", metadata=md(name=epp, namespace=ns, labels=lbl),
-                               automount_service_account_token=True, opts=child)
-    role = k8s.rbac.v1.Role(f"{name}-epp-role-{model}", metadata=md(name=epp, namespace=ns, labels=lbl),
-                            rules=[{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "watch", "list"]},
-                                   {"apiGroups": [INFERENCE_GROUP], "resources": ["inferencepools"],
-                                    "verbs": ["get", "watch", "list"]},
-                                   {"apiGroups": ["inference.networking.x-k8s.io"],
-                                    "resources": ["inferenceobjectives", "inferencemodelrewrites"],
-                                    "verbs": ["get", "watch", "list"]}], opts=child)
-    k8s.rbac.v1.RoleBinding(f"{name}-epp-binding-{model}", metadata=md(name=epp, namespace=ns, labels=lbl),
-                            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": epp},
-                            subjects=[{"kind": "ServiceAccount", "name": epp, "namespace": ns}],
-                            opts=pulumi.ResourceOptions(parent=parent, depends_on=[role]))
-    config = k8s.core.v1.ConfigMap(f"{name}-epp-config-{model}", metadata=md(name=epp, namespace=ns, labels=lbl),
-                                   data={EPP_CONFIG_FILE: yaml.safe_dump(EPP_PLUGINS, sort_keys=False)}, opts=child)
-    k8s.core.v1.Service(f"{name}-epp-svc-{model}", metadata=md(name=epp, namespace=ns, labels=lbl), spec={
-        "selector": select,
-        "ports": [{"name": "grpc-ext-proc", "port": EPP_PORT, "targetPort": EPP_PORT, "appProtocol": "http2"},
-                  {"name": "http-metrics", "port": EPP_METRICS_PORT, "targetPort": EPP_METRICS_PORT}]}, opts=child)
-    grpc_probe = {"grpc": {"port": EPP_HEALTH_PORT, "service": "inference-extension"}}
-    return k8s.apps.v1.Deployment(
-        f"{name}-epp-{model}", metadata=md(name=epp, namespace=ns, labels=lbl),
-        spec={"replicas": 1,  # one active picker (prefix-cache state); Recreate as upstream
-              "strategy": {"type": "Recreate"},
-              "selector": {"matchLabels": select},
-              "template": {"metadata": {"labels": lbl}, "spec": {
-                  "serviceAccountName": epp,
-                  "terminationGracePeriodSeconds": 130,
-                  "securityContext": pod_security_context(65532),
-                  "containers": [{
-                      "name": "epp",
-                      "image": f"{EPP_IMAGE['registry']}/{EPP_IMAGE['repository']}:{EPP_IMAGE['tag']}",
-                      "args": ["--pool-name", model, "--pool-namespace", ns, "--pool-group", INFERENCE_GROUP,
-                               "--zap-encoder", "json", "--config-file", f"/config/{EPP_CONFIG_FILE}",
-                               "--tracing=false"],
-                      "env": [{"name": "NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-                              {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
-                      "ports": [{"name": "grpc", "containerPort": EPP_PORT},
-                                {"name": "grpc-health", "containerPort": EPP_HEALTH_PORT},
-                                {"name": "metrics", "containerPort": EPP_METRICS_PORT}],
-                      "livenessProbe": {**grpc_probe, "initialDelaySeconds": 5, "periodSeconds": 10},
-                      "readinessProbe": {**grpc_probe, "periodSeconds": 2},
-                      "resources": resources("500m", "1Gi", cpu_limit="2", memory_limit="4Gi"),
-                      "securityContext": container_security_context(),
-                      "volumeMounts": [{"name": "config", "mountPath": "/config", "readOnly": True}]}],
-                  "volumes": [{"name": "config", "configMap": {"name": epp}}]}}},
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[config, *deps]))

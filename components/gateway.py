@@ -36,6 +36,7 @@ from components.gateway_routes import (
     TENANT_HEADER,
     ModelRoutes,
     chunks,
+    forward_routes,
     listener,
 )
 from components.gateway_tenants import kgateway_serves, kgateway_tenant_bucket
@@ -134,6 +135,7 @@ class InferenceGateway(pulumi.ComponentResource):
         # --- routes
         # With tenant salting, vLLM models are served by agentgateway only (kgateway cannot set cache_salt).
         kgw_endpoints = {n: e for n, e in args.endpoints.items() if kgateway_serves(self._config, e)}
+        forwarded = [n for n in args.endpoints if n not in kgw_endpoints]   # to agentgateway
         self._routes = ModelRoutes(name, self._config, kgw_endpoints, self,
                                    crds=[self.kgateway_crds, *self.gateway_api_crds],
                                    deps=[self.gateway, *ns_deps], model_deps=args.model_dependencies)
@@ -144,13 +146,15 @@ class InferenceGateway(pulumi.ComponentResource):
 
         # --- policies: JWT on the whole Gateway (every route, present or future), token buckets
         # and retries per route
-        self.jwt_policy = self._jwt(name, self._config, self._opts(self.kgateway_crds, *ns_deps))
+        self.jwt_policy = self._jwt(name, self._config, self._opts(self.kgateway_crds, *ns_deps),
+                                    forward_token=bool(forwarded))
         self.rate_limit_policies = self._rate_limits(name)
 
         # --- optional inference-aware routing (agentgateway; kgateway dropped InferencePool in 2.2)
         self.inference_pools: dict[str, k8s.apiextensions.CustomResource] = {}
         self.endpoint_pickers: dict[str, k8s.apps.v1.Deployment] = {}
         self.pool_routes: dict[str, k8s.apiextensions.CustomResource] = {}
+        self.forward_routes: dict[str, k8s.apiextensions.CustomResource] = {}
         if self._config.inference_routing == "agentgateway":
             self.inference_crds = self._crds(name, "inference")
             # The salts' secret key: RandomBytes, whose hex is a secret output (pulumi_random marks
@@ -166,6 +170,8 @@ class InferenceGateway(pulumi.ComponentResource):
             self.inference_pools, self.endpoint_pickers = plane.inference_pools, plane.endpoint_pickers
             self.pool_routes, self.agentgateway_policies = plane.pool_routes, plane.policies
             self.agentgateway_gateway = plane.gateway
+            self.forward_routes = forward_routes(name, self._config, forwarded, self,
+                                                 [self.gateway, plane.gateway, *plane.pool_routes.values(), *ns_deps])
 
         self.register_outputs({"inClusterUrl": self.in_cluster_url})
 
@@ -327,7 +333,11 @@ class InferenceGateway(pulumi.ComponentResource):
                                          annotations=annotations),
             spec=spec, opts=opts)
 
-    def _jwt(self, name: str, cfg: GatewayConfig, opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+    def _jwt(self, name: str, cfg: GatewayConfig, opts: pulumi.ResourceOptions,
+             forward_token: bool) -> k8s.apiextensions.CustomResource:
+        """`forward_token`: keep the JWT on the request (kgateway-crds v2.4.3 GatewayExtension
+        `jwt.providers[].forwardToken`: "If false or not set, the header containing the token will be
+        removed"), for agentgateway, which verifies it again and reads the tenant claim from it."""
         jwks = urlparse(cfg.jwt.jwks_uri)
         host, port = jwks.hostname or "", jwks.port or 443
         jwks_backend = custom_object(
@@ -347,6 +357,8 @@ class InferenceGateway(pulumi.ComponentResource):
             # The verified tenant claim overwrites whatever x-tenant-id the client sent.
             "claimsToHeaders": [{"name": cfg.jwt.tenant_claim, "header": TENANT_HEADER}],
         }
+        if forward_token:
+            provider["forwardToken"] = True
         if cfg.jwt.audiences:
             provider["audiences"] = list(cfg.jwt.audiences)
         extension = custom_object(

@@ -61,6 +61,11 @@ def plain_route(model: str) -> ModelRouteConfig:
     return ModelRouteConfig.model_validate({"model": model})
 
 
+def route_settings(cfg: GatewayConfig, model: str) -> ModelRouteConfig:
+    """A model's `routes[]` entry, or a plain route."""
+    return next((r for r in cfg.routes if r.model == model), None) or plain_route(model)
+
+
 def service_host(endpoint: ModelEndpoint) -> str:
     return f"{endpoint.service}.{endpoint.namespace}.svc.cluster.local"
 
@@ -84,6 +89,28 @@ def rule(cfg: GatewayConfig, model: str, backend_refs: list[dict[str, Any]],
             "timeouts": {"request": cfg.request_timeout, "backendRequest": cfg.backend_timeout}}
 
 
+FORWARD_ROUTE = "via-agentgateway"
+
+
+def forward_routes(name: str, cfg: GatewayConfig, models: list[str], parent: pulumi.Resource,
+                   deps: list[pulumi.Resource]) -> dict[str, k8s.apiextensions.CustomResource]:
+    """kgateway's routes of the models the agentgateway data plane serves (`inferenceRouting:
+    agentgateway`): x-model-id -> the agentgateway Gateway's Service (same namespace, no grant), which
+    checks the tenant claim, applies the tenant's budget, overwrites cache_salt and picks the pool
+    endpoint. So the NLB (kgateway) and the in-cluster gatewayUrl stay the one entry. No kgateway rate
+    limit or retry on them: agentgateway does both, per tenant (retries at both hops would multiply).
+    Split as the tenant routes are (`via-agentgateway`, `via-agentgateway.1`, ...)."""
+    backend = [{"group": "", "kind": "Service", "name": names.AGENTGATEWAY_NAME, "port": names.GATEWAY_PORT}]
+    out: dict[str, k8s.apiextensions.CustomResource] = {}
+    for part, group in enumerate(chunks(models, RULES_PER_ROUTE)):
+        route = FORWARD_ROUTE if part == 0 else f"{FORWARD_ROUTE}.{part}"
+        out[route] = custom_object(
+            f"{name}-route-{route}", f"{GATEWAY_API}/v1", "HTTPRoute", route, namespace=names.NS_GATEWAY,
+            labels=labels(route, "gateway-route"), opts=pulumi.ResourceOptions(parent=parent, depends_on=deps),
+            spec={"parentRefs": [parent_ref()], "rules": [rule(cfg, m, backend) for m in group]})
+    return out
+
+
 @dataclass
 class ModelRoutes:
     """Builds the kgateway routes of one Gateway and the Backends/grants they refer to."""
@@ -102,7 +129,7 @@ class ModelRoutes:
         return pulumi.ResourceOptions(parent=self.parent, depends_on=list(depends))
 
     def settings(self, model: str) -> ModelRouteConfig:
-        return next((r for r in self.cfg.routes if r.model == model), None) or plain_route(model)
+        return route_settings(self.cfg, model)
 
     def _own(self, model: str) -> list[pulumi.Resource]:
         return [self.model_deps[model]] if model in self.model_deps else []

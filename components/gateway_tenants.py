@@ -104,9 +104,11 @@ def owner_only(cfg: GatewayConfig, endpoint: ModelEndpoint) -> bool:
 
 
 def kgateway_serves(cfg: GatewayConfig, endpoint: ModelEndpoint) -> bool:
-    """kgateway routes every model except, with tenant salting, the vLLM ones: it has no body
-    transformation that could overwrite cache_salt, so those go through agentgateway only."""
-    return not (cfg.prompt_cache.tenant_salt and endpoint.engine == "vllm")
+    """kgateway routes a model to its servers itself unless the agentgateway data plane serves it (every
+    vLLM model with `inferenceRouting: agentgateway`): then kgateway forwards it to agentgateway
+    (gateway_routes.forward_routes), the one place its tenant budgets, cache salt, canary and fallback
+    are applied."""
+    return not (cfg.inference_routing == "agentgateway" and endpoint.engine == "vllm")
 
 
 def tenant_policies(cfg: GatewayConfig, tenants: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -117,7 +119,8 @@ def tenant_policies(cfg: GatewayConfig, tenants: Sequence[str]) -> dict[str, dic
         budget = cfg.budget(t)
         bucket = kgateway_tenant_bucket(cfg, t)
         out[t] = {
-            "kgateway": f"{bucket.tokens_per_fill} requests per {bucket.fill_interval} (bucket {bucket.max_tokens})",
+            "kgateway": (f"{bucket.tokens_per_fill} requests per {bucket.fill_interval} (bucket {bucket.max_tokens})"
+                         + (" on TGI models; vLLM models forwarded to agentgateway" if agw else "")),
             "agentgateway": (tenant_limits(cfg, t) or "platform rateLimit only") if agw else "not deployed",
             "tokensPerMinute": budget.tokens_per_minute,
             "cacheSalt": ("vLLM: sha256(secret key, verified tenant claim), the client's cache_salt overwritten"

@@ -90,6 +90,9 @@ PORT_OPENCOST = 9003
 # Gateway
 GATEWAY_NAME = "ai-inference-gateway"
 GATEWAY_PORT = 80                                  # in-cluster HTTP listener agents use
+# The agentgateway data plane's Gateway (gateway.inferenceRouting: agentgateway); its proxy Service has
+# the same name (agentgateway's deployer names the proxy's objects after the Gateway) and the port 80.
+AGENTGATEWAY_NAME = "ai-inference-agentgateway"
 
 
 def model_namespace(model) -> str:

@@ -60,10 +60,16 @@ def plan_of(stack: str) -> Plan:
 # Variant stacks derived from a real one by a change, planned once per session (`variant_plan`). A
 # variant is a change to dev or prod that several tests look at; a stack that stands on its own is a
 # file under examples/ (`variant_plan("<name>")` plans examples/Pulumi.<name>.yaml).
-def _agentgateway() -> dict[str, Any]:
-    """Prod with `gateway.inferenceRouting: agentgateway` (InferencePools, endpoint pickers)."""
+def kgateway_only_doc() -> dict[str, Any]:
+    """Prod with `gateway.inferenceRouting: none`: kgateway serves every model itself (weighted canary,
+    priority-group fallback, per-tenant request buckets); no token budgets or cache salt (only
+    agentgateway enforces those)."""
     doc = stack_doc("prod")
-    doc["config"]["agentic-platform:gateway"]["inferenceRouting"] = "agentgateway"
+    gw = doc["config"]["agentic-platform:gateway"]
+    gw["inferenceRouting"] = "none"
+    gw.pop("promptCache", None)
+    for budget in [gw["defaultTenantBudget"], *gw.get("tenantBudgets", {}).values()]:
+        budget.pop("tokensPerMinute", None)
     return doc
 
 
@@ -89,7 +95,7 @@ def _placement() -> dict[str, Any]:
 
 # name -> (the stack document, whether its tests need the analysed plan: rendered objects, admission,
 # reachability; else the program's resources are enough and the variant costs a second, not five)
-VARIANTS = {"agentgateway": (_agentgateway, True), "placement": (_placement, False)}
+VARIANTS = {"kgateway": (kgateway_only_doc, True), "placement": (_placement, False)}
 
 
 def variant_plan(name: str) -> Plan:
@@ -154,8 +160,14 @@ def any_plan(request) -> Plan:
 
 @pytest.fixture(scope="session")
 def agw_plan() -> Plan:
-    """The `agentgateway` variant: prod routing inference through agentgateway."""
-    return variant_plan("agentgateway")
+    """Prod: it routes its (vLLM) models through agentgateway behind kgateway."""
+    return plan_of("prod")
+
+
+@pytest.fixture(scope="session")
+def kgw_plan() -> Plan:
+    """The `kgateway` variant: prod with kgateway serving every model itself (inferenceRouting: none)."""
+    return variant_plan("kgateway")
 
 
 @pytest.fixture(scope="session")
@@ -170,7 +182,7 @@ def placement_plan() -> Plan:
 # `getfixturevalue(` is how a parametrized test asks for a stack's shared plan by name.
 PROGRAM_CALLS = ("plan_of(", "variant_plan(", "plan_file(", "run_program(", "plan_doc(", "getfixturevalue(")
 LAYER_CALLS = ("execute(", "run_component(")
-PROGRAM_FIXTURES = {"dev_plan", "prod_plan", "any_plan", "agw_plan", "placement_plan", "example_plan"}
+PROGRAM_FIXTURES = {"dev_plan", "prod_plan", "any_plan", "agw_plan", "kgw_plan", "placement_plan", "example_plan"}
 LAYER_FIXTURES = {"unit_plan"}   # module fixtures that run one component under the mock engine
 _current_tier: list[str] = []
 

@@ -15,10 +15,11 @@ import yaml
 from components import names
 from components.config import ConfigError, validate
 from components.gateway import token_bucket
+from components.gateway_routes import chunks
 from components.gateway_tenants import kgateway_tenant_bucket
 from plan.admission.schema import crd_validator
 from plan.engine import ROOT, Plan
-from tests.conftest import STACKS, plan_file, plan_of, stack_doc, write_stack
+from tests.conftest import STACKS, kgateway_only_doc, plan_file, plan_of, stack_doc, write_stack
 
 ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 POLICY = "kubernetes:gateway.kgateway.dev/v1alpha1:TrafficPolicy"
@@ -62,63 +63,141 @@ def rules_for(plan: Plan, model: str, tenant: str | None = None) -> list[dict]:
     return out
 
 
+AGW_BACKEND = "kubernetes:agentgateway.dev/v1alpha1:AgentgatewayBackend"
+AGW_POLICY = "kubernetes:agentgateway.dev/v1alpha1:AgentgatewayPolicy"
+
+
+def forwards_to_agentgateway(ref: dict) -> bool:
+    return ref["kind"] == "Service" and ref["name"] == names.AGENTGATEWAY_NAME and ref["port"] == names.GATEWAY_PORT
+
+
+def llm_providers(plan: Plan, ref: dict) -> list[dict]:
+    """The custom providers of an AgentgatewayBackend ref, in priority order (one without groups)."""
+    ai = _named(plan, AGW_BACKEND)[(ref["namespace"], ref["name"])]["spec"]["ai"]
+    if "provider" in ai:
+        return [ai["provider"]]
+    return [p for g in ai["groups"] for p in g["providers"]]
+
+
+def pools_behind(plan: Plan, ref: dict) -> list[str]:
+    """The InferencePools an AgentgatewayBackend ref sends to, in priority order."""
+    out = []
+    for p in llm_providers(plan, ref):
+        pool = p["custom"]["backendRef"]
+        assert (pool["group"], pool["kind"]) == ("inference.networking.k8s.io", "InferencePool")
+        out.append(pool["name"])
+    return out
+
+
+def pool_rule(plan: Plan, model: str) -> dict:
+    """The agentgateway Gateway's rule for a model id (on its pool route)."""
+    found = [(route, rule) for route, rule, _ in rules_for(plan, model)
+             if route["spec"]["parentRefs"][0]["name"] == names.AGENTGATEWAY_NAME]
+    assert {r["metadata"]["name"] for r, _ in found} == {f"pool-{model}"}, model
+    return found[0][1]
+
+
 @pytest.mark.program
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_model_is_reachable_by_its_model_id(stack):
+    """Through the external entry (kgateway: the NLB and gatewayUrl): to the model's Service, or, for a
+    model agentgateway serves, to agentgateway's Service, whose pool route sends to the model's pool."""
     plan = plan_of(stack)
     models = stack_config(stack).get("agentic-platform:models") or []
     assert models, f"{stack} declares no models"
     for m in models:
-        found = rules_for(plan, m["name"])
+        found = [f for f in rules_for(plan, m["name"]) if f[0]["spec"]["parentRefs"][0]["name"] == names.GATEWAY_NAME]
         assert {match["path"]["value"] for _, _, match in found} == PATHS, m["name"]
-        for route, rule, match in found:
+        namespace = m.get("tenant") or names.NS_INFERENCE
+        forwarded = False
+        for _, rule, match in found:
             assert match["path"]["type"] == "Exact"
-            assert route["spec"]["parentRefs"][0]["name"] == names.GATEWAY_NAME
-            namespace = m.get("tenant") or names.NS_INFERENCE
-            assert primary_host(plan, rule["backendRefs"][0]) == f"{m['name']}.{namespace}.svc.cluster.local"
             assert rule["timeouts"] == {"request": "120s", "backendRequest": "60s"}
-        # each tenant reaches it through its own (rate-limited) route as well
-        for t in stack_config(stack).get("agentic-platform:tenants") or []:
-            assert len(rules_for(plan, m["name"], t["name"])) == len(PATHS)
+            if forwards_to_agentgateway(rule["backendRefs"][0]):
+                forwarded = True
+                assert rule["backendRefs"] == [rule["backendRefs"][0]]
+            else:
+                assert primary_host(plan, rule["backendRefs"][0]) == f"{m['name']}.{namespace}.svc.cluster.local"
+        if forwarded:
+            assert m["engine"] == "vllm"
+            first = pool_rule(plan, m["name"])["backendRefs"][0]
+            assert pools_behind(plan, first)[0] == m["name"] and first["namespace"] == namespace
+        else:
+            # each tenant reaches it through its own (rate-limited) kgateway route as well
+            for t in stack_config(stack).get("agentic-platform:tenants") or []:
+                assert len(rules_for(plan, m["name"], t["name"])) == len(PATHS)
 
 
-def test_service_refs_use_the_model_contract(prod_plan):
+def test_service_refs_use_the_model_contract(kgw_plan):
     ports = {m["name"]: names.model_port(m["engine"]) for m in stack_config("prod")["agentic-platform:models"]}
-    refs = [ref for r in routes(prod_plan) for rule in r["spec"]["rules"] for ref in rule["backendRefs"]
+    refs = [ref for r in routes(kgw_plan) for rule in r["spec"]["rules"] for ref in rule["backendRefs"]
             if ref["kind"] == "Service"]
     assert refs
     for ref in refs:
         assert ref["port"] == ports[ref["name"]]
     grants = {r.inputs["metadata"]["namespace"]: r.inputs["spec"] for r in
-              prod_plan.by_type("kubernetes:gateway.networking.k8s.io/v1beta1:ReferenceGrant")}
+              kgw_plan.by_type("kubernetes:gateway.networking.k8s.io/v1beta1:ReferenceGrant")}
     for ref in refs:
         assert grants[ref["namespace"]]["from"] == [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
                                                      "namespace": names.NS_GATEWAY}]
 
 
-def test_canary_weights_are_the_configured_ones(prod_plan):
+def test_kgateway_canary_weights_are_the_configured_ones(kgw_plan):
     gateway = stack_config("prod")["agentic-platform:gateway"]
     canaries = [r for r in gateway["routes"] if r.get("canary")]
     assert canaries
     for entry in canaries:
-        for _, rule, _ in rules_for(prod_plan, entry["model"]):
+        for _, rule, _ in rules_for(kgw_plan, entry["model"]):
             weights = [ref["weight"] for ref in rule["backendRefs"]]
             assert weights == [100 - entry["canary"]["weight"], entry["canary"]["weight"]]
             canary = rule["backendRefs"][1]
             assert (canary["kind"], canary["name"]) == ("Service", entry["canary"]["model"])
 
 
-def test_fallback_is_a_priority_group_with_health_checks(prod_plan):
+def test_kgateway_fallback_is_a_priority_group_with_health_checks(kgw_plan):
     entry = next(r for r in stack_config("prod")["agentic-platform:gateway"]["routes"] if r.get("fallback"))
-    _, rule, _ = rules_for(prod_plan, entry["model"])[0]
+    _, rule, _ = rules_for(kgw_plan, entry["model"])[0]
     first = rule["backendRefs"][0]
     assert first["kind"] == "Backend"
-    hosts = backend_hosts(prod_plan, first["name"])
+    hosts = backend_hosts(kgw_plan, first["name"])
     assert [h.split(".")[0] for h in hosts] == [entry["model"], entry["fallback"]]
-    health = [p.inputs["spec"] for p in prod_plan.by_type("kubernetes:gateway.kgateway.dev/v1alpha1:BackendConfigPolicy")
+    health = [p.inputs["spec"] for p in kgw_plan.by_type("kubernetes:gateway.kgateway.dev/v1alpha1:BackendConfigPolicy")
               if p.inputs["spec"]["targetRefs"][0]["name"] == first["name"]]
     assert health and health[0]["healthCheck"]["http"]["path"] == "/health"
     assert health[0]["outlierDetection"]["consecutive5xx"] > 0
+
+
+def test_agentgateway_canary_is_weighted_llm_backends(prod_plan):
+    """prod's `llama-3-70b` canary on the vLLM path: the pool route's two weighted backendRefs, the
+    canary's backend renaming the request to the model its vLLM serves."""
+    entries = [r for r in stack_config("prod")["agentic-platform:gateway"]["routes"] if r.get("canary")]
+    assert entries
+    for entry in entries:
+        refs = pool_rule(prod_plan, entry["model"])["backendRefs"]
+        weight = entry["canary"]["weight"]
+        assert [r["weight"] for r in refs] == [100 - weight, weight]
+        assert pools_behind(prod_plan, refs[1]) == [entry["canary"]["model"]]
+        assert [p["custom"]["model"] for p in llm_providers(prod_plan, refs[1])] == [entry["canary"]["model"]]
+
+
+def test_agentgateway_fallback_is_a_second_priority_group(prod_plan):
+    """prod's `fallback: llama-3-8b`: the primary's LLM backend has two priority groups, its own pool
+    (evicted after consecutive 5xx) then the fallback's, renamed to the fallback model; the route
+    retries 5xx, so a failed request is tried again after the eviction."""
+    entry = next(r for r in stack_config("prod")["agentic-platform:gateway"]["routes"] if r.get("fallback"))
+    rule = pool_rule(prod_plan, entry["model"])
+    first = rule["backendRefs"][0]
+    assert pools_behind(prod_plan, first) == [entry["model"], entry["fallback"]]
+    primary, fallback = llm_providers(prod_plan, first)
+    assert (primary["name"], fallback["name"]) == (entry["model"], entry["fallback"])
+    assert fallback["custom"]["model"] == entry["fallback"] and primary["custom"]["model"] == entry["model"]
+    health = primary["policies"]["health"]
+    assert health["unhealthyCondition"] == "response.code >= 500" and health["eviction"]["consecutiveFailures"] >= 1
+    retry = [p.inputs["spec"]["traffic"]["retry"] for p in prod_plan.by_type(AGW_POLICY)
+             if "retry" in p.inputs["spec"].get("traffic", {})
+             and {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": f"pool-{entry['model']}"}
+             in p.inputs["spec"]["targetRefs"]]
+    assert retry and retry[0]["attempts"] >= 1 and 503 in retry[0]["codes"]
 
 
 @pytest.mark.program
@@ -128,11 +207,23 @@ def test_every_route_is_behind_jwt_and_rate_limits(stack):
     policies = [p.inputs["spec"] for p in plan.by_type(POLICY)]
     jwt_targets = {(t["kind"], t["name"]) for p in policies if "jwtAuth" in p for t in p["targetRefs"]}
     limited = {t["name"]: p for p in policies if "rateLimit" in p for t in p["targetRefs"] if t["kind"] == "HTTPRoute"}
+    agw_limited = {t["name"] for p in plan.by_type(AGW_POLICY) if "rateLimit" in p.inputs["spec"].get("traffic", {})
+                   for t in p.inputs["spec"]["targetRefs"]}
     assert routes(plan)
     for route in routes(plan):
         rname = route["metadata"]["name"]
-        parents = {("Gateway", ref["name"]) for ref in route["spec"]["parentRefs"]}
-        assert parents & jwt_targets or ("HTTPRoute", rname) in jwt_targets, f"{rname} is not behind JWT auth"
+        parents = {ref["name"] for ref in route["spec"]["parentRefs"]}
+        if parents == {names.AGENTGATEWAY_NAME}:   # its JWT and limits: test_agentgateway_routes_...
+            continue
+        assert {("Gateway", p) for p in parents} & jwt_targets or ("HTTPRoute", rname) in jwt_targets, \
+            f"{rname} is not behind JWT auth"
+        refs = [ref for rule in route["spec"]["rules"] for ref in rule["backendRefs"]]
+        if all(forwards_to_agentgateway(ref) for ref in refs):
+            # kgateway forwards; agentgateway limits (and retries) each of its models' pool routes
+            assert rname not in limited
+            models = {h["value"] for rule in route["spec"]["rules"] for mt in rule["matches"] for h in mt["headers"]}
+            assert {f"pool-{m}" for m in models} <= agw_limited, rname
+            continue
         assert rname in limited, f"{rname} has no rate limit"
         bucket = limited[rname]["rateLimit"]["local"]["tokenBucket"]
         assert bucket["maxTokens"] >= bucket["tokensPerFill"] >= 1
@@ -140,7 +231,8 @@ def test_every_route_is_behind_jwt_and_rate_limits(stack):
     gw = stack_config(stack)["agentic-platform:gateway"]
     model_limits = [p["rateLimit"]["local"]["tokenBucket"] for p in policies
                     if "rateLimit" in p and p["targetRefs"][0]["name"].startswith("model-")]
-    assert model_limits and all(b == gw["rateLimit"] for b in model_limits)
+    model_routes = [r for r in routes(plan) if r["metadata"]["name"].startswith("model-")]
+    assert len(model_limits) == len(chunks(model_routes)) and all(b == gw["rateLimit"] for b in model_limits)
     extension = plan.by_type("kubernetes:gateway.kgateway.dev/v1alpha1:GatewayExtension")[0].inputs["spec"]
     provider = extension["jwt"]["providers"][0]
     assert provider["issuer"] == gw["jwt"]["issuer"] and provider["jwks"]["remote"]["url"] == gw["jwt"]["jwksUri"]
@@ -308,16 +400,14 @@ def test_agentgateway_routes_send_model_ids_to_pools_behind_jwt_and_limits(agw_p
     agw = gateways[(names.NS_GATEWAY, "ai-inference-agentgateway")]["spec"]
     assert agw["gatewayClassName"] == "agentgateway"
     pools = {n: ns for ns, n in _named(agw_plan, "kubernetes:inference.networking.k8s.io/v1:InferencePool")}
-    backends = _named(agw_plan, "kubernetes:agentgateway.dev/v1alpha1:AgentgatewayBackend")
     pool_routes = {}
     for route in routes(agw_plan):
         for rule in route["spec"]["rules"]:
-            for ref in rule["backendRefs"]:
+            for ref in rule["backendRefs"][:1]:   # the primary (a canary's: test_agentgateway_canary_...)
                 if ref["kind"] == "AgentgatewayBackend":
                     # route -> the model's LLM backend (same namespace as its pool) -> the pool
                     assert route["spec"]["parentRefs"][0]["name"] == "ai-inference-agentgateway"
-                    custom = backends[(ref["namespace"], ref["name"])]["spec"]["ai"]["provider"]["custom"]
-                    pool = custom["backendRef"]
+                    pool = llm_providers(agw_plan, ref)[0]["custom"]["backendRef"]
                     assert pool["group"] == "inference.networking.k8s.io" and pool["kind"] == "InferencePool"
                     assert ref["namespace"] == pools[pool["name"]]
                     models = {h["value"] for mt in rule["matches"] for h in mt["headers"] if h["name"] == "x-model-id"}
@@ -346,9 +436,14 @@ def test_agentgateway_routes_send_model_ids_to_pools_behind_jwt_and_limits(agw_p
         assert bucket["requests"] >= 1 and bucket["unit"] in {"Seconds", "Minutes", "Hours"}
 
 
-def test_agentgateway_off_by_default(prod_plan):
-    assert not prod_plan.by_type("kubernetes:inference.networking.k8s.io/v1:InferencePool")
-    assert not [r for r in prod_plan.by_type(RELEASE) if r.inputs["name"].startswith("agentgateway")]
+def test_agentgateway_off_by_default(dev_plan, kgw_plan):
+    """dev sets no inferenceRouting (none, the default), the kgateway variant none explicitly."""
+    assert "inferenceRouting" not in stack_config("dev")["agentic-platform:gateway"] or \
+        stack_config("dev")["agentic-platform:gateway"]["inferenceRouting"] == "none"
+    for plan in (dev_plan, kgw_plan):
+        assert not plan.by_type("kubernetes:inference.networking.k8s.io/v1:InferencePool")
+        assert not [r for r in plan.by_type(RELEASE) if r.inputs["name"].startswith("agentgateway")]
+        assert not [r for r in routes(plan) if forwards_to_agentgateway(r["spec"]["rules"][0]["backendRefs"][0])]
 
 
 @pytest.mark.parametrize(("bucket", "expected"), [
@@ -397,9 +492,10 @@ def _httproute_validator():
 
 
 def _many_models(n: int) -> dict:
-    """Prod with n models (the extra ones shared, 1 GPU, scale-to-zero): more than one HTTPRoute's
+    """Prod served by kgateway alone (inferenceRouting: none) with n models (the extra ones shared, 1 GPU,
+    scale-to-zero): more than one HTTPRoute's
     16 rules for every tenant."""
-    doc = stack_doc("prod")
+    doc = kgateway_only_doc()
     models = doc["config"]["agentic-platform:models"]
     small = next(m for m in models if m["name"] == "llama-3-8b")
     models.extend({**small, "name": f"extra-{i}", "minReplicas": 0, "maxReplicas": 1} for i in range(n - len(models)))

@@ -248,14 +248,38 @@ def test_endpoint_picker_flows_are_pod_scoped(agw_plan):
                         for d in epps)
 
 
-def test_no_endpoint_picker_policies_without_inference_routing(any_plan):
-    """Nothing creates endpoint pickers unless gateway.inferenceRouting is agentgateway: no policy
-    selects them, no namespace admits 9002."""
-    assert not [d for d in any_plan.by_type("kubernetes:apps/v1:Deployment") if d.inputs["metadata"]["name"].endswith("-epp")]
-    for p in any_plan.by_type(NETPOL):
-        spec = p.inputs["spec"]
-        assert spec["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component") != "endpoint-picker"
-        assert not _ports_of([*spec.get("ingress", []), *spec.get("egress", [])], 9002), p.inputs["metadata"]
+def test_no_endpoint_picker_policies_without_inference_routing(dev_plan, kgw_plan):
+    """Nothing creates endpoint pickers unless gateway.inferenceRouting is agentgateway (dev: none; the
+    kgateway variant of prod: none): no policy selects them, no namespace admits 9002."""
+    for plan in (dev_plan, kgw_plan):
+        assert not [d for d in plan.by_type("kubernetes:apps/v1:Deployment") if d.inputs["metadata"]["name"].endswith("-epp")]
+        for p in plan.by_type(NETPOL):
+            spec = p.inputs["spec"]
+            assert spec["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component") != "endpoint-picker"
+            assert not _ports_of([*spec.get("ingress", []), *spec.get("egress", [])], 9002), p.inputs["metadata"]
+
+
+def test_the_external_path_to_the_pools_is_needed_and_allowed(agw_plan):
+    """prod's vLLM path as the plan derives it from the routes: kgateway's proxies -> agentgateway's
+    (its Service, port 80) -> each pool's model servers (8000) and endpoint picker (9002, through its
+    ClusterIP, which the VPC CNI admits only when the egress peer's podSelector matches the Service's
+    selector: the picker's Service selects on the component label the policy names)."""
+    conns = agw_plan.extras["reachability"]["connections"]
+
+    def found(src: str, dst: str, port: int) -> list[dict]:
+        return [c for c in conns if c["from"] == src and c["to"] == dst and c["port"] == port]
+
+    kgw = f"{names.NS_GATEWAY}/Deployment/{names.GATEWAY_NAME}"
+    agw = f"{names.NS_GATEWAY}/Deployment/{names.AGENTGATEWAY_NAME}"
+    (hop,) = found(kgw, agw, names.GATEWAY_PORT)
+    assert hop["allowed"] and hop.get("vpc_cni") is not False
+    vllm = [m["name"] for m in stack_doc("prod")["config"]["agentic-platform:models"] if m["engine"] == "vllm"]
+    assert vllm
+    for model in vllm:
+        (to_model,) = found(agw, f"{names.NS_INFERENCE}/Deployment/{model}", names.PORT_VLLM)
+        (to_epp,) = found(agw, f"{names.NS_INFERENCE}/Deployment/{model}-epp", 9002)
+        assert to_model["allowed"] and to_epp["allowed"] and to_epp["vpc_cni"] is True, to_epp
+    assert not agw_plan.extras["reachability"]["vpc_cni_denied"]
 
 
 def test_no_ingress_on_ports_nothing_scrapes(any_plan):

@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
+from components import names
 from components.config import ConfigError, validate
 from components.gateway_tenants import SALT_FIELD, kgateway_tenant_bucket, salted_body, tenant_identity
 from plan.engine import ROOT
-from tests.conftest import EXAMPLES, variant_plan
+from tests.conftest import EXAMPLES, kgateway_only_doc, variant_plan
 
 POLICY = "kubernetes:agentgateway.dev/v1alpha1:AgentgatewayPolicy"
 ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
@@ -225,42 +226,67 @@ def test_every_vllm_route_is_salted_budgeted_and_behind_the_tenant_rule(tenants_
 
 
 @pytest.mark.program
-def test_salted_models_are_not_reachable_through_kgateway(tenants_plan):
-    """kgateway cannot set cache_salt, so with tenant salting no kgateway route reaches a vLLM model."""
-    vllm = {m.name for m in example_config().models if m.engine == "vllm"}
-    for route in tenants_plan.by_type(ROUTE):
+@pytest.mark.parametrize("variant", ["tenants", "prod"])
+def test_salted_models_reach_kgateway_only_as_a_forward_to_agentgateway(variant, tenants_plan, prod_plan):
+    """kgateway cannot set cache_salt: with tenant salting every kgateway rule for a vLLM model sends to
+    the agentgateway Gateway's Service only (which salts), never to a model Service or Backend."""
+    plan = {"tenants": tenants_plan, "prod": prod_plan}[variant]
+    models = example_config().models if variant == "tenants" else validate(_prod_raw(), "prod").models
+    vllm = {m.name for m in models if m.engine == "vllm"}
+    assert vllm
+    forwarded: set[str] = set()
+    for route in plan.by_type(ROUTE):
         spec = route.inputs["spec"]
-        if spec["parentRefs"][0]["name"] != "ai-inference-gateway":
+        if spec["parentRefs"][0]["name"] != names.GATEWAY_NAME:
             continue
-        ids = {h["value"] for r in spec["rules"] for m in r["matches"] for h in m["headers"] if h["name"] == "x-model-id"}
-        assert not ids & vllm, route.inputs["metadata"]["name"]
+        for rule in spec["rules"]:
+            ids = {h["value"] for m in rule["matches"] for h in m["headers"] if h["name"] == "x-model-id"}
+            if ids & vllm:
+                assert rule["backendRefs"] == [{"group": "", "kind": "Service", "name": names.AGENTGATEWAY_NAME,
+                                                "port": names.GATEWAY_PORT}], route.inputs["metadata"]["name"]
+                forwarded |= ids
+    assert forwarded == vllm
+    # kgateway keeps the JWT on the forwarded request: agentgateway verifies it again and reads the claim
+    (ext,) = plan.by_type("kubernetes:gateway.kgateway.dev/v1alpha1:GatewayExtension")
+    assert ext.inputs["spec"]["jwt"]["providers"][0]["forwardToken"] is True
 
 
-def test_prod_tenant_request_budgets_on_kgateway(prod_plan):
-    gw = validate(_prod_raw(), "prod").gateway
+def test_prod_tenant_request_budgets_on_kgateway(kgw_plan):
+    """The kgateway variant of prod (inferenceRouting none): each tenant's requestsPerMinute is its
+    tenant route's bucket."""
+    gw = validate(_kgw_raw(), "prod").gateway
     buckets = {t["name"]: p.inputs["spec"]["rateLimit"]["local"]["tokenBucket"]
-               for p in prod_plan.by_type("kubernetes:gateway.kgateway.dev/v1alpha1:TrafficPolicy")
+               for p in kgw_plan.by_type("kubernetes:gateway.kgateway.dev/v1alpha1:TrafficPolicy")
                if "rateLimit" in p.inputs["spec"] for t in p.inputs["spec"]["targetRefs"]}
-    rpm = gw.default_tenant_budget.requests_per_minute
-    assert rpm is not None
     for tenant in ("tenant-a", "tenant-b"):
+        rpm = gw.budget(tenant).requests_per_minute
+        assert rpm is not None
         assert buckets[f"tenant-{tenant}"] == {"maxTokens": rpm, "tokensPerFill": rpm, "fillInterval": "60s"}
 
 
 def test_a_tenant_budget_replaces_the_default():
-    gw = validate(_prod_raw(tenantBudgets={"tenant-a": {"requestsPerMinute": 300}}), "prod").gateway
+    gw = validate(_kgw_raw(tenantBudgets={"tenant-a": {"requestsPerMinute": 300}}), "prod").gateway
     assert kgateway_tenant_bucket(gw, "tenant-a").model_dump() == {
         "max_tokens": 300, "tokens_per_fill": 300, "fill_interval": "60s"}
     assert kgateway_tenant_bucket(gw, "tenant-b").max_tokens == gw.default_tenant_budget.requests_per_minute
-    no_budgets = validate(_prod_raw(defaultTenantBudget={}), "prod").gateway
+    no_budgets = validate(_kgw_raw(defaultTenantBudget={}, tenantBudgets={}), "prod").gateway
     assert kgateway_tenant_bucket(no_budgets, "tenant-b") == no_budgets.tenant_rate_limit
 
 
-def _prod_raw(**gateway_changes) -> dict[str, str]:
-    doc = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
+def _raw_of(doc: dict, **gateway_changes) -> dict[str, str]:
+    doc = doc["config"]
     doc["agentic-platform:gateway"] = {**doc["agentic-platform:gateway"], **gateway_changes}
     return {k.split(":", 1)[1]: (v if isinstance(v, str) else json.dumps(v)) for k, v in doc.items()
             if k.startswith("agentic-platform:")}
+
+
+def _prod_raw(**gateway_changes) -> dict[str, str]:
+    return _raw_of(yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text()), **gateway_changes)
+
+
+def _kgw_raw(**gateway_changes) -> dict[str, str]:
+    """Prod served by kgateway alone (tests/conftest.py kgateway_only_doc)."""
+    return _raw_of(kgateway_only_doc(), **gateway_changes)
 
 
 @pytest.mark.parametrize(("changes", "path", "message"), [
@@ -273,7 +299,7 @@ def _prod_raw(**gateway_changes) -> dict[str, str]:
 ])
 def test_what_the_data_plane_cannot_enforce_is_a_key_path_error(changes, path, message):
     with pytest.raises(ConfigError) as err:
-        validate(_prod_raw(**changes), "prod")
+        validate(_kgw_raw(**changes), "prod")
     lines = [line for line in err.value.lines() if line.startswith(f"agentic-platform:{path}:")]
     assert lines and message in lines[0], err.value.lines()
 
@@ -293,13 +319,113 @@ def test_a_shared_tgi_model_cannot_forbid_prefix_sharing():
 
 
 @pytest.mark.program
-def test_the_plan_shows_each_tenants_limits_and_salt_policy(prod_plan, tenants_plan):
+def test_the_plan_shows_each_tenants_limits_and_salt_policy(prod_plan, tenants_plan, kgw_plan):
     prod = prod_plan.extras["tenants"]
+    gw = validate(_prod_raw(), "prod").gateway
     assert set(prod) == {"tenant-a", "tenant-b"}
-    assert all(p["cacheSalt"].startswith("none") and p["tokensPerMinute"] is None for p in prod.values())
+    for tenant, p in prod.items():
+        assert p["tokensPerMinute"] == gw.budget(tenant).tokens_per_minute is not None
+        assert "overwritten" in p["cacheSalt"]
+    assert prod["tenant-a"]["tokensPerMinute"] != prod["tenant-b"]["tokensPerMinute"]
+    kgw = kgw_plan.extras["tenants"]
+    assert all(p["cacheSalt"].startswith("none") and p["tokensPerMinute"] is None for p in kgw.values())
     shown = tenants_plan.extras["tenants"]
     cfg = example_config()
     assert set(shown) == {t.name for t in cfg.tenants}
     for tenant, p in shown.items():
         assert p["tokensPerMinute"] == cfg.gateway.budget(tenant).tokens_per_minute
         assert "overwritten" in p["cacheSalt"] and p["tgi"] == "owner tenant only"
+
+
+# ----------------------------------------------------------------------------- 429 Retry-After
+
+AGW_POLICY_CRD = "agentgateway.dev_agentgatewaypolicies.yaml"
+
+
+def _prerouting_forbidden() -> set[str]:
+    """The traffic fields the pinned AgentgatewayPolicy CRD forbids in phase PreRouting: read from its
+    CEL rule "phase PreRouting only supports ..." (agentgateway-crds v1.4.1), which the plan's schema
+    check does not evaluate."""
+    import tarfile
+
+    with tarfile.open(ROOT / "platform/charts/agentgateway-crds-v1.4.1.tgz") as tgz:
+        member = next(m for m in tgz.getmembers() if m.name.endswith(AGW_POLICY_CRD))
+        text = tgz.extractfile(member).read().decode()
+    (rule,) = {m.group(1) for m in re.finditer(r"self\.phase == ''PreRouting'' \? \[([^\]]+)\]", text)}
+    return set(re.findall(r"has\(self\.([A-Za-z]+)\)", rule))
+
+
+def _retry_after(plan) -> dict:
+    (spec,) = [p.inputs["spec"] for p in plan.by_type(POLICY)
+               if "retry-after" in json.dumps(p.inputs["spec"].get("traffic", {}).get("transformation", {}))]
+    return spec
+
+
+@pytest.mark.program
+def test_429_from_the_proxy_gets_retry_after(prod_plan):
+    """agentgateway v1.4.1 answers its own 429 with x-ratelimit-reset only; a Gateway-phase response
+    transformation (registered before any route's rate limit, so it applies to that 429) copies it to
+    retry-after, keeping an upstream Retry-After. Read from prod's rendered policy."""
+    spec = _retry_after(prod_plan)
+    assert spec["targetRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                                   "name": names.AGENTGATEWAY_NAME}]
+    traffic = spec["traffic"]
+    assert traffic["phase"] == "PreRouting"           # a route-phase one would miss request-count 429s
+    forbidden = _prerouting_forbidden()
+    assert {"rateLimit", "retry"} <= forbidden and not forbidden & set(traffic)
+    (header,) = traffic["transformation"]["response"]["set"]
+    assert header["name"] == "retry-after"
+    # coalesce(a, b): the first that resolves (schema/cel-functions.md); headers by lowercase name
+    args = re.fullmatch(r'coalesce\((.*), (.*)\)', header["value"]).groups()
+    lookup = [re.fullmatch(r'response\.headers\["([a-z-]+)"\]', a).group(1) for a in args]
+
+    def result(headers: dict[str, str]) -> str | None:
+        return next((headers[h] for h in lookup if h in headers), None)
+
+    assert result({"x-ratelimit-limit": "100", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "37"}) == "37"
+    assert result({"retry-after": "5", "x-ratelimit-reset": "37"}) == "5"     # an upstream value is kept
+    assert result({"content-type": "application/json"}) is None               # nothing to copy: no header
+
+
+def test_the_prerouting_rule_is_read_from_the_crd():
+    """The reader of the CRD's rule is not a rubber stamp: it finds the fields the CRD lists."""
+    forbidden = _prerouting_forbidden()
+    assert {"buffer", "csrf", "rateLimit", "retry", "timeouts"} <= forbidden
+    assert "transformation" not in forbidden and "jwtAuthentication" not in forbidden
+
+
+# ----------------------------------------------------------------------------- canary / fallback on agentgateway
+
+@pytest.mark.parametrize(("model_changes", "routes", "path", "message"), [
+    # a TGI canary of a vLLM model: agentgateway serves the vLLM model, kgateway the TGI one
+    ({2: {"engine": "tgi"}}, [{"model": "llama-3-70b", "canary": {"model": "mixtral-8x7b", "weight": 10}}],
+     "gateway.routes[0].canary.model", "cannot mix them"),
+    ({2: {"engine": "tgi"}}, [{"model": "llama-3-70b", "fallback": "mixtral-8x7b"}],
+     "gateway.routes[0].fallback", "cannot mix them"),
+    # a fallback in another namespace: a custom provider's backendRef is namespace-local
+    ({1: {"tenant": "tenant-a"}}, [{"model": "llama-3-70b", "fallback": "llama-3-8b"}],
+     "gateway.routes[0].fallback", "must share the primary's namespace"),
+])
+def test_agentgateway_canary_and_fallback_it_cannot_express_are_key_path_errors(model_changes, routes, path, message):
+    raw = _prod_raw(routes=routes)
+    models = json.loads(raw["models"])
+    for i, change in model_changes.items():
+        models[i].update(change)
+        if change.get("engine") == "tgi":
+            models[i].update(cache="pvc", cacheSizeGiB=200,
+                             image="111122223333.dkr.ecr.us-west-2.amazonaws.com/text-generation-inference:3.3.6-nonroot")
+    raw["models"] = json.dumps(models)
+    with pytest.raises(ConfigError) as err:
+        validate(raw, "prod")
+    lines = [line for line in err.value.lines() if line.startswith(f"agentic-platform:{path}:")]
+    assert lines and message in lines[0], err.value.lines()
+
+
+def test_a_canary_in_another_namespace_is_fine():
+    """A canary is a weighted backendRef of the route (ReferenceGrant per namespace), not a provider:
+    it may live in a tenant's namespace."""
+    raw = _prod_raw(routes=[{"model": "llama-3-70b", "canary": {"model": "llama-3-8b", "weight": 10}}])
+    models = json.loads(raw["models"])
+    models[1].update(tenant="tenant-a", maxReplicas=1)   # one replica fits tenant-a's quota
+    raw["models"] = json.dumps(models)
+    assert validate(raw, "prod").gateway.routes[0].canary.model == "llama-3-8b"

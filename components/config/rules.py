@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from components.config.base import Problem, duplicates, quantity_value
 from components.config.stack import PlatformConfig
-from components.names import RESERVED_NAMESPACES, WARM_POOL_SUFFIX, cluster_name_problems
+from components.names import RESERVED_NAMESPACES, WARM_POOL_SUFFIX, cluster_name_problems, model_namespace
 from domain.instances import instance_facts
 from domain.sizing import (
     architecture,
@@ -89,6 +89,35 @@ def _gateway_routes(cfg: PlatformConfig) -> Iterator[Problem]:
             yield f"gateway.routes[{i}].canary.model", f"'{r.canary.model}' is not a models name ({known})"
         if r.fallback is not None and r.fallback not in models:
             yield f"gateway.routes[{i}].fallback", f"'{r.fallback}' is not a models name ({known})"
+
+
+@cross_check
+def _pooled_routes(cfg: PlatformConfig) -> Iterator[Problem]:
+    """With `inferenceRouting: agentgateway` a vLLM model's canary and fallback are applied by agentgateway
+    (components/agentgateway.py): both must be pooled (vLLM), and a fallback shares the primary's
+    namespace (an AgentgatewayBackend's custom provider `backendRef` "may target only a namespace-local
+    Service or InferencePool", agentgateway-crds v1.4.1). A TGI model's route stays on kgateway, which must
+    not reach a vLLM model around agentgateway (its budgets and salt)."""
+    if cfg.gateway is None or cfg.gateway.inference_routing != "agentgateway":
+        return
+    models = {m.name: m for m in cfg.models}
+    for i, r in enumerate(cfg.gateway.routes):
+        primary = models.get(r.model)
+        if primary is None:
+            continue
+        for key, other in (("canary.model", r.canary.model if r.canary else None), ("fallback", r.fallback)):
+            target = models.get(other) if other else None
+            if target is None or target.engine == primary.engine == "tgi":
+                continue
+            if target.engine != primary.engine:
+                yield f"gateway.routes[{i}].{key}", (
+                    f"'{target.name}' is {target.engine} and '{primary.name}' {primary.engine}: with inferenceRouting: "
+                    "agentgateway vLLM models are served by agentgateway and TGI models by kgateway, so a route "
+                    "cannot mix them")
+            elif key == "fallback" and model_namespace(target) != model_namespace(primary):
+                yield f"gateway.routes[{i}].fallback", (
+                    f"'{target.name}' runs in {model_namespace(target)}, '{primary.name}' in "
+                    f"{model_namespace(primary)}: an agentgateway fallback must share the primary's namespace")
 
 
 @cross_check

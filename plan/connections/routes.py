@@ -30,6 +30,22 @@ def _route_backend(d: Derivation, srcs: list[Pod], ref: dict[str, Any], route_ns
             for group_ in spec.get("priorityGroups") or []:
                 for inner in group_.get("backendRefs") or []:
                     _route_backend(d, srcs, {"kind": "Backend", **inner}, ns, why, depth + 1)
+    elif kind == "AgentgatewayBackend" and depth < 4:
+        # agentgateway: a static host, or an LLM backend whose providers (one, or priority groups)
+        # send to a namespace-local Service or InferencePool (agentgateway-crds v1.4.1 `ai.provider`,
+        # `ai.groups[].providers[]`, `custom.backendRef`)
+        for b in backend_objects(d, "AgentgatewayBackend", ns, name):
+            spec = b.manifest.get("spec") or {}
+            static = spec.get("static") or {}
+            if static.get("host"):
+                d.to_address(srcs, str(static["host"]), as_int(static.get("port")), why)
+            ai = spec.get("ai") or {}
+            providers = [ai["provider"]] if ai.get("provider") else [
+                p for g in ai.get("groups") or [] for p in g.get("providers") or []]
+            for provider in providers:
+                inner = (provider.get("custom") or {}).get("backendRef")
+                if inner:
+                    _route_backend(d, srcs, {**inner, "namespace": ns}, ns, why, depth + 1)
     elif kind == "InferencePool":
         for pool in backend_objects(d, "InferencePool", ns, name):
             spec = pool.manifest.get("spec") or {}
@@ -87,7 +103,7 @@ def gateway_extensions(d: Derivation) -> None:
             node = stack.pop()
             if isinstance(node, dict):
                 ref = node.get("backendRef")
-                if isinstance(ref, dict) and ref.get("kind") == "Backend":
+                if isinstance(ref, dict) and ref.get("kind") in ("Backend", "AgentgatewayBackend"):
                     _route_backend(d, srcs, ref, o.namespace, f"gateway -> {o.kind} {o.namespace}/{o.name}")
                     continue   # the Backend is where it connects (the URL is what it asks for)
                 stack.extend(node.values())
