@@ -25,12 +25,13 @@ def test_secure_values_reach_the_program_as_secrets(tmp_path):
 MODEL_DEPLOYMENT = "agentic:models:ModelDeployment$kubernetes:apps/v1:Deployment::"
 
 
-def test_a_route_waits_only_for_the_models_it_routes_to(prod_plan):
+def test_a_route_waits_only_for_the_models_it_routes_to(kgw_plan):
     """A model's HTTPRoute depends on its model's serving resources (and its fallback's and
     canary's), a tenant's on the model routes of its rules: the dependencies grow with the routes'
     backends, not with every model for every route (the SDK checks each dependency for cycles,
-    so tenants x models x a model's resources would make the program quadratic)."""
-    by_name = {r.inputs["metadata"]["name"]: r for r in prod_plan.by_type("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute")}
+    so tenants x models x a model's resources would make the program quadratic). On prod's kgateway
+    variant, where kgateway routes every model itself."""
+    by_name = {r.inputs["metadata"]["name"]: r for r in kgw_plan.by_type("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute")}
     model_routes = {n.removeprefix("model-"): r for n, r in by_name.items() if n.startswith("model-")}
     assert len(model_routes) >= 3
     settings = {r["model"]: r for r in stack_doc("prod")["config"]["agentic-platform:gateway"].get("routes") or []}

@@ -141,8 +141,12 @@ def test_the_plan_holds_what_the_rules_must_see(rec):
     assert {"ai-gateway", "ai-inference", "ai-data", "ai-agents", "observability"} <= namespaces
     models = model_deployments(rec)
     assert len(models) == 3 and {rec.meta(u, "namespace") for u in models} == {"ai-inference"}
-    mcp = [u for u in rec.urns(DEPLOYMENT) if u not in models]
+    # the rest: the MCP tool servers (ai-agents) and the endpoint pickers of prod's InferencePools
+    others = [u for u in rec.urns(DEPLOYMENT) if u not in models]
+    pickers = [u for u in others if rec.meta(u, "name").endswith("-epp")]
+    mcp = [u for u in others if u not in pickers]
     assert mcp and {rec.meta(u, "namespace") for u in mcp} == {"ai-agents"}
+    assert len(pickers) == 3 and {rec.meta(u, "namespace") for u in pickers} == {"ai-inference"}
 
 
 # ----------------------------------------------------------------------------- stateful + KMS

@@ -91,17 +91,17 @@ def test_missing_helm_is_a_clear_message_and_writes_nothing(tmp_path):
     assert not (tmp_path / "p.json").exists() and not (tmp_path / "m").exists()
 
 
-def test_failover_backend_is_checked_against_the_pinned_kgateway_crd(prod_plan):
-    """Prod's failover Backend (`type: PriorityGroups`) is admitted by the Backend CRD the
+def test_failover_backend_is_checked_against_the_pinned_kgateway_crd(kgw_plan):
+    """The failover Backend of prod's kgateway variant (`type: PriorityGroups`) is admitted by the Backend CRD the
     kgateway-crds v2.4.3 release installs, not by a schema copied from another version; the same
     CRD rejects a type it does not know."""
     from plan.admission import schema
     from plan.objects import K8sObject
 
-    (crd,) = [o for o in prod_plan.objects if o.kind == "CustomResourceDefinition"
+    (crd,) = [o for o in kgw_plan.objects if o.kind == "CustomResourceDefinition"
               and o.name == "backends.gateway.kgateway.dev"]
     assert crd.release == "kgateway-crds"
-    failover = [o for o in prod_plan.objects if o.kind == "Backend" and o.manifest["spec"].get("type") == "PriorityGroups"]
+    failover = [o for o in kgw_plan.objects if o.kind == "Backend" and o.manifest["spec"].get("type") == "PriorityGroups"]
     assert failover
     assert schema.check([crd, *failover], "1.34.0") == []
     bad = K8sObject({**failover[0].manifest, "spec": {**failover[0].manifest["spec"], "type": "RoundRobinGroups"}}, "t")
