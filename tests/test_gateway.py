@@ -33,6 +33,12 @@ def stack_config(stack: str) -> dict:
     return yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
 
 
+def kgateway_gateway(plan: Plan):
+    """The external entry's Gateway (prod also has agentgateway's, in no fixed order)."""
+    (gw,) = [r for r in plan.by_type(GATEWAY) if r.inputs["metadata"]["name"] == names.GATEWAY_NAME]
+    return gw
+
+
 def routes(plan: Plan) -> list[dict]:
     return [r.inputs for r in plan.by_type(ROUTE)]
 
@@ -242,7 +248,7 @@ def test_every_route_is_behind_jwt_and_rate_limits(stack):
 @pytest.mark.parametrize("stack", STACKS)
 def test_gateway_listeners_and_load_balancer(stack):
     plan = plan_of(stack)
-    gateway = plan.by_type(GATEWAY)[0].inputs
+    gateway = kgateway_gateway(plan).inputs
     assert gateway["metadata"] == {**gateway["metadata"], "name": names.GATEWAY_NAME, "namespace": names.NS_GATEWAY}
     listeners = {listener["name"]: listener for listener in gateway["spec"]["listeners"]}
     assert listeners["http"]["port"] == names.GATEWAY_PORT and listeners["https"]["port"] == 443
@@ -266,7 +272,7 @@ def test_gateway_depends_on_its_controllers(stack):
     """Destroy order: the Gateway (its Service, hence the NLB) goes while kgateway and the LBC run."""
     plan = plan_of(stack)
     releases = {r.inputs["name"]: r.urn for r in plan.by_type(RELEASE)}
-    gateway = plan.by_type(GATEWAY)[0]
+    gateway = kgateway_gateway(plan)
     assert releases["aws-load-balancer-controller"] in gateway.dependencies
     assert releases["kgateway"] in gateway.dependencies
     lbc = next(r for r in plan.by_type(RELEASE) if r.inputs["name"] == "aws-load-balancer-controller")
