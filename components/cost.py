@@ -41,8 +41,9 @@ RELEASE = names.OPENCOST_RELEASE
 # The chart names its ServiceAccount, Deployment and Service after the release (fullnameOverride).
 SERVICE_ACCOUNT = RELEASE
 OPENCOST_UID = 1001                      # opencost Dockerfile `USER 1001`
-# Where OpenCost writes (its config path: pricing caches, config files) and Go's temp dir: the root
-# filesystem is read-only (Pod Security restricted, container_security_context).
+# Where OpenCost writes (its config path, pkg/env costmodelenv.go DefaultConfigMountPath
+# "/var/configs": pricing caches, config files) and Go's temp dir: the root filesystem is read-only
+# (Pod Security restricted, container_security_context).
 WRITABLE_PATHS = {"configs": "/var/configs", "tmp": "/tmp"}
 # EC2 DescribeSpotPriceHistory: "does not support resource-level permissions" (Service
 # Authorization Reference, Amazon EC2 actions), hence Resource "*"; read-only.
@@ -117,7 +118,9 @@ def opencost_values(cfg: CostConfig, cluster_name: str) -> dict[str, Any]:
             "mcp": {"enabled": False},
             "prometheus": {"internal": {"enabled": False},
                            "external": {"enabled": True, "url": names.PROMETHEUS_URL}},
-            "metrics": {"serviceMonitor": {"enabled": True}},
+            # honorLabels (the chart's default, kept explicit): OpenCost's `namespace` and `node` labels
+            # are the container's; the target's own (namespace opencost) must not replace them.
+            "metrics": {"serviceMonitor": {"enabled": True, "honorLabels": True}},
         },
     }
 

@@ -141,6 +141,9 @@ def test_opencost_release_runs_restricted_on_the_platform_prometheus(stack, requ
     # Prometheus scrapes it: the chart's ServiceMonitor on its Service's `http` port (9003)
     (monitor,) = [o for o in objects if o["kind"] == "ServiceMonitor"]
     assert monitor["spec"]["endpoints"][0]["port"] == "http"
+    # honorLabels: OpenCost's own `namespace`/`node` labels (the container's) survive the scrape;
+    # without it Prometheus renames them exported_* and every per-tenant query groups by "opencost".
+    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
     scrapes = [c for c in plan.extras["reachability"]["connections"]
                if c["to"] == f"{names.NS_COST}/Deployment/opencost" and "ServiceMonitor" in c["why"]]
     assert scrapes and all(c["allowed"] and c["port"] == names.PORT_OPENCOST for c in scrapes)
