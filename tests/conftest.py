@@ -24,6 +24,7 @@ import yaml
 
 from components.config import NAMESPACE, ConfigError, validate
 from plan.engine import ROOT, Plan, read_stack, run_program, tune_gc
+from tests import shared_plans
 
 tune_gc()   # every worker plans whole programs: the plan's collection thresholds (plan/engine.py)
 
@@ -184,19 +185,41 @@ PROGRAM_CALLS = ("plan_of(", "variant_plan(", "plan_file(", "run_program(", "pla
 LAYER_CALLS = ("execute(", "run_component(")
 PROGRAM_FIXTURES = {"dev_plan", "prod_plan", "any_plan", "agw_plan", "kgw_plan", "placement_plan", "example_plan"}
 LAYER_FIXTURES = {"unit_plan"}   # module fixtures that run one component under the mock engine
+# What asks for a plan of the session cache (_CACHE), in the test or one of its fixtures, rather than
+# planning a stack of its own: under xdist these tests run on one worker (tests/shared_plans.py).
+SHARED_PLAN_CALLS = ("plan_of(", "variant_plan(", "getfixturevalue(")
 _current_tier: list[str] = []
 
 
 def pytest_collection_modifyitems(config, items):
-    """Every test gets exactly one tier marker: its own, else `program` when it uses a shared plan, else `unit`."""
+    """Every test gets exactly one tier marker: its own, else `program` when it uses a shared plan, else `unit`;
+    on an xdist worker, the tests on a shared plan are reported to the controller's scheduler."""
+    on_shared_plan = []
     for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        src = _source(item)
         own = [m.name for m in item.iter_markers() if m.name in TIERS]
         if not own:
-            used = set(getattr(item, "fixturenames", ()))
-            src = _source(item)
             tier = ("program" if PROGRAM_FIXTURES & used or any(c in src for c in PROGRAM_CALLS) else
                     "layer" if LAYER_FIXTURES & used or any(c in src for c in LAYER_CALLS) else "unit")
             item.add_marker(getattr(pytest.mark, tier))
+        if PROGRAM_FIXTURES & used or any(c in s for s in (src, *_fixture_sources(item)) for c in SHARED_PLAN_CALLS):
+            on_shared_plan.append(item.nodeid)
+    shared_plans.write_from_worker(config, on_shared_plan)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist controller: tell each worker where to list its tests on a shared plan."""
+    node.workerinput[shared_plans.WORKER_INPUT_KEY] = shared_plans.controller_file(node.config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """xdist controller, `-n N` (`--dist load`, the default): the tests on a shared plan as one unit."""
+    if config.getvalue("dist") == "load":
+        return shared_plans.Scheduling(config, log)
+    return None
 
 
 def _source(item) -> str:
@@ -206,6 +229,21 @@ def _source(item) -> str:
         return inspect.getsource(item.function)
     except (AttributeError, OSError, TypeError):
         return ""
+
+
+def _fixture_sources(item) -> list[str]:
+    """The source of every fixture the test uses (a module fixture may fetch a shared plan by name)."""
+    import inspect
+
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    out = []
+    for name in getattr(item, "fixturenames", ()):
+        for fixturedef in defs.get(name, ()):
+            try:
+                out.append(inspect.getsource(fixturedef.func))
+            except (OSError, TypeError):
+                pass
+    return out
 
 
 def _not_in_unit(what: str) -> None:
