@@ -6,15 +6,24 @@ by real Helm) and their admission. Exit 0 planned, 1 a mandatory policy violatio
 cluster would reject, a chart that does not render (or a failed pre-flight), 2 invalid stack
 config, 3 no Helm binary."""
 
+# ruff: noqa: E402 (the collector is switched off before the imports: see gc.disable() below)
 from __future__ import annotations
 
-import argparse
 import gc
+
+# A plan is one short process: the SDKs' classes (imported first), the program's resources and the
+# plan's objects are hundreds of thousands of long-lived objects with few reference cycles among
+# them, so the cyclic collector only rescans them, ~0.2-0.3 s of the prod plan's CPU, to free next
+# to nothing (peak RSS 266 MB with or without it, measured). Reference counting frees the rest.
+# (Test workers plan many stacks in one process: they keep a collector, plan.engine.tune_gc.)
+gc.disable()
+
+import argparse
 import json
 import sys
 from pathlib import Path
 
-from plan.engine import StackFileError, program_config, read_stack, tune_gc
+from plan.engine import StackFileError, program_config, read_stack
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    tune_gc()
     code = main()
     gc.freeze()   # the process ends here: no final collection pass over every object at exit
     sys.exit(code)

@@ -19,8 +19,10 @@ from typing import Any
 import pulumi
 import yaml
 from google.protobuf import json_format
+from pulumi.runtime import resource as sdk_resource
 from pulumi.runtime import settings
 from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.proto import source_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "agentic-platform"
@@ -318,8 +320,17 @@ class Plan:
         return [r for r in self.resources if r.type == typ]
 
 
+def _no_stack_trace() -> source_pb2.StackTrace:
+    return source_pb2.StackTrace()
+
+
 def reset(config: dict[str, str], secret_keys: list[str], stack: str, region: str) -> PlanMocks:
     """A clean Pulumi runtime for one program: settings, config and mocks are process-global."""
+    # For every resource, the SDK walks the Python stack and turns each frame into a file URI
+    # (pulumi/runtime/resource.py `_get_stack_trace`, sent as RegisterResourceRequest.stackTrace and
+    # .sourcePosition, where the engine's diagnostics point): ~25 frames a resource, a tenth of the
+    # program's run. Nothing in the plan reads either field, so under the plan they stay empty.
+    sdk_resource._get_stack_trace = _no_stack_trace
     settings.reset_options()
     pulumi.runtime.set_all_config(config, secret_keys)
     mocks = PlanMocks(region)

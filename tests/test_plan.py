@@ -3,6 +3,7 @@ tests/test_cli.py, the slow tier)."""
 
 from __future__ import annotations
 
+from plan import engine
 from plan.engine import ROOT, read_stack
 from tests.conftest import stack_doc
 
@@ -14,6 +15,20 @@ def test_stack_file_by_path_and_name(tmp_path):
     assert read_stack(str(tmp_path / "Pulumi.staging-eu.yaml")).name == "staging-eu"
     assert read_stack(str(tmp_path / "custom.yaml")).name == "custom"
     assert read_stack("dev").name == "dev"
+
+
+def test_the_mock_engine_records_no_stack_traces(dev_plan):
+    """plan.engine.reset replaces the SDK's per-resource stack walk (pulumi.runtime.resource
+    `_get_stack_trace`): the name it patches must still be the one register_resource calls, and the
+    plan's requests carry no stack trace."""
+    import inspect
+
+    from pulumi.runtime import resource as sdk_resource
+
+    assert sdk_resource._get_stack_trace is engine._no_stack_trace
+    assert "_get_stack_trace()" in inspect.getsource(sdk_resource.register_resource)
+    requests = [req for req, _urn in dev_plan.monitor.requests]
+    assert requests and not any(req.stackTrace.frames or req.HasField("sourcePosition") for req in requests)
 
 
 def test_secure_values_reach_the_program_as_secrets(tmp_path):
