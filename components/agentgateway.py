@@ -17,7 +17,14 @@ from components import names
 from components.config import GatewayConfig, TokenBucketConfig
 from components.endpoint_picker import EPP_PORT, INFERENCE_GROUP, endpoint_picker, epp_name
 from components.gateway_routes import GATEWAY_API, chunks, listener, parent_ref, route_settings, rule
-from components.gateway_tenants import LLM_FORMATS, LLM_ROUTES, conditional_limits, salted_body_output, tenant_identity
+from components.gateway_tenants import (
+    LLM_FORMATS,
+    LLM_ROUTES,
+    claim,
+    conditional_limits,
+    salted_body_output,
+    tenant_identity,
+)
 from components.k8s import (
     container_security_context,
     custom_object,
@@ -237,6 +244,27 @@ def _llm_backend(name: str, endpoint: ModelEndpoint, fallback: ModelEndpoint | N
 RETRY_AFTER = 'coalesce(response.headers["retry-after"], response.headers["x-ratelimit-reset"])'
 
 
+def proxy_monitor(name: str, parent: pulumi.Resource, deps: list[pulumi.Resource]) -> k8s.apiextensions.CustomResource:
+    """Prometheus scrapes the agentgateway proxies (`metrics`, 15020): their LLM token usage by tenant is
+    the Cost Tracking dashboard's (agentgateway_gen_ai_client_token_usage, the `tenant` label of the
+    metrics policy below)."""
+    return custom_object(
+        f"{name}-agw-podmonitor", "monitoring.coreos.com/v1", "PodMonitor", AGW_GATEWAY, namespace=names.NS_GATEWAY,
+        labels={**labels(AGW_GATEWAY, "gateway-metrics"), "release": names.PROMETHEUS_RELEASE},
+        spec={"selector": {"matchLabels": {"app.kubernetes.io/name": AGW_GATEWAY}},
+              "namespaceSelector": {"matchNames": [names.NS_GATEWAY]},
+              "podMetricsEndpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}]},
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=deps))
+
+
+def metrics_policy_spec(cfg: GatewayConfig) -> dict[str, Any]:
+    """A `tenant` label on every proxy metric from the verified tenant claim (AgentgatewayPolicy
+    `frontend.metrics.attributes.add`, agentgateway-crds v1.4.1: a failed expression gives "unknown").
+    Low cardinality: one value per tenant."""
+    return {"targetRefs": [{"group": GATEWAY_API, "kind": "Gateway", "name": AGW_GATEWAY}],
+            "frontend": {"metrics": {"attributes": {"add": [{"name": "tenant", "expression": claim(cfg)}]}}}}
+
+
 def retry_after_policy_spec() -> dict[str, Any]:
     return {"targetRefs": [{"group": GATEWAY_API, "kind": "Gateway", "name": AGW_GATEWAY}],
             "traffic": {"phase": "PreRouting", "transformation": {"response": {
@@ -272,6 +300,11 @@ def _policies(name: str, cfg: GatewayConfig, routes: dict[str, k8s.apiextensions
         opts=pulumi.ResourceOptions.merge(policy_opts, pulumi.ResourceOptions(depends_on=[jwks_backend, gateway])),
         spec={"targetRefs": [{"group": GATEWAY_API, "kind": "Gateway", "name": AGW_GATEWAY}],
               "traffic": gateway_traffic})]
+    policies.append(custom_object(
+        f"{name}-agw-metrics", AGW_API, "AgentgatewayPolicy", "metrics", namespace=ns,
+        labels=labels("metrics", "gateway-policy"),
+        opts=pulumi.ResourceOptions.merge(policy_opts, pulumi.ResourceOptions(depends_on=[gateway])),
+        spec=metrics_policy_spec(cfg)))
     policies.append(custom_object(
         f"{name}-agw-retry-after", AGW_API, "AgentgatewayPolicy", "retry-after", namespace=ns,
         labels=labels("retry-after", "gateway-policy"),

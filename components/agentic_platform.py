@@ -14,7 +14,12 @@ from components.cluster import Cluster, ClusterArgs
 from components.config import PlatformConfig
 from components.cost import CostAllocation, CostAllocationArgs
 from components.data import DataArgs, DataServices
-from components.gateway import InferenceGateway, InferenceGatewayArgs, endpoint_picker_namespaces
+from components.gateway import (
+    InferenceGateway,
+    InferenceGatewayArgs,
+    agentgateway_namespaces,
+    endpoint_picker_namespaces,
+)
 from components.gateway import in_cluster_url as gateway_in_cluster_url
 from components.gpu_stack import GpuStack, GpuStackArgs
 from components.k8s import NodeSource
@@ -36,6 +41,7 @@ def network_features(config: PlatformConfig) -> dict[str, set[str]]:
         tenancy.MODEL_SERVERS: model_namespaces(config.models),
         tenancy.S3_MODEL_CACHE: s3_cache_namespaces(config.models),
         tenancy.ENDPOINT_PICKERS: endpoint_picker_namespaces(config.gateway, config.models),
+        tenancy.AGENTGATEWAY: agentgateway_namespaces(config.gateway),
         tenancy.VALKEY: data if valkey else set(),
         tenancy.MILVUS_MONITOR: data if config.data.service_monitors else set(),
         tenancy.VALKEY_MONITOR: data if valkey and config.data.service_monitors else set(),
@@ -170,7 +176,8 @@ class AgenticPlatform(pulumi.ComponentResource):
                 tenants=self.tenancy.tenant_namespaces,
                 cluster_name=self.cluster.cluster_name, vpc_id=self.network.vpc_id, tags=tags,
                 namespaces=self.tenancy.namespaces, model_dependencies=dict(self.models),
-                platform_nodes=self.platform_nodes, system_nodes=self.system_nodes), k8s)
+                platform_nodes=self.platform_nodes, system_nodes=self.system_nodes,
+                monitoring=self.observability.kube_prometheus_stack), k8s)
         # Agents last: kagent talks to the gateway, reads the data layer's connection Secrets, and its
         # ScaledObjects need the model layer's KEDA.
         self.agent_runtime = AgentRuntime("agents", AgentRuntimeArgs(

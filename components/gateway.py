@@ -25,7 +25,7 @@ import pulumi_random as random
 import yaml
 
 from components import names
-from components.agentgateway import TenantContext, agentgateway_plane
+from components.agentgateway import TenantContext, agentgateway_plane, proxy_monitor
 from components.aws import pod_identity_role
 from components.config import GatewayConfig, ModelConfig, TokenBucketConfig
 from components.gateway_routes import (
@@ -86,6 +86,9 @@ class InferenceGatewayArgs:
     # pickers) on Karpenter's platform NodePool, the Load Balancer Controller on the system nodes.
     platform_nodes: NodeSource | None = None
     system_nodes: NodeSource | None = None
+    # The observability layer's Prometheus Operator CRDs (kube-prometheus-stack): the agentgateway
+    # proxies' PodMonitor waits for them.
+    monitoring: pulumi.Resource | None = None
 
 
 def endpoint_picker_namespaces(cfg: GatewayConfig | None, models: list[ModelConfig]) -> set[str]:
@@ -94,6 +97,11 @@ def endpoint_picker_namespaces(cfg: GatewayConfig | None, models: list[ModelConf
     if cfg is None or cfg.inference_routing != "agentgateway":
         return set()
     return {names.model_namespace(m) for m in models if m.engine == "vllm"}
+
+
+def agentgateway_namespaces(cfg: GatewayConfig | None) -> set[str]:
+    """Where the agentgateway proxies run (inference routing): the tenancy layer's scrape flow to them."""
+    return {names.NS_GATEWAY} if cfg is not None and cfg.inference_routing == "agentgateway" else set()
 
 
 def in_cluster_url() -> str:
@@ -170,6 +178,7 @@ class InferenceGateway(pulumi.ComponentResource):
             self.inference_pools, self.endpoint_pickers = plane.inference_pools, plane.endpoint_pickers
             self.pool_routes, self.agentgateway_policies = plane.pool_routes, plane.policies
             self.agentgateway_gateway = plane.gateway
+            self.proxy_monitor = proxy_monitor(name, self, [plane.gateway, *([args.monitoring] if args.monitoring else [])])
             self.forward_routes = forward_routes(name, self._config, forwarded, self,
                                                  [self.gateway, plane.gateway, *plane.pool_routes.values(), *ns_deps])
 

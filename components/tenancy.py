@@ -17,6 +17,7 @@ from components import names
 from components.config import PlatformQuotasConfig, QuotaConfig, TenantConfig
 from components.k8s import labels, meta
 from components.tenancy_flows import (  # noqa: F401  (FLOWS, expand and the feature keys: re-exported)
+    AGENTGATEWAY,
     ENDPOINT_PICKERS,
     FLOWS,
     MANAGED_POSTGRES,

@@ -39,9 +39,14 @@ EPP_PORTS = (("TCP", 9002),)                        # endpoint picker's ext-proc
 EPP_PODS = (("app.kubernetes.io/component", "endpoint-picker"),)
 KUBE_DNS_PODS = (("k8s-app", "kube-dns"),)
 # Where Prometheus scrapes, per namespace: only ports a ServiceMonitor really targets (model
-# servers serve /metrics on their HTTP port). Nothing scrapes ai-gateway (no kgateway monitor is
-# declared) or ai-agents (kagent 0.9.12 agents serve no /metrics, its controller's metrics
+# servers serve /metrics on their HTTP port). In ai-gateway only the agentgateway proxies are scraped
+# (their PodMonitor, with inferenceRouting: agentgateway; no kgateway monitor is declared); nothing
+# scrapes ai-agents (kagent 0.9.12 agents serve no /metrics, its controller's metrics
 # endpoint is off by default: docs/agents.md), so neither admits observability.
+# agentgateway v1.4.1's proxy serves Prometheus metrics on its container port `metrics`, 15020
+# (controller/pkg/helm/agentgateway/templates/_helpers.tpl, the prometheus.io/port annotation).
+AGENTGATEWAY_METRICS = (("TCP", 15020),)
+AGENTGATEWAY_PODS = (("app.kubernetes.io/name", names.AGENTGATEWAY_NAME),)
 MILVUS_METRICS = (("TCP", 9091),)      # milvus-helm milvus-5.0.19 values.yaml metrics port 9091
 VALKEY_METRICS = (("TCP", 9121),)      # valkey-helm 0.11.0 metrics.exporter.port 9121
 METRICS_PORTS: dict[str, tuple[tuple[str, int], ...]] = {
@@ -100,6 +105,7 @@ KUBE_API = "ipblock:kubernetes-api"
 MODEL_SERVERS = "model-servers"        # namespaces serving a model (components/models.py)
 S3_MODEL_CACHE = "s3-model-cache"      # namespaces with a model streaming from S3 (Pod Identity)
 ENDPOINT_PICKERS = "endpoint-pickers"  # namespaces with endpoint pickers (gateway.inferenceRouting)
+AGENTGATEWAY = "agentgateway"          # the namespace of the agentgateway proxies (gateway.inferenceRouting)
 VALKEY = "valkey"                      # in-cluster Valkey (data.redis.mode inCluster)
 MILVUS_MONITOR = "milvus-monitor"      # the Milvus chart's ServiceMonitor (data.serviceMonitors)
 VALKEY_MONITOR = "valkey-monitor"      # the Valkey chart's exporter ServiceMonitor (in-cluster Valkey)
@@ -159,6 +165,8 @@ FLOWS: tuple[Flow, ...] = (
     Flow(names.NS_OBSERVABILITY, names.NS_DATA, MILVUS_METRICS, "scrape Milvus", when=MILVUS_MONITOR),
     Flow(names.NS_OBSERVABILITY, names.NS_DATA, VALKEY_METRICS, "scrape the Valkey exporter", when=VALKEY_MONITOR),
     Flow(names.NS_OBSERVABILITY, names.NS_SYSTEM, METRICS_PORTS[names.NS_SYSTEM], "scrape"),
+    Flow(names.NS_OBSERVABILITY, names.NS_GATEWAY, AGENTGATEWAY_METRICS,
+         "scrape the agentgateway proxies (LLM token usage per tenant)", dst_pods=AGENTGATEWAY_PODS, when=AGENTGATEWAY),
     Flow(names.NS_OBSERVABILITY, names.NS_SYSTEM, COREDNS_METRICS, "scrape CoreDNS (kube-prometheus-stack coreDns)",
          dst_pods=KUBE_DNS_PODS),
     Flow(names.NS_OBSERVABILITY, TENANTS, METRICS_PORTS["TENANTS"], "scrape tenants' model servers",

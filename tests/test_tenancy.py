@@ -283,15 +283,20 @@ def test_the_external_path_to_the_pools_is_needed_and_allowed(agw_plan):
 
 
 def test_no_ingress_on_ports_nothing_scrapes(any_plan):
-    """Nothing scrapes ai-gateway (no kgateway monitor) or ai-agents (kagent 0.9.12 serves no
-    agent metrics): observability reaches neither; the Valkey exporter port and Redis exist only with
-    the in-cluster Valkey."""
-    def ingress(ns):
-        return [r for p in in_ns(any_plan, NETPOL, ns) for r in p["spec"].get("ingress", [])]
+    """Nothing scrapes ai-agents (kagent 0.9.12 serves no agent metrics) or kgateway (no monitor):
+    observability reaches ai-agents not at all and ai-gateway only on the agentgateway proxies' metrics
+    port, in a policy of those pods alone (prod, inferenceRouting: agentgateway); the Valkey exporter
+    port and Redis exist only with the in-cluster Valkey."""
+    def ingress(ns, policy=None):
+        return [r for p in in_ns(any_plan, NETPOL, ns) if policy in (None, p["metadata"]["name"])
+                for r in p["spec"].get("ingress", [])]
 
     obs = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": names.NS_OBSERVABILITY}}}
-    for ns in (names.NS_GATEWAY, names.NS_AGENTS):
-        assert not [r for r in ingress(ns) if obs in r["from"]], ns
+    assert not [r for r in ingress(names.NS_AGENTS) if obs in r["from"]]
+    agw = any(r.inputs.get("name") == "agentgateway" for r in any_plan.by_type("kubernetes:helm.sh/v3:Release"))
+    scrape = [r for r in ingress(names.NS_GATEWAY) if obs in r["from"]]
+    assert scrape == ([{"from": [obs], "ports": [{"protocol": "TCP", "port": 15020}]}] if agw else [])
+    assert scrape == [r for r in ingress(names.NS_GATEWAY, f"allow-ingress-{names.AGENTGATEWAY_NAME}") if obs in r["from"]]
     valkey = any(r.inputs.get("name") == "valkey" for r in any_plan.by_type("kubernetes:helm.sh/v3:Release"))
     data = ingress(names.NS_DATA)
     assert bool(_ports_of(data, 9121)) == valkey and bool(_ports_of(data, names.PORT_REDIS)) == valkey

@@ -429,3 +429,38 @@ def test_a_canary_in_another_namespace_is_fine():
     models[1].update(tenant="tenant-a", maxReplicas=1)   # one replica fits tenant-a's quota
     raw["models"] = json.dumps(models)
     assert validate(raw, "prod").gateway.routes[0].canary.model == "llama-3-8b"
+
+
+# ----------------------------------------------------------------------------- token usage per tenant
+
+@pytest.mark.program
+def test_token_usage_per_tenant_is_labelled_and_scraped(prod_plan):
+    """The Cost Tracking dashboard's agentgateway_gen_ai_client_token_usage by `tenant`: a Gateway
+    metrics policy labels every proxy metric with the verified tenant claim, a PodMonitor has Prometheus
+    scrape the proxies' `metrics` port, and the plan's reachability allows that scrape."""
+    (metrics,) = [p.inputs["spec"] for p in prod_plan.by_type(POLICY) if "frontend" in p.inputs["spec"]]
+    assert metrics["targetRefs"][0]["name"] == names.AGENTGATEWAY_NAME
+    (label,) = metrics["frontend"]["metrics"]["attributes"]["add"]
+    assert label["name"] == "tenant"
+    assert evaluate(label["expression"], claims={"tenant": "tenant-b", "sub": "u"}) == "tenant-b"
+    (monitor,) = [m.inputs for m in prod_plan.by_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
+                  if m.inputs["metadata"]["namespace"] == names.NS_GATEWAY]
+    (proxy,) = [o for o in prod_plan.objects if o.kind == "Deployment" and o.name == names.AGENTGATEWAY_NAME]
+    pod = proxy.manifest["spec"]["template"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    ports = {p["name"]: p["containerPort"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+    assert endpoint["port"] in ports
+    scrapes = [c for c in prod_plan.extras["reachability"]["connections"]
+               if c["to"] == f"{names.NS_GATEWAY}/Deployment/{names.AGENTGATEWAY_NAME}"
+               and c["port"] == ports[endpoint["port"]] and c["from"].startswith(f"{names.NS_OBSERVABILITY}/")]
+    assert scrapes and all(c["allowed"] for c in scrapes)
+
+
+def test_no_agentgateway_scrape_flow_without_it(dev_plan):
+    """dev runs no agentgateway: no policy of ai-gateway admits its metrics port."""
+    for p in dev_plan.by_type("kubernetes:networking.k8s.io/v1:NetworkPolicy"):
+        if p.inputs["metadata"]["namespace"] != names.NS_GATEWAY:
+            continue
+        for rule in p.inputs["spec"].get("ingress", []):
+            assert {"protocol": "TCP", "port": 15020} not in rule.get("ports", []), p.inputs["metadata"]["name"]
