@@ -34,10 +34,11 @@ from domain.pins import image_pin
 
 CACHE_DIR_NAME = "vllm"          # VLLM_CACHE_ROOT = <compile-cache mount>/vllm (components/model_engine.py)
 SYNC_EVERY_S = 3600
+READY_TIMEOUT_S = 5              # an engine that accepts but does not answer /health within it is not ready
 # Waits for the engine's /health (bash's /dev/tcp: the aws-cli image has no curl guarantee), then
 # syncs the cache up now and every SYNC_EVERY_S; a failed sync is retried at the next round.
 SAVE = f"""ready() {{ ( exec 3<>/dev/tcp/127.0.0.1/$PORT && printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3 &&
-  head -n1 <&3 | grep -q ' 200' ) 2>/dev/null; }}
+  read -t {READY_TIMEOUT_S} -r status <&3 && [[ "$status" == *" 200"* ]] ) 2>/dev/null; }}
 until ready; do sleep 10; done
 while true; do
   aws s3 sync "$CACHE_DIR" "s3://$BUCKET/$CACHE_PREFIX" --size-only --no-progress --only-show-errors || true

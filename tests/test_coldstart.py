@@ -4,7 +4,10 @@ the weights Job of `s3` models."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import subprocess
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -250,3 +253,44 @@ def test_prod_models_restore_and_save_their_compile_cache_with_a_role_for_that_p
         assert len(writable) == 1 and writable[0].endswith(f"/{prefix}/*")
         assert prod_plan.extras["coldStart"][name]["warmup"]["seconds"] < (
             prod_plan.extras["coldStart"][name]["firstWarmup"]["seconds"])
+
+
+@pytest.mark.parametrize("script", ["RESTORE", "SAVE"])
+def test_the_compile_cache_scripts_are_valid_bash(script):
+    """The containers run them with /bin/bash -c (the save sidecar uses bash's /dev/tcp)."""
+    result = subprocess.run(["bash", "-n", "-c", getattr(compile_cache, script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_save_sidecar_waits_for_a_200_from_health():
+    """Its `ready` check against a local server: true on 200; false on 503, on no answer within its
+    timeout, and with nothing listening."""
+    status = {"code": 503}
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the handler's API
+            self.send_response(status["code"] if self.path == "/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # the script's ready() function, its reply timeout shortened for the test
+    ready = compile_cache.SAVE.split("\nuntil ", 1)[0].replace(f"-t {compile_cache.READY_TIMEOUT_S} ", "-t 1 ")
+    assert "-t 1 " in ready
+
+    def check(port: int) -> int:
+        return subprocess.run(["bash", "-c", f"{ready}\nready"], env={"PORT": str(port), "PATH": "/usr/bin:/bin"},
+                              timeout=20).returncode
+    try:
+        port = server.server_address[1]
+        assert check(port) != 0
+        status["code"] = 200
+        assert check(port) == 0
+    finally:
+        server.shutdown()
+    assert check(port) != 0           # listening, never answering: read -t gives up
+    server.server_close()
+    assert check(port) != 0
