@@ -5,7 +5,7 @@ Tiers, by marker (`pytest -m unit|layer|program|slow`):
 - `layer`: one component under the mock engine (`plan.engine.execute`), marked by the module or test.
 - `program`: the whole program; they share one plan per stack (`dev_plan`, `prod_plan`, `any_plan`) and
   one per variant stack (`variant_plan(name)`, `examples/Pulumi.<name>.yaml`), built once per session
-  (per xdist worker).
+  (under `-n`, these tests all run on one xdist worker: tests/shared_plans.py).
 - `slow`: `python -m plan` subprocesses (the CLI contract), scaling and timing; `make test-slow`.
 A test with no tier marker gets `program` if it uses a shared plan fixture or calls `plan_of`,
 `variant_plan`, `plan_file` or `run_program` itself, `layer` if it uses `unit_plan` or calls `execute`,
