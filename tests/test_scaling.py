@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.conftest import plan_file, stack_doc, write_stack
+from tests.conftest import kgateway_only_doc, plan_file, write_stack
 
 pytestmark = pytest.mark.slow  # timing and whole plans of big stacks
 
@@ -25,8 +25,9 @@ MAX_GROWTH = 1.2
 
 
 def with_tenants(tenants: int, models: int) -> dict:
-    """Prod plus `tenants` tenants, the first `models` of them with a small model of their own."""
-    doc = stack_doc("prod")
+    """Prod served by kgateway alone (tests/conftest.py kgateway_only_doc: a tenant route per tenant, the
+    growth measured here) plus `tenants` tenants, the first `models` of them with a small model of their own."""
+    doc = kgateway_only_doc()
     c = doc["config"]
     assert (len(c["agentic-platform:tenants"]), len(c["agentic-platform:models"])) == (PROD_TENANTS, PROD_MODELS)
     small = next(m for m in c["agentic-platform:models"] if m["gpus"] == 1)

@@ -464,3 +464,21 @@ def test_no_agentgateway_scrape_flow_without_it(dev_plan):
             continue
         for rule in p.inputs["spec"].get("ingress", []):
             assert {"protocol": "TCP", "port": 15020} not in rule.get("ports", []), p.inputs["metadata"]["name"]
+
+
+def test_more_budgeted_tenants_than_agentgateway_can_hold_is_a_key_path_error():
+    """agentgateway-crds v1.4.1 caps rateLimit.conditional at 16 entries: 15 budgeted tenants plus the
+    platform limit. Sixteen with the default budget fail on defaultTenantBudget; without it they pass."""
+    raw = _prod_raw()
+    tenants = json.loads(raw["tenants"])
+    extra = [{"name": f"team-{i:02d}", "quota": {"gpu": 0}} for i in range(14)]
+    raw["tenants"] = json.dumps(tenants + extra)          # 16 tenants, all with a budget
+    with pytest.raises(ConfigError) as err:
+        validate(raw, "prod")
+    lines = [line for line in err.value.lines() if line.startswith("agentic-platform:gateway.defaultTenantBudget:")]
+    assert lines and "at most 15" in lines[0], err.value.lines()
+    raw["tenants"] = json.dumps(tenants + extra[:13])     # 15: fits
+    assert len(validate(raw, "prod").tenants) == 15
+    raw["tenants"] = json.dumps(tenants + extra)
+    raw["gateway"] = json.dumps({**json.loads(raw["gateway"]), "defaultTenantBudget": {}})
+    assert len(validate(raw, "prod").tenants) == 16       # only tenant-a and tenant-b have a budget

@@ -120,6 +120,9 @@ def _pooled_routes(cfg: PlatformConfig) -> Iterator[Problem]:
                     f"{model_namespace(primary)}: an agentgateway fallback must share the primary's namespace")
 
 
+MAX_CONDITIONAL_LIMITS = 16   # AgentgatewayPolicy traffic.rateLimit.conditional maxItems (agentgateway-crds v1.4.1)
+
+
 @cross_check
 def _gateway_tenants(cfg: PlatformConfig) -> Iterator[Problem]:
     """Tenant budgets name tenants; `promptCache.tgiSharing: forbid` leaves no TGI model shared (TGI has
@@ -130,6 +133,17 @@ def _gateway_tenants(cfg: PlatformConfig) -> Iterator[Problem]:
     for tenant in cfg.gateway.tenant_budgets:
         if tenant not in tenants:
             yield f"gateway.tenantBudgets.{tenant}", f"'{tenant}' is not a tenants name ({', '.join(sorted(tenants)) or 'none'})"
+    if cfg.gateway.inference_routing == "agentgateway":
+        # Each budgeted tenant is one `rateLimit.conditional` entry of every pool route's policy (its own
+        # bucket; the platform limit is the last entry): agentgateway-crds v1.4.1 caps `conditional` at
+        # maxItems 16. Tenants sharing an entry would share one bucket, so more cannot be expressed.
+        budgeted = sorted(t for t in tenants if (b := cfg.gateway.budget(t)).tokens_per_minute or b.requests_per_minute)
+        if len(budgeted) > MAX_CONDITIONAL_LIMITS - 1:
+            key = "gateway.defaultTenantBudget" if any(t not in cfg.gateway.tenant_budgets for t in budgeted) \
+                else "gateway.tenantBudgets"
+            yield key, (f"{len(budgeted)} tenants with a budget; agentgateway's conditional rate limits hold at most "
+                        f"{MAX_CONDITIONAL_LIMITS - 1} (one entry each, plus the platform limit): give the others no "
+                        "budget (defaultTenantBudget: {}) or fewer tenants a budget of their own")
     if cfg.gateway.prompt_cache.tenant_salt and not tenants:
         yield "gateway.promptCache.tenantSalt", "there are no tenants to salt by"
     if cfg.gateway.prompt_cache.tgi_sharing == "forbid":
