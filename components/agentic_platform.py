@@ -132,9 +132,9 @@ class AgenticPlatform(pulumi.ComponentResource):
             config=config.cost, cluster_name=self.cluster.cluster_name, cluster_id=cluster_name,
             tenants=self.tenancy.tenant_namespaces, tags=tags, depends_on=[self.tenancy.namespaces[names.NS_COST]],
             prometheus_stack=self.observability.kube_prometheus_stack, nodes=self.platform_nodes), k8s)
-        # The DCGM exporter's ServiceMonitor needs kube-prometheus-stack's CRDs.
+        # The DCGM exporter's ServiceMonitor needs the monitoring CRDs (not the whole stack).
         self.gpu_stack = GpuStack("gpu-stack", GpuStackArgs(config.gpu_stack, self.karpenter.release,
-                                                            depends_on=[self.observability.kube_prometheus_stack,
+                                                            depends_on=[self.observability.monitoring_crds,
                                                                         *self.karpenter.gpu_nodes]), k8s)
         # Data: buckets and ElastiCache depend on the network only (its SG rule on the cluster SG) and
         # build while EKS does; the charts wait for nodes, the StorageClass and the ServiceMonitor CRDs.
@@ -145,7 +145,7 @@ class AgenticPlatform(pulumi.ComponentResource):
             cluster_security_group_id=self.cluster.cluster_security_group_id,
             storage_class=self.cluster.storage_class_name, protect_data=config.protect_data, tags=tags,
             namespaces=self.tenancy.namespaces, nodes=self.platform_nodes,
-            depends_on=[self.cluster.storage_class, self.observability.kube_prometheus_stack]), k8s)
+            depends_on=[self.cluster.storage_class, self.observability.monitoring_crds]), k8s)
         # LangFuse after the data layer: its pods read the Redis connection Secret at start.
         self.langfuse = LangFuse("langfuse", LangFuseArgs(
             config=config.observability.langfuse, cluster_name=self.cluster.cluster_name, name_prefix=cluster_name,
@@ -156,7 +156,7 @@ class AgenticPlatform(pulumi.ComponentResource):
             db_password=self.observability.langfuse_db_password, nodes=self.platform_nodes,
             depends_on=[*obs_deps, self.cluster.storage_class, *self.data.connection_secrets]), k8s)
         # Models: pods need their namespace, the GPU NodePools and device plugin (destroy order: the
-        # servers go before the NodePools), and the ServiceMonitor CRD of kube-prometheus-stack.
+        # servers go before the NodePools), and the ServiceMonitor/PodMonitor CRDs.
         self.model_serving = ModelServing("models", ModelServingArgs(
             models=config.models, pools=self.karpenter.gpu_pools, serving=config.model_serving,
             cluster_name=self.cluster.cluster_name, protect_data=config.protect_data,
@@ -164,7 +164,7 @@ class AgenticPlatform(pulumi.ComponentResource):
             node_isolated_tenants={t.name for t in config.tenants if t.isolation == "node"},
             scheduling_for=self.tenancy.scheduling_for,
             compute=[self.karpenter.release, *self.karpenter.node_pools.values(), self.gpu_stack.plugin,
-                     self.observability.kube_prometheus_stack, self.cluster.cache_storage_class],
+                     self.observability.monitoring_crds, self.cluster.cache_storage_class],
             system_nodes=self.system_nodes, platform_nodes=self.platform_nodes,
             cache_storage_class=self.cluster.cache_storage_class), k8s)
         self.models = self.model_serving.models

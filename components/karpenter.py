@@ -187,8 +187,8 @@ class Karpenter(pulumi.ComponentResource):
                 "podDisruptionBudget": {"name": "karpenter", "maxUnavailable": 1},
                 "controller": {"resources": CONTROLLER_RESOURCES},
                 # The chart renders its ServiceMonitor only if monitoring.coreos.com/v1 is served at
-                # install time, and this release installs before kube-prometheus-stack (whose pods run
-                # on Karpenter's nodes): it would silently never exist. The GPU stack declares it.
+                # install time, and this release does not wait for the monitoring CRDs' release: it
+                # could silently never exist. The GPU stack (after the CRDs) declares it.
                 "serviceMonitor": {"enabled": False},
                 "additionalLabels": {"app.kubernetes.io/part-of": "agentic-platform"},
             },

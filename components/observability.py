@@ -43,6 +43,8 @@ KPS_RELEASE = names.PROMETHEUS_RELEASE
 PROMETHEUS_URL = names.PROMETHEUS_URL
 GRAFANA_URL = f"http://{KPS_RELEASE}-grafana.{NS}.svc:80"
 COLLECTOR = "otel-collector"
+# The chart key (platform/charts.yaml) and release name of the monitoring.coreos.com CRDs.
+MONITORING_CRDS = "prometheus-operator-crds"
 PROM_EXPORTER_PORT = 8889
 GRAFANA_SECRET = "grafana-admin"
 COLLECTOR_SECRET = "otel-langfuse-auth"
@@ -103,7 +105,9 @@ def dashboards(price: float) -> dict[str, str]:
 
 
 class Observability(pulumi.ComponentResource):
-    """Metrics, dashboards, alerts, traces. Public attributes: `otlp_grpc_endpoint`,
+    """Metrics, dashboards, alerts, traces. Public attributes: `monitoring_crds` (the release of the
+    monitoring.coreos.com CRDs: what ServiceMonitor, PodMonitor and PrometheusRule users wait for),
+    `otlp_grpc_endpoint`,
     `otlp_http_endpoint` (for agents and the gateway), `prometheus_url`, `grafana_url`,
     `langfuse_url`."""
 
@@ -113,6 +117,16 @@ class Observability(pulumi.ComponentResource):
         self._name = name
         self._ns_ready = ns_ready = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
         grafana_secret, pk, sk = self._credentials()
+        # --------------------------------------------------------- monitoring.coreos.com CRDs
+        # Their own release, right after the cluster (it needs nothing else: CRDs are cluster-scoped
+        # and the release record goes to kube-system), so every ServiceMonitor/PodMonitor/
+        # PrometheusRule user waits for the CRDs only, not for the whole stack and its nodes.
+        # prometheus-operator-crds 31.0.1 is operator v0.93.1, the version kube-prometheus-stack
+        # 88.5.3 runs (its Chart.yaml appVersion); its CRDs are the same as that chart's crds
+        # subchart. They are templates (charts/crds/templates), so Helm upgrades them with the
+        # release, and awaited: Helm's wait holds until each CRD is Established (pkg/kube/ready.go).
+        self.monitoring_crds = helm_release(f"{name}-{MONITORING_CRDS}", MONITORING_CRDS, namespace=names.NS_SYSTEM,
+                                            values={}, opts=pulumi.ResourceOptions(parent=self))
         # --------------------------------------------------------- kube-prometheus-stack
         metrics_class = args.cache_storage_class or args.storage_class
         nodes = list(args.nodes or ())
@@ -127,9 +141,11 @@ class Observability(pulumi.ComponentResource):
             # and the patch job patches the policy only when one is set); Grafana's datasource and
             # KEDA's Prometheus triggers retry. So Helm does not wait (nor, hence, roll back).
             await_ready=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, *nodes, grafana_secret]))
-        # Custom resources need the chart's CRDs and operator (and go before them on destroy).
-        after_kps = pulumi.ResourceOptions(parent=self, depends_on=[self.kube_prometheus_stack])
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, *nodes, grafana_secret,
+                                                                 self.monitoring_crds]))
+        # Custom resources need their namespace and the CRDs, not the stack (and go before the CRDs
+        # on destroy: helm uninstall of the CRD release deletes the CRDs and every custom resource left).
+        after_crds = pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, self.monitoring_crds])
 
         # --------------------------------------------------------- dashboards
         self.dashboards = [
@@ -146,7 +162,7 @@ class Observability(pulumi.ComponentResource):
         self.rules = custom_object(
             f"{name}-alerts", "monitoring.coreos.com/v1", "PrometheusRule", "agentic-platform-alerts",
             namespace=NS, labels=labels("agentic-platform-alerts", "alerts", extra={"release": KPS_RELEASE}),
-            spec={"groups": alerts["groups"]}, opts=after_kps)
+            spec={"groups": alerts["groups"]}, opts=after_crds)
         # No ServiceMonitor for the agents: kagent 0.9.12 agents serve no /metrics (their Service has
         # one port, `http`, the A2A server: docs/agents.md), so one would select nothing.
 
@@ -215,7 +231,7 @@ class Observability(pulumi.ComponentResource):
         self.collector = helm_release(
             f"{name}-otel-collector", "opentelemetry-collector", namespace=NS, release_name=COLLECTOR,
             values=otel_values,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.kube_prometheus_stack, collector_secret, *nodes]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.monitoring_crds, collector_secret, *nodes]))
 
 
 
@@ -234,7 +250,10 @@ def kube_prometheus_stack_values(cfg: ObservabilityConfig, metrics_class: str) -
 
     kps_values = {
         "fullnameOverride": KPS_RELEASE,
-        "crds": {"enabled": True},  # the chart owns the monitoring.coreos.com CRDs (once)
+        # The monitoring.coreos.com CRDs are the prometheus-operator-crds release's (owned once):
+        # `crds.enabled` is the condition of the chart's crds subchart (Chart.yaml dependencies), and
+        # Helm drops a disabled subchart, its crds/ directory included, before installing.
+        "crds": {"enabled": False},
         # EKS runs etcd, the scheduler and the controller manager out of reach; kube-proxy
         # binds its metrics to 127.0.0.1. Scraping them only yields TargetDown alerts.
         "kubeEtcd": {"enabled": False},

@@ -5,12 +5,17 @@ first deploy ~41 min."""
 from __future__ import annotations
 
 import dataclasses
+import tarfile
+
+import yaml
 
 from components import names
 from components.config import ModelConfig
+from components.observability import MONITORING_CRDS
+from domain.pins import chart_archive
 from plan import rehearsal
 from plan.engine import Plan
-from tests.conftest import stack_doc
+from tests.conftest import release_of, stack_doc
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
@@ -86,3 +91,50 @@ def test_an_atomic_release_is_awaited_whatever_skip_await_says(dev_plan: Plan):
                                extras={}, policies=[])
     world = rehearsal.build_world(plan, None)
     assert [ps for ps in rehearsal.awaited_pods(world, kps.urn) if ps.awaited and not ps.hook]
+
+
+MONITORING = "monitoring.coreos.com"
+
+
+def _chart_yaml(chart: str) -> dict:
+    """Chart.yaml inside the vendored archive of a pinned chart."""
+    with tarfile.open(chart_archive(chart)) as tar:
+        return yaml.safe_load(tar.extractfile(f"{chart}/Chart.yaml").read())
+
+
+def test_monitoring_crds_are_the_operator_version_kube_prometheus_stack_runs():
+    """The CRD release must carry the CRDs of the operator kube-prometheus-stack deploys (both
+    charts' appVersion is the operator's tag): bump them together."""
+    assert _chart_yaml(MONITORING_CRDS)["appVersion"] == _chart_yaml("kube-prometheus-stack")["appVersion"]
+
+
+def test_monitoring_crds_are_their_own_release_right_after_the_cluster(any_plan: Plan):
+    """The monitoring.coreos.com CRDs come from one awaited release that waits for nothing but the
+    cluster's provider (no node, no Namespace: CRDs are cluster-scoped, its record is in
+    kube-system); kube-prometheus-stack no longer installs them (crds.enabled, its crds subchart's
+    condition), and the plan admits ServiceMonitors against that release's schema."""
+    crds, kps = release_of(any_plan, MONITORING_CRDS), release_of(any_plan, "kube-prometheus-stack")
+    assert crds.inputs["namespace"] == names.NS_SYSTEM and crds.inputs["atomic"] and not crds.inputs.get("skipAwait")
+    assert kps.inputs["values"]["crds"]["enabled"] is False
+    defined = {o.manifest["metadata"]["name"]: o.source for o in any_plan.objects
+               if o.kind == "CustomResourceDefinition" and o.manifest["spec"]["group"] == MONITORING}
+    assert len(defined) == 10 and set(defined.values()) == {crds.urn}
+    world = rehearsal.build_world(any_plan, None)
+    waits_for = {world.graph.by_urn[u].type for u in world.graph.nodes if world.graph.after(crds.urn, u)}
+    assert "eks:index:Cluster" in waits_for
+    assert not {t for t in waits_for if t.startswith("kubernetes:") or t.startswith("aws:eks/")}, waits_for
+
+def test_monitor_users_wait_for_the_crds_not_the_stack(any_plan: Plan):
+    """Every ServiceMonitor, PodMonitor and PrometheusRule outside kube-prometheus-stack (Milvus, the
+    GPU stack, the models, the collector, the platform's alerts) is created after the CRD release and
+    not after kube-prometheus-stack, whose pods need Karpenter's nodes."""
+    crds, kps = release_of(any_plan, MONITORING_CRDS), release_of(any_plan, "kube-prometheus-stack")
+    world = rehearsal.build_world(any_plan, None)
+    users = {o.source for o in any_plan.objects
+             if o.group == MONITORING and o.kind in ("ServiceMonitor", "PodMonitor", "PrometheusRule")
+             and o.source != kps.urn and not o.controller}
+    assert len(users) >= 4, users
+    for u in users:
+        assert world.graph.after(u, crds.urn), world.graph.by_urn[u].name
+        assert not world.graph.after(u, kps.urn), world.graph.by_urn[u].name
+    assert world.graph.after(kps.urn, crds.urn)     # its Prometheus, Alertmanager and monitors too

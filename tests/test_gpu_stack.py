@@ -53,8 +53,8 @@ def test_dcgm_exporter_with_service_monitor(any_plan):
     assert v["serviceMonitor"]["enabled"] is True
     assert v["serviceMonitor"]["honorLabels"] is True  # keeps the GPU pod's namespace/pod labels
     assert v["resources"]["requests"] and v["resources"]["limits"]
-    kps = _releases(any_plan)["kube-prometheus-stack"]
-    assert kps.urn in dcgm.dependencies  # the ServiceMonitor CRD exists first
+    crds = _releases(any_plan)["prometheus-operator-crds"]
+    assert crds.urn in dcgm.dependencies  # the ServiceMonitor CRD exists first
 
 
 @pytest.mark.program
@@ -94,7 +94,7 @@ def test_never_is_not_a_scrape_interval():
 def test_karpenter_is_scraped(any_plan):
     """Karpenter's metrics (nodes launched, by instance and capacity type) price the GPU nodes. The
     ServiceMonitor matches the chart's Service (tag v1.14.1: selector labels name/instance, port
-    http-metrics) and exists only after the CRDs (kube-prometheus-stack) and the Karpenter release."""
+    http-metrics) and exists only after the CRDs (prometheus-operator-crds) and the Karpenter release."""
     (sm,) = [r for r in any_plan.by_type("kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
              if r.inputs["metadata"]["name"] == "karpenter"]
     karpenter = _releases(any_plan)["karpenter"]
@@ -107,6 +107,6 @@ def test_karpenter_is_scraped(any_plan):
                                                "app.kubernetes.io/instance": karpenter.inputs["name"]}
     (ep,) = spec["endpoints"]
     assert ep["port"] == "http-metrics" and ep["path"] == "/metrics"
-    kps = _releases(any_plan)["kube-prometheus-stack"]
-    assert kps.urn in sm.dependencies and karpenter.urn in sm.dependencies
+    crds = _releases(any_plan)["prometheus-operator-crds"]
+    assert crds.urn in sm.dependencies and karpenter.urn in sm.dependencies
     assert karpenter.inputs["values"]["serviceMonitor"]["enabled"] is False  # never two of them

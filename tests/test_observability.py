@@ -49,7 +49,8 @@ def test_kube_prometheus_stack_release(dev_plan):
     ne = v["prometheus-node-exporter"]
     assert ne["namespaceOverride"] == "observability-node"
     assert {"operator": "Exists"} in ne["tolerations"]
-    assert v["crds"]["enabled"] is True and not r.inputs.get("skipCrds")
+    # the prometheus-operator-crds release owns the CRDs (tests/test_first_deploy.py)
+    assert v["crds"]["enabled"] is False
 
 
 def test_dashboards_are_labelled_configmaps_and_price_follows_config(dev_plan, prod_plan):
@@ -78,9 +79,8 @@ def test_alert_rules_and_no_agent_monitor(dev_plan):
     # is labelled for one.
     assert not [m for m in dev_plan.by_type(MONITOR) if m.inputs["metadata"]["name"] == "agent-metrics"]
     assert not [r for r in dev_plan.resources if "kagent.dev/monitored" in json.dumps(r.inputs)]
-    # Custom resources wait for the chart that brings their CRDs.
-    kps = release(dev_plan, "kube-prometheus-stack")
-    assert kps.urn in rule.dependencies
+    # Custom resources wait for the release that brings their CRDs.
+    assert release(dev_plan, "prometheus-operator-crds").urn in rule.dependencies
 
 
 def test_grafana_runs_restricted_without_chown_init_or_test_pod(dev_plan):
