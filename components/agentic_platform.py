@@ -112,9 +112,10 @@ class AgenticPlatform(pulumi.ComponentResource):
             cluster_name=cluster_name, cluster=self.cluster.cluster_name, endpoint=self.cluster.endpoint,
             system_nodes=self.cluster.system_nodes, gpu_pools=config.gpu_pools, cpu_pool=config.cpu_pool,
             tenant_pools=tenant_pools, tags=tags,
-            # What its pods need at start: CoreDNS (AWS endpoints by name) and the Pod Identity agent
-            # (its credentials; IMDS is closed by hop limit 1). It mounts no volumes: no EBS CSI.
-            depends_on=[self.cluster.coredns, self.cluster.pod_identity_agent]), k8s)
+            # What its pods need at start: the Pod Identity agent (its credentials; IMDS is closed by
+            # hop limit 1). Not CoreDNS: it resolves through the node (dnsPolicy Default, in
+            # components/karpenter.py). It mounts no volumes: no EBS CSI.
+            depends_on=[self.cluster.pod_identity_agent]), k8s)
         # Where pods run: controllers on the system node group; the platform's services (gateway,
         # agents, data, observability) on Karpenter's CPU NodePool, which needs the controller and
         # the NodePool itself; model servers and the GPU stack on the GPU NodePools.

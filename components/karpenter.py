@@ -69,7 +69,7 @@ class KarpenterArgs:
     cpu_pool: CpuPoolConfig
     tags: dict[str, str]
     tenant_pools: list[TenantPlacement] = field(default_factory=list)   # a dedicated NodePool each
-    depends_on: list[pulumi.Resource] = field(default_factory=list)  # e.g. CoreDNS, pod-identity agent
+    depends_on: list[pulumi.Resource] = field(default_factory=list)  # e.g. the Pod Identity agent
 
 
 class Karpenter(pulumi.ComponentResource):
@@ -184,6 +184,15 @@ class Karpenter(pulumi.ComponentResource):
                                               **({"staticCapacity": True} if self._any_warm(args) else {})}},
                 # On the system node group, never on nodes it manages itself.
                 **names.system_placement(),
+                # The node's resolver (the VPC's Route 53 Resolver), not CoreDNS: Karpenter resolves
+                # only AWS endpoints (STS, EC2, SQS, SSM, pricing, EKS) and reaches the API server by
+                # the kubernetes Service's IP, so it needs no cluster DNS and need not wait for the
+                # coredns add-on. Karpenter's docs for when DNS is not up yet ("set the pod DNS policy
+                # to `Default` with `--set dnsPolicy=Default`", v1.14 getting-started, and
+                # troubleshooting.md "STS ... failed DNS resolution"); Kubernetes "DNS for Services
+                # and Pods": Default inherits the node's name resolution. The IPv4 cluster has no
+                # dual-stack caveat (v1.14 upgrade-guide). Chart 1.14.1 values.yaml `dnsPolicy`.
+                "dnsPolicy": "Default",
                 "podDisruptionBudget": {"name": "karpenter", "maxUnavailable": 1},
                 "controller": {"resources": CONTROLLER_RESOURCES},
                 # The chart renders its ServiceMonitor only if monitoring.coreos.com/v1 is served at

@@ -229,6 +229,17 @@ def service_cidr(vpc_cidr: str) -> str:
     return "172.20.0.0/16" if in_ten else "10.100.0.0/16"
 
 
+def vpc_resolver_ip(vpc_cidr: str) -> str:
+    """The VPC's Route 53 Resolver ("Amazon DNS server"): the base of the VPC's primary CIDR plus two
+    (VPC User Guide, docs.aws.amazon.com/vpc/latest/userguide/AmazonDNS-concepts.html). The default
+    DHCP option set (AmazonProvidedDNS) puts it in every node's resolv.conf, so it is what a pod with
+    `dnsPolicy: Default` asks (Kubernetes "DNS for Services and Pods", Pod's DNS Policy: Default
+    inherits the node's resolution). 169.254.169.253 reaches the same resolver; nodes are not
+    configured with it."""
+    network = ipaddress.ip_network(vpc_cidr, strict=False)
+    return str(network.network_address + 2)
+
+
 def kubernetes_service_ip(vpc_cidr: str) -> str:
     """`kubernetes.default`'s ClusterIP: the first address of the Service CIDR."""
     return service_cidr(vpc_cidr).replace(".0.0/16", ".0.1")

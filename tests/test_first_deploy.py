@@ -138,3 +138,19 @@ def test_monitor_users_wait_for_the_crds_not_the_stack(any_plan: Plan):
         assert world.graph.after(u, crds.urn), world.graph.by_urn[u].name
         assert not world.graph.after(u, kps.urn), world.graph.by_urn[u].name
     assert world.graph.after(kps.urn, crds.urn)     # its Prometheus, Alertmanager and monitors too
+
+
+def test_karpenter_resolves_through_the_node_and_waits_for_no_coredns(any_plan: Plan):
+    """Karpenter asks the VPC's resolver (dnsPolicy Default: the node's resolv.conf), so neither its
+    release nor its CRD release waits for the coredns add-on (which waits for the system nodes); it
+    still waits for those nodes and the Pod Identity agent (its credentials)."""
+    karpenter, crd = release_of(any_plan, "karpenter"), release_of(any_plan, "karpenter-crd")
+    (dep,) = [o for o in any_plan.objects if o.kind == "Deployment" and o.source == karpenter.urn]
+    assert dep.manifest["spec"]["template"]["spec"]["dnsPolicy"] == "Default"
+    world = rehearsal.build_world(any_plan, None)
+    addons = {r.inputs["addonName"]: r.urn for r in any_plan.by_type("aws:eks/addon:Addon")}
+    for rel in (karpenter, crd):
+        assert not world.graph.after(rel.urn, addons["coredns"]), rel.name
+    (nodes,) = any_plan.by_type("aws:eks/nodeGroup:NodeGroup")
+    assert world.graph.after(karpenter.urn, addons["eks-pod-identity-agent"])
+    assert world.graph.after(karpenter.urn, nodes.urn)

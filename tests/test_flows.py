@@ -16,6 +16,7 @@ from conftest import plan_of
 from components import names
 from components.tenancy import FLOWS, expand
 from plan import connections
+from plan.objects import K8sObject
 from plan.reachability import PortSet, probes, selector_matches
 
 pytestmark = pytest.mark.program  # the helpers below read the shared plans (plan_of)
@@ -68,8 +69,12 @@ def test_the_derivation_finds_what_the_platform_does(stack):
     # DNS from every non-host pod, both protocols
     dns = conns(stack, dst="kube-system/Deployment/coredns", why="DNS")
     assert {c["protocol"] for c in dns} == {"UDP", "TCP"} and {c["port"] for c in dns} == {53}
-    assert {c["from"] for c in dns} >= {p.ref for p in derivation(stack).cluster.pods
-                                        if not p.host_network and p.labels.get("k8s-app") != "kube-dns"}
+    assert {c["from"] for c in dns} >= {p.ref for p in derivation(stack).cluster.pods if not p.host_network
+                                        and p.labels.get("k8s-app") != "kube-dns" and p.resolver == "cluster"}
+    # Karpenter (dnsPolicy Default) asks the VPC's Route 53 Resolver, base + 2, not CoreDNS
+    resolver = f"{names.vpc_resolver_ip(v)}/32"
+    assert {c["protocol"] for c in conns(stack, "kube-system/Deployment/karpenter", resolver, 53)} == {"UDP", "TCP"}
+    assert not conns(stack, "kube-system/Deployment/karpenter", "kube-system/Deployment/coredns", 53)
     # Pod Identity: every associated account's pods, to the agent
     assert conns(stack, f"{names.NS_DATA}/Deployment/milvus", POD_IDENTITY, 80)
     assert conns(stack, "kube-system/Deployment/karpenter", POD_IDENTITY, 80)
@@ -191,6 +196,29 @@ def test_a_missing_flow_is_caught():
     assert (controller, f"{names.NS_AGENTS}/Deployment/knowledge-base", 8000) in denied
     rejected = connections.rejections(r)
     assert any(controller in x["message"] and "ticketing" in x["message"] for x in rejected)
+
+
+def test_a_pod_on_the_node_resolver_needs_egress_to_the_vpc_resolver():
+    """With dnsPolicy Default a pod sends its queries from its own address to the VPC's Route 53
+    Resolver: an egress policy that admits CoreDNS only denies them (a plan that took Karpenter for a
+    CoreDNS client would pass it)."""
+    def dns_only(objects):
+        objects.append(K8sObject({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "karpenter-dns-only", "namespace": "kube-system"},
+            "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "karpenter"}}, "policyTypes": ["Egress"],
+                     "egress": [{"to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}},
+            "test"))
+
+    resolver = f"{names.vpc_resolver_ip(vpc('prod'))}/32"
+    denied = {(c["from"], c["to"], c["port"], c["protocol"]) for c in _with("prod", dns_only)["denied"]}
+    assert {("kube-system/Deployment/karpenter", resolver, 53, p) for p in ("UDP", "TCP")} <= denied
+
+
+def test_vpc_resolver_is_the_base_address_plus_two():
+    assert names.vpc_resolver_ip("10.0.0.0/16") == "10.0.0.2"
+    assert names.vpc_resolver_ip("172.31.16.0/20") == "172.31.16.2"
 
 
 # ------------------------------------------------------------------------------------ nothing else

@@ -1,7 +1,9 @@
 """The connections the platform really makes, derived from the plan's objects and resources, each
 judged by the NetworkPolicy evaluator (plan/reachability/):
 
-- DNS: every pod (hostNetwork ones resolve through the node) -> CoreDNS (the kube-dns Service) UDP/TCP 53.
+- DNS: every pod -> the resolver its dnsPolicy names (Pod.resolver), UDP/TCP 53: CoreDNS (the kube-dns
+  Service) for ClusterFirst; the VPC's Route 53 Resolver (base + 2) for Default (the node's
+  resolv.conf); dnsConfig.nameservers for None. hostNetwork pods resolve through the node.
 - Pod Identity: every pod whose service account has a PodIdentityAssociation (a resource, or an EKS
   add-on's `podIdentityAssociations`) -> the node's Pod Identity agent, 169.254.170.23 TCP 80.
 - The API server: every pod whose service account is a subject of a RoleBinding/ClusterRoleBinding
@@ -46,6 +48,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from components import names
 from plan.connections.addons import (
     ADDON,
     ADDON_PODS,
@@ -103,6 +106,8 @@ def build(plan: Any, vpc_cidr: str | None = None) -> Derivation:
     d = Derivation(cluster, vpc, objects, list(plan.resources))
     api = External("kube-apiserver (EKS endpoint ENIs in the VPC)", vpc)
     d.api = api
+    d.vpc_resolver = External("Route 53 Resolver (the VPC's base address + 2)",
+                              IPSet.of(f"{names.vpc_resolver_ip(vpc_cidr)}/32"))
     d.selectorless[("default", "kubernetes")] = api
     for s in kubelet_services(objects):
         d.selectorless[service_key(s)] = External("kubelets (node IPs in the VPC)", vpc)

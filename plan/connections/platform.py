@@ -18,8 +18,19 @@ POD_IDENTITY_AGENT = IPSet.of("169.254.170.23/32")
 
 
 def dns(d: Derivation) -> None:
+    """Every pod's DNS, to the resolver its dnsPolicy names (Pod.resolver). hostNetwork pods send
+    from the node (no policy applies); a pod with dnsPolicy Default asks the VPC's Route 53 Resolver
+    from its own address, so its egress policy must allow that, not CoreDNS."""
+    pods = [p for p in d.cluster.pods if not p.wildcard and not p.host_network and p.labels.get("k8s-app") != "kube-dns"]
+    for p in pods:
+        servers = ([d.vpc_resolver] if p.resolver == "node" and d.vpc_resolver is not None else
+                   [External(f"nameserver {ip} (dnsConfig)", IPSet.of(f"{ip}/32")) for ip in p.nameservers]
+                   if p.resolver == "none" else [])
+        for server in servers:
+            for proto in ("UDP", "TCP"):
+                d.need(p, server, 53, proto, f"DNS (dnsPolicy {p.dns_policy})")
     svc = d.cluster.service("kube-system", "kube-dns")
-    srcs = [p for p in d.cluster.pods if not p.wildcard and not p.host_network and p.labels.get("k8s-app") != "kube-dns"]
+    srcs = [p for p in pods if p.resolver == "cluster"]
     if svc is None:
         d.unresolved.append({"from": ["every pod"], "to": "kube-system/Service/kube-dns", "why": "DNS",
                              "problem": "no CoreDNS (coredns add-on) in the plan"})

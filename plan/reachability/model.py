@@ -57,6 +57,19 @@ class Pod:
     service_account: str = "default"
     source: Any = None                 # the K8sObject, when there is one
     wildcard: bool = False
+    dns_policy: str = "ClusterFirst"   # spec.dnsPolicy (the API server's default is ClusterFirst)
+    nameservers: tuple[str, ...] = ()  # spec.dnsConfig.nameservers (what dnsPolicy None asks)
+
+    @property
+    def resolver(self) -> str:
+        """Where the pod's DNS queries go (Kubernetes "DNS for Services and Pods", Pod's DNS Policy):
+        `cluster` (CoreDNS, the kube-dns Service) for ClusterFirst and ClusterFirstWithHostNet;
+        `node` (the node's resolv.conf) for Default, and for a hostNetwork pod left at ClusterFirst
+        ("Pods running with hostNetwork and ClusterFirst will fallback to the behavior of the
+        Default policy"); `none` for None (only dnsConfig.nameservers)."""
+        if self.dns_policy == "Default" or (self.host_network and self.dns_policy == "ClusterFirst"):
+            return "node"
+        return "none" if self.dns_policy == "None" else "cluster"
 
     @property
     def ref(self) -> str:

@@ -25,7 +25,8 @@ def pods_of(objects: list[Any]) -> list[Pod]:
                            labels={k: str(v) for k, v in (meta.get("labels") or {}).items()},
                            ports=container_ports(spec), host_network=bool(spec.get("hostNetwork")),
                            service_account=spec.get("serviceAccountName") or spec.get("serviceAccount") or "default",
-                           source=o))
+                           source=o, dns_policy=str(spec.get("dnsPolicy") or "ClusterFirst"),
+                           nameservers=tuple((spec.get("dnsConfig") or {}).get("nameservers") or ())))
     return out
 
 
