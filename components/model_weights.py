@@ -58,15 +58,22 @@ def weights_image(key: str) -> str:
     return f"{pin['repository']}:{pin['tag']}"
 
 
+def copy_seconds(m: ModelConfig) -> tuple[int, int]:
+    """What the Job's copy takes at the cold-start figures: the download from Hugging Face onto the
+    gp3 scratch claim (the `download` init container) and the upload from it into S3 (`upload`)."""
+    f = figures()
+    hf = f["load"]["huggingFace"]["GBps"]
+    up = f["load"]["pvc"]["throughputMiBps"] * 2**20 / 1e9
+    return math.ceil(weights_gb(m) / hf), math.ceil(weights_gb(m) / up)
+
+
 def job_deadline_s(m: ModelConfig) -> int:
     """activeDeadlineSeconds (counted from the Job's start) and the Pulumi await: a CPU node launch,
     the vLLM image's standard pull, the weights from Hugging Face and back out of the gp3 scratch
     claim into S3, at the cold-start figures, x margin, at least the floor."""
     f = figures()
-    hf = f["load"]["huggingFace"]["GBps"]
-    up = f["load"]["pvc"]["throughputMiBps"] * 2**20 / 1e9
     before = int(f["node"]["default"]["seconds"]) + pull_phase(weights_image("vllm"), soci=False).seconds
-    transfer = weights_gb(m) / hf + weights_gb(m) / up
+    transfer = sum(copy_seconds(m))
     return max(int(f["floorSeconds"]), math.ceil((before + transfer) * float(f["margin"])))
 
 

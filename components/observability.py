@@ -117,16 +117,7 @@ class Observability(pulumi.ComponentResource):
         self._name = name
         self._ns_ready = ns_ready = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
         grafana_secret, pk, sk = self._credentials()
-        # --------------------------------------------------------- monitoring.coreos.com CRDs
-        # Their own release, right after the cluster (it needs nothing else: CRDs are cluster-scoped
-        # and the release record goes to kube-system), so every ServiceMonitor/PodMonitor/
-        # PrometheusRule user waits for the CRDs only, not for the whole stack and its nodes.
-        # prometheus-operator-crds 31.0.1 is operator v0.93.1, the version kube-prometheus-stack
-        # 88.5.3 runs (its Chart.yaml appVersion); its CRDs are the same as that chart's crds
-        # subchart. They are templates (charts/crds/templates), so Helm upgrades them with the
-        # release, and awaited: Helm's wait holds until each CRD is Established (pkg/kube/ready.go).
-        self.monitoring_crds = helm_release(f"{name}-{MONITORING_CRDS}", MONITORING_CRDS, namespace=names.NS_SYSTEM,
-                                            values={}, opts=pulumi.ResourceOptions(parent=self))
+        self.monitoring_crds = self._monitoring_crds()
         # --------------------------------------------------------- kube-prometheus-stack
         metrics_class = args.cache_storage_class or args.storage_class
         nodes = list(args.nodes or ())
@@ -177,6 +168,18 @@ class Observability(pulumi.ComponentResource):
         self.register_outputs({"otlpGrpcEndpoint": self.otlp_grpc_endpoint, "otlpHttpEndpoint": self.otlp_http_endpoint,
                                "grafanaUrl": GRAFANA_URL, "langfuseUrl": LANGFUSE_URL})
 
+
+    def _monitoring_crds(self) -> pulumi.Resource:
+        """The monitoring.coreos.com CRDs as their own release, right after the cluster (it needs
+        nothing else: CRDs are cluster-scoped and the release record goes to kube-system), so every
+        ServiceMonitor/PodMonitor/PrometheusRule user waits for the CRDs only, not for the whole
+        stack and its nodes. prometheus-operator-crds 31.0.1 is operator v0.93.1, the version
+        kube-prometheus-stack 88.5.3 runs (its Chart.yaml appVersion); its CRDs are the same as that
+        chart's crds subchart. They are templates (charts/crds/templates), so Helm upgrades them
+        with the release, and awaited: Helm's wait holds until each CRD is Established
+        (pkg/kube/ready.go)."""
+        return helm_release(f"{self._name}-{MONITORING_CRDS}", MONITORING_CRDS, namespace=names.NS_SYSTEM,
+                            values={}, opts=pulumi.ResourceOptions(parent=self))
 
     def _credentials(self) -> tuple[pulumi.Resource, pulumi.Output[str], pulumi.Output[str]]:
         """Generated once: Grafana's admin Secret, LangFuse's credentials (its keys, salt,

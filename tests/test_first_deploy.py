@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 import tarfile
+from types import SimpleNamespace
 
 import yaml
 
 from components import names
 from components.config import ModelConfig
+from components.model_weights import copy_seconds
 from components.observability import MONITORING_CRDS
 from domain.pins import chart_archive
 from plan import rehearsal
 from plan.engine import Plan
+from plan.rehearsal.timing import weights_copy
 from tests.conftest import release_of, stack_doc
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -154,3 +157,18 @@ def test_karpenter_resolves_through_the_node_and_waits_for_no_coredns(any_plan: 
     (nodes,) = any_plan.by_type("aws:eks/nodeGroup:NodeGroup")
     assert world.graph.after(karpenter.urn, addons["eks-pod-identity-agent"])
     assert world.graph.after(karpenter.urn, nodes.urn)
+
+
+
+def test_a_weights_job_is_timed_with_its_copy(prod_plan: Plan):
+    """The weights Job's pod copies the model from Hugging Face into S3 before it completes: the
+    rehearsal counts that copy (components/model_weights.py copy_seconds, the figures its deadline
+    is sized from), not only node, pull and a container start (what it counted before: 6 min
+    for the 70B model's ~140 GB)."""
+    models = _models("prod")
+    world = rehearsal.build_world(prod_plan, SimpleNamespace(models=list(models.values())))
+    (job,) = [r for r in prod_plan.by_type("kubernetes:batch/v1:Job") if r.name == "llama-3-70b-weights"]
+    (ps,) = rehearsal.awaited_pods(world, job.urn)
+    assert weights_copy(world, ps.meta) == sum(copy_seconds(models["llama-3-70b"])) > 600
+    (server,) = [r for r in prod_plan.by_type(DEPLOYMENT) if r.name == "llama-3-70b-deployment"]
+    assert not [p for p in rehearsal.awaited_pods(world, server.urn) if weights_copy(world, p.meta)]

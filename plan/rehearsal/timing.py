@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components import names
+from components.model_weights import WEIGHTS_OF_LABEL, copy_seconds
 from domain.coldstart import ColdStart, cold_start
 from plan.objects import HELM_RELEASE, K8sObject
 from plan.rehearsal.facts import HOOK_JOB_RUN_S, MAX_LEVER_STEPS, PULUMI_AWAIT_S, durations, minutes, seconds
@@ -55,6 +56,14 @@ class PodStart:
     pool: str | None       # the NodePool whose node it waits for (None: no launch)
 
 
+def weights_copy(w: World, meta: dict[str, Any]) -> int:
+    """A weights Job's pod copies its model from Hugging Face into S3 (components/model_weights.py):
+    what that takes at the cold-start figures its deadline is sized from (0 for any other pod)."""
+    name = (meta.get("labels") or {}).get(WEIGHTS_OF_LABEL)
+    model = next((m for m in getattr(w.config, "models", []) if m.name == name), None) if name else None
+    return sum(copy_seconds(model)) if model is not None else 0
+
+
 def pod_start(w: World, ps: PodSet, warm: frozenset[str]) -> PodStart:
     spec = ps.spec
     srcs = ready_sources(w, ps.owner, spec) or fitting(w, spec)
@@ -80,11 +89,13 @@ def pod_start(w: World, ps: PodSet, warm: frozenset[str]) -> PodStart:
             expected.append(int(e["startup"]))
             allowed.append(int(e["startup"]))
     pull = max(pulls, default=0)
-    exp = launch + pull + init_s + max(expected, default=0)
-    alw = launch + pull + init_s + max(allowed, default=0)
+    copy = weights_copy(w, ps.meta)
+    exp = launch + pull + init_s + copy + max(expected, default=0)
+    alw = launch + pull + init_s + copy + max(allowed, default=0)
     start_s, budget_s = max(expected, default=0), max(allowed, default=0)
     parts = (f"node {launch}s ({src.name if src else 'none fits'}) + image pull {pull}s + "
-             f"{'init ' + str(init_s) + 's + ' if init_s else ''}startup {start_s}s"
+             f"{'init ' + str(init_s) + 's + ' if init_s else ''}"
+             f"{'weights copy ' + str(copy) + 's (Hugging Face -> S3) + ' if copy else ''}startup {start_s}s"
              + (f" (startup budget {budget_s}s)" if budget_s != start_s else ""))
     return PodStart(exp, alw, parts, src.name if launch else None)
 
