@@ -37,7 +37,7 @@ from components.model_engine import (
     engine_container,
     uses_compile_cache_volume,
 )
-from components.model_weights import WeightsJob
+from components.model_weights import WeightsJob, wait_for_weights
 from domain.coldstart import ColdStart, cold_start, rollout_allowance_s, startup_allowance_s
 from domain.sizing import HOME_GIB, S3_SCRATCH_GIB, TMP_GIB, PodSize, ephemeral_gib, pod_size
 
@@ -144,11 +144,19 @@ class ModelDeployment(pulumi.ComponentResource):
         not_awaited = {names.PULUMI_SKIP_AWAIT: "true"}
         container = model_container(m, command, cmd_args, env, size, port, startup)
         pod_spec = model_pod_spec(m, args, size, container, cache_volume, service_account, sel)
+        if m.cache == "s3" and m.weights_job:
+            # The weights Job is not awaited: the pods wait for its marker. A first rollout that
+            # outlasts progressDeadlineSeconds meanwhile only reports ProgressDeadlineExceeded
+            # (the controller takes no other action: kubernetes.io/docs/concepts/workloads/
+            # controllers/deployment/#failed-deployment) and completes once the copy has.
+            wait = wait_for_weights(args.models_bucket.bucket.bucket, s3_prefix(m), args.region, HOME_DIR)
+            pod_spec["initContainers"] = [wait, *pod_spec.get("initContainers", [])]
         # A pvc cache attaches to one node: the old pod must let go first. Otherwise no surge, so a
         # rollout never needs GPUs beyond maxReplicas x gpus (what the quota check counts).
         strategy = ({"type": "Recreate"} if m.cache == "pvc"
                     else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}})
-        # An s3 model starts once its Pod Identity association exists and its weights Job copied the weights.
+        # An s3 model starts once its Pod Identity association exists and its weights Job is created
+        # (its pods wait for the copy themselves).
         deps = [*args.depends_on, *([self.identity.association] if m.cache == "s3" else []),
                 *([self.weights.job] if m.cache == "s3" and m.weights_job else [])]
         self.deployment = k8s.apps.v1.Deployment(

@@ -26,6 +26,9 @@ from domain.pins import image_pin
 from domain.sizing import weights_gb, weights_gib
 
 WORK = "/work"
+# The object the Job writes last, once every file is in S3: what the model server's pods wait for.
+WEIGHTS_COMPLETE = ".weights-complete"
+WAIT_POLL_S = 15
 WEIGHTS_OF_LABEL = "agentic.platform/weights-of"   # the model whose weights the Job copies
 # What vLLM reads of a Hugging Face repository: safetensors, configs and tokenizer files; not the
 # duplicate `original/` checkpoints (.pth) or other formats some repositories carry.
@@ -123,7 +126,8 @@ def weights_pod_spec(m: ModelConfig, bucket_name: pulumi.Input[str], prefix: str
         "containers": [
             container("upload", aws_cli, ["/bin/sh", "-c"],
                       ['mkdir -p /work/files && aws s3 sync /work/files "s3://$BUCKET/$PREFIX" --size-only '
-                       '--exclude ".cache/*" --no-progress'], "1", "2Gi"),
+                       f'--exclude ".cache/*" --no-progress && echo done | aws s3 cp - "s3://$BUCKET/$PREFIX/{WEIGHTS_COMPLETE}"'],
+                      "1", "2Gi"),
         ],
         "volumes": [{"name": "work", "ephemeral": {"volumeClaimTemplate": {"spec": {
             "accessModes": ["ReadWriteOnce"], "storageClassName": names.STORAGE_CLASS_CACHE,
@@ -131,9 +135,27 @@ def weights_pod_spec(m: ModelConfig, bucket_name: pulumi.Input[str], prefix: str
     }
 
 
+def wait_for_weights(bucket_name: pulumi.Input[str], prefix: str, region: pulumi.Input[str] | None,
+                     home: str) -> dict[str, Any]:
+    """The model server's init container: waits until the weights Job wrote its completion marker
+    (HeadObject needs s3:GetObject, which the server's read role has on the prefix), so the engine
+    never starts on a partial prefix. On later rollouts the marker is there: it returns at once."""
+    env = [{"name": "BUCKET", "value": bucket_name}, {"name": "PREFIX", "value": prefix}, {"name": "HOME", "value": home},
+           *([{"name": "AWS_REGION", "value": region}] if region is not None else [])]
+    return {"name": "wait-for-weights", "image": weights_image("aws-cli"), "imagePullPolicy": "IfNotPresent",
+            "command": ["/bin/sh", "-c"],
+            "args": [f'until aws s3api head-object --bucket "$BUCKET" --key "$PREFIX/{WEIGHTS_COMPLETE}" >/dev/null 2>&1; '
+                     f'do sleep {WAIT_POLL_S}; done'],
+            "env": env, "volumeMounts": [{"name": "home", "mountPath": home}],
+            "resources": resources("50m", "128Mi", cpu_limit="250m", memory_limit="256Mi"),
+            "securityContext": container_security_context()}
+
+
 class WeightsJob:
-    """ServiceAccount, Pod Identity role (write `prefix/` only) and the Job; `job` is what the
-    model's Deployment waits for."""
+    """ServiceAccount, Pod Identity role (write `prefix/` only) and the Job. Not awaited: nothing
+    but the model server needs the weights, and its pods wait for them (`wait_for_weights`); the
+    copy is bounded by the Job's activeDeadlineSeconds (the Job controller fails it:
+    DeadlineExceeded)."""
 
     def __init__(self, name: str, m: ModelConfig, *, namespace: str, prefix: str, bucket: Any,
                  cluster_name: pulumi.Input[str], hf_token_secret: str | None, region: pulumi.Input[str] | None,
@@ -150,8 +172,11 @@ class WeightsJob:
             policy=policy_json(write_statements(bucket, prefix)), tags=tags, opts=child)
         deadline = job_deadline_s(m)
         spec = weights_pod_spec(m, bucket.bucket.bucket, prefix, sa, hf_token_secret, region)
+        # pulumi.com/skipAwait: the provider's ready condition is a no-op (pulumi-kubernetes
+        # provider/pkg/metadata/overrides.go); a first `pulumi up` no longer waits the ~10-20 min
+        # copy of a large model. The timeouts keep the deadline should the annotation be dropped.
         self.job = k8s.batch.v1.Job(
-            f"{name}-weights", metadata=meta(sa, namespace, labels=lbl),
+            f"{name}-weights", metadata=meta(sa, namespace, labels=lbl, annotations={names.PULUMI_SKIP_AWAIT: "true"}),
             spec={"backoffLimit": 3, "activeDeadlineSeconds": deadline,
                   "template": {"metadata": {"labels": lbl}, "spec": spec}},
             opts=pulumi.ResourceOptions(parent=parent, depends_on=[*depends_on, self.identity.association],

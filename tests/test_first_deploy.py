@@ -12,7 +12,8 @@ import yaml
 
 from components import names
 from components.config import ModelConfig
-from components.model_weights import copy_seconds
+from components.model_deployment import s3_prefix
+from components.model_weights import WEIGHTS_COMPLETE, copy_seconds
 from components.observability import MONITORING_CRDS
 from domain.pins import chart_archive
 from plan import rehearsal
@@ -172,3 +173,22 @@ def test_a_weights_job_is_timed_with_its_copy(prod_plan: Plan):
     assert weights_copy(world, ps.meta) == sum(copy_seconds(models["llama-3-70b"])) > 600
     (server,) = [r for r in prod_plan.by_type(DEPLOYMENT) if r.name == "llama-3-70b-deployment"]
     assert not [p for p in rehearsal.awaited_pods(world, server.urn) if weights_copy(world, p.meta)]
+
+
+def test_weights_jobs_are_not_awaited_and_the_servers_wait_for_the_copy(prod_plan: Plan):
+    """Nothing but the model server needs its weights, and the server is not awaited: each weights
+    Job carries pulumi.com/skipAwait (the copy bounded by activeDeadlineSeconds), its upload writes
+    the completion marker last, and the server's pods wait for that marker before the engine starts."""
+    world = rehearsal.build_world(prod_plan, None)
+    for name, m in _models("prod").items():
+        (job,) = [r for r in prod_plan.by_type("kubernetes:batch/v1:Job") if r.name == f"{name}-weights"]
+        assert job.inputs["metadata"]["annotations"][names.PULUMI_SKIP_AWAIT] == "true", name
+        assert not [ps for ps in rehearsal.awaited_pods(world, job.urn) if ps.awaited], name
+        upload = job.inputs["spec"]["template"]["spec"]["containers"][0]["args"][0]
+        assert upload.index("aws s3 sync") < upload.index(WEIGHTS_COMPLETE), name
+        (dep,) = [r for r in prod_plan.by_type(DEPLOYMENT) if r.name == f"{name}-deployment"]
+        assert job.urn in dep.dependencies
+        wait = dep.inputs["spec"]["template"]["spec"]["initContainers"][0]   # before the compile cache's
+        env = {e["name"]: e.get("value") for e in wait["env"]}
+        assert wait["name"] == "wait-for-weights" and WEIGHTS_COMPLETE in wait["args"][0], name
+        assert env["PREFIX"] == s3_prefix(m), name

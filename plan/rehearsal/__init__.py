@@ -72,8 +72,12 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     lines = [f"first deploy ≈ {math.ceil(up['minutes'])} min (--parallel {up['parallel']}; critical path "
              f"{up['criticalPathMinutes']} min: {short})"]
     if up["goalMinutes"] is not None and up["minutes"] > up["goalMinutes"]:
-        lines.append(f"  over the {up['goalMinutes']}-min goal; levers, each applied after the ones above it:")
-        lines += [f"    -{lv['minutesSaved']} min: {lv['message']}" for lv in up["levers"]]
+        if up["levers"]:
+            lines.append(f"  over the {up['goalMinutes']}-min goal; levers, each applied after the ones above it:")
+            lines += [f"    -{lv['minutesSaved']} min: {lv['message']}" for lv in up["levers"]]
+        else:
+            lines.append(f"  over the {up['goalMinutes']}-min goal; no lever: every wait on the critical path is one "
+                         "a rule needs (node sources, CRDs, webhooks, namespaces, storage) or a step's own duration")
     for part, hz in (("up", up["hazards"]), ("destroy", down["hazards"])):
         n = sum(h["level"] == MANDATORY for h in hz)
         lines.append(f"{part}: {n} mandatory, {len(hz) - n} advisory hazard(s)"
