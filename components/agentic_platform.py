@@ -128,11 +128,11 @@ class AgenticPlatform(pulumi.ComponentResource):
             cache_storage_class=self.cluster.cache_storage_class_name, nodes=self.platform_nodes,
             depends_on=[*obs_deps, self.cluster.storage_class, self.cluster.cache_storage_class]), k8s)
         # OpenCost in its namespace, on Prometheus; its ServiceMonitor and the tenant cost alerts
-        # need kube-prometheus-stack's CRDs.
+        # need the monitoring CRDs.
         self.cost = CostAllocation("cost", CostAllocationArgs(
             config=config.cost, cluster_name=self.cluster.cluster_name, cluster_id=cluster_name,
             tenants=self.tenancy.tenant_namespaces, tags=tags, depends_on=[self.tenancy.namespaces[names.NS_COST]],
-            prometheus_stack=self.observability.kube_prometheus_stack, nodes=self.platform_nodes), k8s)
+            monitoring_crds=self.observability.monitoring_crds, nodes=self.platform_nodes), k8s)
         # The DCGM exporter's ServiceMonitor needs the monitoring CRDs (not the whole stack).
         self.gpu_stack = GpuStack("gpu-stack", GpuStackArgs(config.gpu_stack, self.karpenter.release,
                                                             depends_on=[self.observability.monitoring_crds,

@@ -132,10 +132,11 @@ class CostAllocationArgs:
     cluster_id: str                          # the configured cluster name: OpenCost's cluster id
     tenants: Sequence[str]                   # Tenancy.tenant_namespaces: one daily cost alert each
     tags: dict[str, str]
-    # The opencost namespace (the tenancy layer's); kube-prometheus-stack, whose CRDs the
-    # ServiceMonitor and PrometheusRule need (and which goes after them on destroy).
+    # The opencost namespace (the tenancy layer's); the monitoring.coreos.com CRDs' release
+    # (Observability.monitoring_crds), which the ServiceMonitor and PrometheusRule need (and which
+    # goes after them on destroy): not kube-prometheus-stack, whose pods need Karpenter's nodes.
     depends_on: list[pulumi.Resource] = field(default_factory=list)
-    prometheus_stack: pulumi.Resource | None = None
+    monitoring_crds: pulumi.Resource | None = None
     nodes: NodeSource | None = None          # Karpenter's platform NodePool: the release waits for it
 
 
@@ -144,7 +145,7 @@ class CostAllocation(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: CostAllocationArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("agentic:cost:CostAllocation", name, None, opts)
-        after = [*args.depends_on, *([args.prometheus_stack] if args.prometheus_stack else [])]
+        after = [*args.depends_on, *([args.monitoring_crds] if args.monitoring_crds else [])]
         child = pulumi.ResourceOptions(parent=self)
         self.identity = pod_identity_role(f"{name}-opencost", cluster_name=args.cluster_name, namespace=NS,
                                           service_account=SERVICE_ACCOUNT, policy=policy_json([SPOT_PRICE_STATEMENT]),
