@@ -131,7 +131,8 @@ class AgenticPlatform(pulumi.ComponentResource):
         # need the monitoring CRDs.
         self.cost = CostAllocation("cost", CostAllocationArgs(
             config=config.cost, cluster_name=self.cluster.cluster_name, cluster_id=cluster_name,
-            tenants=self.tenancy.tenant_namespaces, tags=tags, depends_on=[self.tenancy.namespaces[names.NS_COST]],
+            tenants=self.tenancy.tenant_namespaces, tags=tags, depends_on=[self.tenancy.namespaces[names.NS_COST],
+                                                                self.tenancy.namespaces[names.NS_OBSERVABILITY]],
             monitoring_crds=self.observability.monitoring_crds, nodes=self.platform_nodes), k8s)
         # The DCGM exporter's ServiceMonitor needs the monitoring CRDs (not the whole stack).
         self.gpu_stack = GpuStack("gpu-stack", GpuStackArgs(config.gpu_stack, self.karpenter.release,

@@ -132,7 +132,8 @@ class CostAllocationArgs:
     cluster_id: str                          # the configured cluster name: OpenCost's cluster id
     tenants: Sequence[str]                   # Tenancy.tenant_namespaces: one daily cost alert each
     tags: dict[str, str]
-    # The opencost namespace (the tenancy layer's); the monitoring.coreos.com CRDs' release
+    # The opencost namespace and observability (the tenant cost rules' namespace), the tenancy
+    # layer's; the monitoring.coreos.com CRDs' release
     # (Observability.monitoring_crds), which the ServiceMonitor and PrometheusRule need (and which
     # goes after them on destroy): not kube-prometheus-stack, whose pods need Karpenter's nodes.
     depends_on: list[pulumi.Resource] = field(default_factory=list)
