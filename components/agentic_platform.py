@@ -179,7 +179,7 @@ class AgenticPlatform(pulumi.ComponentResource):
                 cluster_name=self.cluster.cluster_name, vpc_id=self.network.vpc_id, tags=tags,
                 namespaces=self.tenancy.namespaces, model_dependencies=dict(self.models),
                 platform_nodes=self.platform_nodes, system_nodes=self.system_nodes,
-                monitoring=self.observability.kube_prometheus_stack), k8s)
+                monitoring=self.observability.monitoring_crds), k8s)
         # Agents last: kagent talks to the gateway, reads the data layer's connection Secrets, and its
         # ScaledObjects need the model layer's KEDA.
         self.agent_runtime = AgentRuntime("agents", AgentRuntimeArgs(

@@ -86,8 +86,8 @@ class InferenceGatewayArgs:
     # pickers) on Karpenter's platform NodePool, the Load Balancer Controller on the system nodes.
     platform_nodes: NodeSource | None = None
     system_nodes: NodeSource | None = None
-    # The observability layer's Prometheus Operator CRDs (kube-prometheus-stack): the agentgateway
-    # proxies' PodMonitor waits for them.
+    # The observability layer's Prometheus Operator CRDs (Observability.monitoring_crds, not
+    # kube-prometheus-stack): the agentgateway proxies' PodMonitor waits for them.
     monitoring: pulumi.Resource | None = None
 
 
