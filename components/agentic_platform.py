@@ -168,7 +168,8 @@ class AgenticPlatform(pulumi.ComponentResource):
             compute=[self.karpenter.release, *self.karpenter.node_pools.values(), self.gpu_stack.plugin,
                      self.observability.monitoring_crds, self.cluster.cache_storage_class],
             system_nodes=self.system_nodes, platform_nodes=self.platform_nodes,
-            cache_storage_class=self.cluster.cache_storage_class), k8s)
+            cache_storage_class=self.cluster.cache_storage_class,
+            served_aliases=config.gateway.served_aliases() if config.gateway else {}), k8s)
         self.models = self.model_serving.models
         # Gateway: routes to the model Services (after the model layer), JWT and rate limits on each.
         self.gateway = None

@@ -86,6 +86,7 @@ class ModelDeploymentArgs:
     tolerations: list[dict[str, Any]] = field(default_factory=list)
     node_selector: dict[str, str] = field(default_factory=dict)
     region: pulumi.Input[str] | None = None
+    served_aliases: tuple[str, ...] = ()                # route models it also answers to (canary/fallback)
     tags: dict[str, str] = field(default_factory=dict)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     # What the weights Job needs (namespace, token, CPU nodes, the cache StorageClass): not the GPU
@@ -127,7 +128,8 @@ class ModelDeployment(pulumi.ComponentResource):
         source: pulumi.Input[str] = m.model
         if m.cache == "s3":
             source = pulumi.Output.concat("s3://", args.models_bucket.bucket.bucket, "/", s3_prefix(m))
-        command, cmd_args, env = engine_container(m, source, args.hf_token_secret, args.region)
+        command, cmd_args, env = engine_container(m, source, args.hf_token_secret, args.region,
+                                                 args.served_aliases)
         startup = startup_allowance_s(self.cold_start)
         rollout_s = rollout_allowance_s(self.cold_start)
         # pulumi-kubernetes waits for a Deployment's rollout and a Service's endpoints, 10 minutes by

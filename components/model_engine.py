@@ -73,8 +73,10 @@ def streamer_config(m: ModelConfig) -> dict[str, Any]:
     return cfg
 
 
-def vllm_args(m: ModelConfig, source: pulumi.Input[str], port: int) -> list[Any]:
-    args: list[Any] = [source, "--served-model-name", m.name, "--port", str(port),
+def vllm_args(m: ModelConfig, source: pulumi.Input[str], port: int, aliases: tuple[str, ...] = ()) -> list[Any]:
+    """`aliases`: the other models' names it answers to as their canary or fallback (the first name,
+    its own, names its responses and metrics)."""
+    args: list[Any] = [source, "--served-model-name", m.name, *aliases, "--port", str(port),
                        "--tensor-parallel-size", str(m.gpus),
                        "--gpu-memory-utilization", str(m.gpu_memory_utilization),
                        "--max-model-len", str(m.max_model_len), "--enable-prefix-caching",
@@ -100,7 +102,8 @@ def tgi_args(m: ModelConfig, port: int) -> list[str]:
 
 
 def engine_container(m: ModelConfig, source: pulumi.Input[str], hf_token_secret: str | None,
-                     region: pulumi.Input[str] | None) -> tuple[list[str], list[Any], list[dict[str, Any]]]:
+                     region: pulumi.Input[str] | None,
+                     aliases: tuple[str, ...] = ()) -> tuple[list[str], list[Any], list[dict[str, Any]]]:
     """(command, args, env) of the model server container."""
     port = names.model_port(m.engine)
     # The root filesystem is read-only and UID 1000 has no passwd entry: every path either engine
@@ -114,7 +117,8 @@ def engine_container(m: ModelConfig, source: pulumi.Input[str], hf_token_secret:
         env += [{"name": "VLLM_NO_USAGE_STATS", "value": "1"}, {"name": "DO_NOT_TRACK", "value": "1"}]
         if m.cache == "s3" and region is not None:
             env.append({"name": "AWS_REGION", "value": region})
-        return ["vllm", "serve"], [*vllm_args(m, source, port), *m.extra_args], env
+        return ["vllm", "serve"], [*vllm_args(m, source, port, aliases), *m.extra_args], env
+    # TGI's OpenAI API ignores the request's `model` (one model per server): no aliases needed.
     # The image sets HF_HUB_ENABLE_HF_TRANSFER=1; the launcher downloads with plain hub client.
     env.append({"name": "HF_HUB_ENABLE_HF_TRANSFER", "value": "0"})
     return ["text-generation-launcher"], [*tgi_args(m, port), *m.extra_args], env

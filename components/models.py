@@ -64,6 +64,8 @@ class ModelServingArgs:
     # Where the weights Jobs run (the platform's CPU NodePool) and their scratch volumes' StorageClass.
     platform_nodes: NodeSource | None = None
     cache_storage_class: pulumi.Resource | None = None
+    # The gateway's routes: each canary/fallback model -> the route models it also answers to.
+    served_aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def placement(m: ModelConfig, pool: GpuPool, isolated: bool,
@@ -151,5 +153,6 @@ class ModelServing(pulumi.ComponentResource):
             model=m, pool=pool, serving=args.serving, cluster_name=args.cluster_name, keda=self.keda,
             hf_token_secret=HF_TOKEN_SECRET if token else None,
             models_bucket=self.models_bucket, tolerations=tolerations, node_selector=node_selector,
-            region=region, tags=args.tags, depends_on=deps, weights_depends_on=weights_deps),
+            region=region, served_aliases=args.served_aliases.get(m.name, ()), tags=args.tags,
+            depends_on=deps, weights_depends_on=weights_deps),
             pulumi.ResourceOptions(parent=self))

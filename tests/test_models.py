@@ -10,6 +10,7 @@ import pytest
 
 from components import names
 from components.config import ConfigError, validate
+from components.config.gateway import GatewayConfig
 from domain.coldstart import cold_start, rollout_allowance_s, startup_allowance_s
 from plan.engine import ROOT, program_config, read_stack
 from tests.conftest import stack_doc, write_stack
@@ -341,3 +342,28 @@ def test_model_pods_carry_their_cache_label(prod_plan):
     for name, d in model_deployments(prod_plan).items():
         labels = d.inputs["spec"]["template"]["metadata"]["labels"]
         assert labels[names.MODEL_CACHE_LABEL] in ("pvc", "s3", "nodeLocal"), name
+
+
+def served_names(deployment) -> list[str]:
+    """The names after --served-model-name, up to the next flag."""
+    args = [a for a in pod(deployment)["containers"][0]["args"] if isinstance(a, str)]
+    rest = args[args.index("--served-model-name") + 1:]
+    return rest[:next((i for i, a in enumerate(rest) if a.startswith("--")), len(rest))]
+
+
+def test_a_canary_and_fallback_model_also_answers_to_its_route_model(kgw_plan):
+    """kgateway sends a canary's or a fallback's share with the body unchanged, naming the route's model;
+    vLLM answers 404 to a name it does not serve, so prod's 8B (canary and fallback of the 70B) also
+    serves `llama-3-70b`, its own name first (responses and metrics keep it)."""
+    deps = model_deployments(kgw_plan)
+    assert served_names(deps["llama-3-8b"]) == ["llama-3-8b", "llama-3-70b"]
+    assert served_names(deps["llama-3-70b"]) == ["llama-3-70b"]
+    assert served_names(deps["mixtral-8x7b"]) == ["mixtral-8x7b"]
+
+
+def test_served_aliases_come_from_canaries_and_fallbacks():
+    gateway = GatewayConfig.model_validate({
+        "jwt": {"issuer": "https://issuer.example", "jwksUri": "https://issuer.example/jwks", "audiences": ["a"]},
+        "routes": [{"model": "big", "canary": {"model": "small", "weight": 10}, "fallback": "small"},
+                   {"model": "other", "fallback": "small"}, {"model": "plain"}]})
+    assert gateway.served_aliases() == {"small": ("big", "other")}

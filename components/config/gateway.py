@@ -161,6 +161,19 @@ class GatewayConfig(Section):
     def budget(self, tenant: str) -> TenantBudgetConfig:
         return self.tenant_budgets.get(tenant, self.default_tenant_budget)
 
+    def served_aliases(self) -> dict[str, tuple[str, ...]]:
+        """Each canary or fallback model -> the route models whose requests it may be sent. kgateway
+        forwards the request unchanged, and vLLM answers 404 to a body naming a model it does not serve
+        (vllm/entrypoints/openai/serving_models.py at v0.12.0), so such a model also serves under those
+        names: `--served-model-name` takes several, "the server will respond to any of the provided
+        names", the first naming responses and metrics (vllm/config/model.py `served_model_name`)."""
+        aliases: dict[str, list[str]] = {}
+        for r in self.routes:
+            for target in (r.canary.model if r.canary else None, r.fallback):
+                if target is not None and r.model not in aliases.setdefault(target, []):
+                    aliases[target].append(r.model)
+        return {model: tuple(sorted(primaries)) for model, primaries in aliases.items()}
+
     def _isolation_problems(self) -> Iterator[Problem]:
         """What only the agentgateway data plane enforces. kgateway v2.4.3's local rate limit is a token
         bucket of requests (TrafficPolicy rateLimit.local.tokenBucket, kgateway-crds v2.4.3); agentgateway
