@@ -20,7 +20,10 @@ class Graph:
 
     def __init__(self, resources: list[Any], remote: set[str]):
         self.by_urn = {r.urn: r for r in resources}
-        self.order = {r.urn: i for i, r in enumerate(resources)}
+        # Pulumi starts ready steps in registration order, but resources registered from callbacks
+        # (apply) register in a different order from run to run, under the mock engine as in a real
+        # `pulumi up`: ties break by URN instead, so the same program gives the same estimate.
+        self.order = {urn: i for i, urn in enumerate(sorted(r.urn for r in resources))}
         self.children: dict[str, list[str]] = defaultdict(list)
         for r in resources:
             if r.parent:
