@@ -37,7 +37,7 @@ from components.model_engine import (
     engine_container,
     uses_compile_cache_volume,
 )
-from components.model_weights import WeightsJob, wait_for_weights
+from components.model_weights import WeightsJob, job_deadline_s, wait_for_weights
 from domain.coldstart import ColdStart, cold_start, rollout_allowance_s, startup_allowance_s
 from domain.sizing import HOME_GIB, S3_SCRATCH_GIB, TMP_GIB, PodSize, ephemeral_gib, pod_size
 
@@ -151,7 +151,8 @@ class ModelDeployment(pulumi.ComponentResource):
             # outlasts progressDeadlineSeconds meanwhile only reports ProgressDeadlineExceeded
             # (the controller takes no other action: kubernetes.io/docs/concepts/workloads/
             # controllers/deployment/#failed-deployment) and completes once the copy has.
-            wait = wait_for_weights(args.models_bucket.bucket.bucket, s3_prefix(m), args.region, HOME_DIR)
+            wait = wait_for_weights(args.models_bucket.bucket.bucket, s3_prefix(m), args.region, HOME_DIR,
+                                    job_deadline_s(m))
             pod_spec["initContainers"] = [wait, *pod_spec.get("initContainers", [])]
         # A pvc cache attaches to one node: the old pod must let go first. Otherwise no surge, so a
         # rollout never needs GPUs beyond maxReplicas x gpus (what the quota check counts).

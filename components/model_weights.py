@@ -136,16 +136,21 @@ def weights_pod_spec(m: ModelConfig, bucket_name: pulumi.Input[str], prefix: str
 
 
 def wait_for_weights(bucket_name: pulumi.Input[str], prefix: str, region: pulumi.Input[str] | None,
-                     home: str) -> dict[str, Any]:
+                     home: str, give_up_s: int) -> dict[str, Any]:
     """The model server's init container: waits until the weights Job wrote its completion marker
     (HeadObject needs s3:GetObject, which the server's read role has on the prefix), so the engine
-    never starts on a partial prefix. On later rollouts the marker is there: it returns at once."""
+    never starts on a partial prefix. Once the marker is there it returns at once. It gives up after
+    `give_up_s` (the Job's activeDeadlineSeconds: by then the Job finished or the Job controller
+    failed it) and exits 1, so a failed copy shows as a restarting pod (kube-prometheus-stack's
+    KubePodCrashLooping) instead of a pod in Init forever; each restart waits again."""
     env = [{"name": "BUCKET", "value": bucket_name}, {"name": "PREFIX", "value": prefix}, {"name": "HOME", "value": home},
            *([{"name": "AWS_REGION", "value": region}] if region is not None else [])]
     return {"name": "wait-for-weights", "image": weights_image("aws-cli"), "imagePullPolicy": "IfNotPresent",
             "command": ["/bin/sh", "-c"],
-            "args": [f'until aws s3api head-object --bucket "$BUCKET" --key "$PREFIX/{WEIGHTS_COMPLETE}" >/dev/null 2>&1; '
-                     f'do sleep {WAIT_POLL_S}; done'],
+            "args": [f'end=$(( $(date +%s) + {give_up_s} )); '
+                     f'until aws s3api head-object --bucket "$BUCKET" --key "$PREFIX/{WEIGHTS_COMPLETE}" >/dev/null 2>&1; '
+                     f'do if [ "$(date +%s)" -ge "$end" ]; then echo "no $PREFIX/{WEIGHTS_COMPLETE} after {give_up_s} s: '
+                     f'the weights Job failed or is still copying" >&2; exit 1; fi; sleep {WAIT_POLL_S}; done'],
             "env": env, "volumeMounts": [{"name": "home", "mountPath": home}],
             "resources": resources("50m", "128Mi", cpu_limit="250m", memory_limit="256Mi"),
             "securityContext": container_security_context()}

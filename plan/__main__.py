@@ -15,8 +15,10 @@ import gc
 # plan's objects are hundreds of thousands of long-lived objects with few reference cycles among
 # them, so the cyclic collector only rescans them, ~0.2-0.3 s of the prod plan's CPU, to free next
 # to nothing (peak RSS 266 MB with or without it, measured). Reference counting frees the rest.
-# (Test workers plan many stacks in one process: they keep a collector, plan.engine.tune_gc.)
-gc.disable()
+# (Test workers plan many stacks in one process: they keep a collector, plan.engine.tune_gc; so
+# only the CLI turns it off, not an import of this module.)
+if __name__ == "__main__":
+    gc.disable()
 
 import argparse
 import json

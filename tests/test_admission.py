@@ -229,3 +229,21 @@ def test_quota_sums_that_equal_the_limit_fit():
     pods = [deployment(f"p{i}", container={"resources": {"limits": {"cpu": "100m", "memory": "1Mi"}}}) for i in range(3)]
     assert quota.check([quota_obj({"limits.cpu": "300m"}), *pods], 1) == []
     assert quota.check([quota_obj({"limits.cpu": "299m"}), *pods], 1)
+
+
+def test_quota_counts_sidecars_with_the_app_containers():
+    """A native sidecar (an init container with restartPolicy Always, KEP-753) keeps running: the
+    pods evaluator adds it to the app containers, and a later init container to what it charges;
+    counted as a plain init container (the larger of it and the app) it was left out."""
+    def limits(cpu: str) -> dict[str, Any]:
+        return {"resources": {"requests": {"cpu": cpu}, "limits": {"cpu": cpu}}}
+    spec = {"initContainers": [{"name": "save", "restartPolicy": "Always", **limits("100m")},
+                               {"name": "wait", **limits("950m")}],
+            "containers": [{"name": "app", **limits("800m")}]}
+    usage = quota.pod_usage(spec, [])
+    assert usage["limits.cpu"] == pytest.approx(1.05)   # the wait step (950m) with the sidecar (100m)
+    spec["initContainers"][1] = {"name": "wait", **limits("100m")}
+    assert quota.pod_usage(spec, [])["limits.cpu"] == pytest.approx(0.9)   # app 800m + sidecar 100m
+    app = obj({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "app"}, "spec": spec})
+    [(_, _, msg)] = quota.check([quota_obj({"limits.cpu": "850m"}), app], 1)
+    assert "limits.cpu" in msg

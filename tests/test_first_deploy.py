@@ -18,7 +18,7 @@ from components.observability import MONITORING_CRDS
 from domain.pins import chart_archive
 from plan import rehearsal
 from plan.engine import Plan
-from plan.rehearsal.timing import weights_copy
+from plan.rehearsal.timing import pod_start, weights_copy
 from tests.conftest import release_of, stack_doc
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -170,7 +170,10 @@ def test_a_weights_job_is_timed_with_its_copy(prod_plan: Plan):
     world = rehearsal.build_world(prod_plan, SimpleNamespace(models=list(models.values())))
     (job,) = [r for r in prod_plan.by_type("kubernetes:batch/v1:Job") if r.name == "llama-3-70b-weights"]
     (ps,) = rehearsal.awaited_pods(world, job.urn)
-    assert weights_copy(world, ps.meta) == sum(copy_seconds(models["llama-3-70b"])) > 600
+    copy = sum(copy_seconds(models["llama-3-70b"]))
+    assert weights_copy(world, ps.meta) == copy > 600
+    start = pod_start(world, ps, frozenset())
+    assert f"weights copy {copy}s" in start.parts and start.expected > copy
     (server,) = [r for r in prod_plan.by_type(DEPLOYMENT) if r.name == "llama-3-70b-deployment"]
     assert not [p for p in rehearsal.awaited_pods(world, server.urn) if weights_copy(world, p.meta)]
 
@@ -191,4 +194,7 @@ def test_weights_jobs_are_not_awaited_and_the_servers_wait_for_the_copy(prod_pla
         wait = dep.inputs["spec"]["template"]["spec"]["initContainers"][0]   # before the compile cache's
         env = {e["name"]: e.get("value") for e in wait["env"]}
         assert wait["name"] == "wait-for-weights" and WEIGHTS_COMPLETE in wait["args"][0], name
+        # it gives up (exit 1: a visible restart) once the Job's own deadline has passed
+        deadline = job.inputs["spec"]["activeDeadlineSeconds"]
+        assert f"+ {deadline} ))" in wait["args"][0] and "exit 1" in wait["args"][0], name
         assert env["PREFIX"] == s3_prefix(m), name

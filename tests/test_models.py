@@ -361,6 +361,12 @@ def test_a_canary_and_fallback_model_also_answers_to_its_route_model(kgw_plan):
     assert served_names(deps["mixtral-8x7b"]) == ["mixtral-8x7b"]
 
 
+def test_behind_agentgateway_every_model_serves_its_own_name_only(prod_plan):
+    """Prod reaches its vLLM models through agentgateway, which renames the canary's share itself."""
+    for name, deployment in model_deployments(prod_plan).items():
+        assert served_names(deployment) == [name]
+
+
 def test_served_aliases_come_from_canaries_and_fallbacks():
     gateway = GatewayConfig.model_validate({
         "jwt": {"issuer": "https://issuer.example", "jwksUri": "https://issuer.example/jwks", "audiences": ["a"]},

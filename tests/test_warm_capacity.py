@@ -63,8 +63,10 @@ def _static(name: str = WARM, **spec: Any) -> K8sObject:
                       "spec": {"replicas": 1, "limits": {"nodes": "1"}, **spec}}, source="urn:test")
 
 
-def _karpenter(static_capacity: bool) -> K8sObject:
-    gates = f"ReservedCapacity=true,NodeRepair=true,StaticCapacity={str(static_capacity).lower()},CapacityBuffer=false"
+def _karpenter(static_capacity: bool | None) -> K8sObject:
+    """The controller's Deployment; StaticCapacity None: FEATURE_GATES does not name it (default off)."""
+    named = "" if static_capacity is None else f",StaticCapacity={str(static_capacity).lower()}"
+    gates = f"ReservedCapacity=true,NodeRepair=true{named},CapacityBuffer=false"
     return K8sObject({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "karpenter"},
                       "spec": {"template": {"spec": {"containers": [
                           {"name": "controller", "env": [{"name": "FEATURE_GATES", "value": gates}]}]}}}},
@@ -83,6 +85,7 @@ def test_a_static_pool_with_the_gate_on_and_a_node_limit_is_admitted():
     (_static(limits={"nodes": "1", "nvidia.com/gpu": "8"}), True, "only 'limits.nodes'"),
     (_static(weight=10), True, "'weight' is not supported"),
     (_static(), False, "StaticCapacity is off"),
+    (_static(), None, "StaticCapacity is off"),
     (_static(name="gpu-inference"), True, "exactly when its name ends with '-warm'"),
     (K8sObject({"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "x-warm"},
                 "spec": {"limits": {"nvidia.com/gpu": "8"}}}, source="urn:test"), True, "exactly when"),
@@ -90,6 +93,11 @@ def test_a_static_pool_with_the_gate_on_and_a_node_limit_is_admitted():
 def test_the_crds_static_rules_and_the_gate_are_checked(obj, gate, expected):
     (msg,) = _messages(obj, _karpenter(gate))
     assert expected in msg
+
+
+def test_a_static_pool_without_a_rendered_controller_is_reported():
+    (msg,) = _messages(_static())
+    assert "no Karpenter controller is rendered" in msg
 
 
 def test_pool_names_ending_in_warm_are_refused():

@@ -166,7 +166,12 @@ class GatewayConfig(Section):
         forwards the request unchanged, and vLLM answers 404 to a body naming a model it does not serve
         (vllm/entrypoints/openai/serving_models.py at v0.12.0), so such a model also serves under those
         names: `--served-model-name` takes several, "the server will respond to any of the provided
-        names", the first naming responses and metrics (vllm/config/model.py `served_model_name`)."""
+        names", the first naming responses and metrics (vllm/config/model.py `served_model_name`).
+        With agentgateway, vLLM models are reached through it, whose backends rename the request's model
+        to the one each serves (components/agentgateway.py); kgateway's own routes then hold TGI models
+        only, which ignore the name: no aliases."""
+        if self.inference_routing == "agentgateway":
+            return {}
         aliases: dict[str, list[str]] = {}
         for r in self.routes:
             for target in (r.canary.model if r.canary else None, r.fallback):

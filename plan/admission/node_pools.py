@@ -24,17 +24,20 @@ FEATURE_GATES_ENV = "FEATURE_GATES"
 
 
 def feature_gates(objects: list[K8sObject]) -> dict[str, bool] | None:
-    """The Karpenter controller's feature gates (None when no controller is rendered)."""
+    """The Karpenter controller's feature gates, from the Deployment of the `karpenter` release
+    (None when no controller is rendered). A gate the variable does not name has its default, off
+    for StaticCapacity (chart values.yaml `settings.featureGates.staticCapacity: false`)."""
     for o in objects:
-        if o.kind != "Deployment":
+        if o.kind != "Deployment" or o.release != "karpenter":
             continue
         containers = ((((o.manifest.get("spec") or {}).get("template") or {}).get("spec") or {})
                       .get("containers") or [])
         for c in containers:
             for env in c.get("env") or []:
-                if env.get("name") == FEATURE_GATES_ENV and "StaticCapacity=" in str(env.get("value", "")):
-                    pairs = (p.split("=", 1) for p in str(env["value"]).split(",") if "=" in p)
+                if env.get("name") == FEATURE_GATES_ENV:
+                    pairs = (p.split("=", 1) for p in str(env.get("value", "")).split(",") if "=" in p)
                     return {k.strip(): v.strip().lower() == "true" for k, v in pairs}
+        return {}
     return None
 
 
@@ -55,6 +58,8 @@ def check(objects: list[K8sObject]) -> list[tuple[K8sObject, str]]:
             out.append((o, "only 'limits.nodes' is supported on static NodePools"))
         if "weight" in spec:
             out.append((o, "'weight' is not supported on static NodePools"))
-        if gates is not None and not gates.get("StaticCapacity"):
+        if gates is None:
+            out.append((o, "no Karpenter controller is rendered: nothing provisions the static NodePool's nodes"))
+        elif not gates.get("StaticCapacity"):
             out.append((o, "Karpenter's feature gate StaticCapacity is off: the static NodePool never gets a node"))
     return out

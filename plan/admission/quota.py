@@ -116,21 +116,28 @@ def _containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 def pod_usage(spec: dict[str, Any], limits: list[dict[str, Any]]) -> dict[str, float]:
     """What one pod charges a quota: requests.X / limits.X / X (= requests) per the pods evaluator
-    (max of the init containers, sum of the app containers, per resource)."""
+    (kubernetes pkg/quota/v1/evaluator/core/pods.go, through resourcehelper.PodRequests/PodLimits:
+    the app containers and every sidecar -- an init container with restartPolicy Always, KEP-753,
+    which keeps running -- summed; each other init container adds the sidecars started before it;
+    the pod charges the larger of the two, per resource)."""
     usage: dict[str, float] = defaultdict(float)
     init: dict[str, float] = defaultdict(float)
+    sidecars: dict[str, float] = defaultdict(float)   # the sidecars started so far, summed
     for c in spec.get("containers") or []:
-        req, lim = effective_resources(c, limits)
-        for k, v in req.items():
-            usage[f"requests.{k}"] += v
-        for k, v in lim.items():
-            usage[f"limits.{k}"] += v
+        for k, v in _charges(c, limits).items():
+            usage[k] += v
     for c in spec.get("initContainers") or []:
-        req, lim = effective_resources(c, limits)
-        for k, v in req.items():
-            init[f"requests.{k}"] = max(init[f"requests.{k}"], v)
-        for k, v in lim.items():
-            init[f"limits.{k}"] = max(init[f"limits.{k}"], v)
+        charges = _charges(c, limits)
+        if c.get("restartPolicy") == "Always":
+            for k, v in charges.items():
+                sidecars[k] += v
+            for k, v in sidecars.items():
+                init[k] = max(init[k], v)
+        else:
+            for k, v in charges.items():
+                init[k] = max(init[k], v + sidecars[k])
+    for k, v in sidecars.items():
+        usage[k] += v
     for k, v in init.items():
         usage[k] = max(usage[k], v)
     for k in list(usage):
@@ -138,6 +145,11 @@ def pod_usage(spec: dict[str, Any], limits: list[dict[str, Any]]) -> dict[str, f
             usage[k[len("requests."):]] = usage[k]
     usage["pods"] = 1
     return dict(usage)
+
+
+def _charges(container: dict[str, Any], limits: list[dict[str, Any]]) -> dict[str, float]:
+    req, lim = effective_resources(container, limits)
+    return {**{f"requests.{k}": v for k, v in req.items()}, **{f"limits.{k}": v for k, v in lim.items()}}
 
 
 def check(objects: list[K8sObject], max_nodes: int) -> list[tuple[K8sObject, str, str]]:

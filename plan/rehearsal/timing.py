@@ -9,7 +9,7 @@ from typing import Any
 
 from components import names
 from components.model_weights import WEIGHTS_OF_LABEL, copy_seconds
-from domain.coldstart import ColdStart, cold_start
+from domain.coldstart import ColdStart, cold_start, image_repository
 from plan.objects import HELM_RELEASE, K8sObject
 from plan.rehearsal.facts import HOOK_JOB_RUN_S, MAX_LEVER_STEPS, PULUMI_AWAIT_S, durations, minutes, seconds
 from plan.rehearsal.graph import Graph
@@ -19,10 +19,7 @@ from plan.rehearsal.world import PodSet, World, awaited_pods, chart_name, fittin
 
 def image_entry(image: str) -> dict[str, Any]:
     table = durations()["images"]
-    repo = image.split("@")[0].rsplit(":", 1)[0] if ":" in image.split("/")[-1] else image.split("@")[0]
-    parts = repo.split("/")
-    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
-        repo = "/".join(parts[1:])   # registry host stripped
+    repo = image_repository(image)   # registry, tag and digest stripped
     best = max((k for k in table if k != "default" and (repo == k or repo.startswith(k + "/") or repo.endswith(k))),
                key=len, default=None)
     return table[best] if best else table["default"]
@@ -259,7 +256,7 @@ def longest(g: Graph, dur: dict[str, int], skip: frozenset[tuple[str, str]] = fr
 
 def list_schedule(g: Graph, dur: dict[str, int], parallel: int) -> int:
     """Pulumi's step executor: a step starts when its dependencies are done and a slot is free
-    (registration order among the ready); every step, waits included, holds its slot."""
+    (ties among the ready by URN: graph.py); every step, waits included, holds its slot."""
     indeg = {u: sum(1 for p in g.up_preds[u] if p in dur) for u in g.topo}
     succ: dict[str, list[str]] = defaultdict(list)
     for u in g.topo:
