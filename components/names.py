@@ -76,6 +76,14 @@ def system_placement() -> dict[str, Any]:
 # immediate no-op: provider/pkg/metadata/overrides.go); the plan's rehearsal reads the same key.
 PULUMI_SKIP_AWAIT = "pulumi.com/skipAwait"
 
+# Helm leaves an object annotated so in place on uninstall (helm pkg/action/uninstall.go,
+# filterManifestsToKeep); the plan's rehearsal reads the same key.
+HELM_RESOURCE_POLICY, HELM_KEEP = "helm.sh/resource-policy", "keep"
+
+# agentgateway v1.4.1's proxy serves Prometheus metrics on its container port `metrics`
+# (controller/pkg/helm/agentgateway/templates/_helpers.tpl, the prometheus.io/port annotation).
+AGENTGATEWAY_METRICS_PORT = 15020
+
 
 # Prometheus: kube-prometheus-stack, release `kube-prometheus-stack` in observability, serves it here
 # (KEDA's prometheus triggers and Grafana's datasource use this URL).

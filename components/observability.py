@@ -177,9 +177,13 @@ class Observability(pulumi.ComponentResource):
         kube-prometheus-stack 88.5.3 runs (its Chart.yaml appVersion); its CRDs are the same as that
         chart's crds subchart. They are templates (charts/crds/templates), so Helm upgrades them
         with the release, and awaited: Helm's wait holds until each CRD is Established
-        (pkg/kube/ready.go)."""
+        (pkg/kube/ready.go). Helm deletes templated CRDs on uninstall, and with them every
+        ServiceMonitor, PodMonitor and PrometheusRule in the cluster, Pulumi's or not: the CRDs carry
+        helm.sh/resource-policy: keep (the chart's `crds.annotations`, charts/crds/templates), so a
+        replaced or removed release leaves them in place."""
+        keep = {"crds": {"annotations": {names.HELM_RESOURCE_POLICY: names.HELM_KEEP}}}
         return helm_release(f"{self._name}-{MONITORING_CRDS}", MONITORING_CRDS, namespace=names.NS_SYSTEM,
-                            values={}, opts=pulumi.ResourceOptions(parent=self))
+                            values=keep, opts=pulumi.ResourceOptions(parent=self))
 
     def _credentials(self) -> tuple[pulumi.Resource, pulumi.Output[str], pulumi.Output[str]]:
         """Generated once: Grafana's admin Secret, LangFuse's credentials (its keys, salt,

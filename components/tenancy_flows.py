@@ -43,9 +43,7 @@ KUBE_DNS_PODS = (("k8s-app", "kube-dns"),)
 # (their PodMonitor, with inferenceRouting: agentgateway; no kgateway monitor is declared); nothing
 # scrapes ai-agents (kagent 0.9.12 agents serve no /metrics, its controller's metrics
 # endpoint is off by default: docs/agents.md), so neither admits observability.
-# agentgateway v1.4.1's proxy serves Prometheus metrics on its container port `metrics`, 15020
-# (controller/pkg/helm/agentgateway/templates/_helpers.tpl, the prometheus.io/port annotation).
-AGENTGATEWAY_METRICS = (("TCP", 15020),)
+AGENTGATEWAY_METRICS = (("TCP", names.AGENTGATEWAY_METRICS_PORT),)
 AGENTGATEWAY_PODS = (("app.kubernetes.io/name", names.AGENTGATEWAY_NAME),)
 MILVUS_METRICS = (("TCP", 9091),)      # milvus-helm milvus-5.0.19 values.yaml metrics port 9091
 VALKEY_METRICS = (("TCP", 9121),)      # valkey-helm 0.11.0 metrics.exporter.port 9121

@@ -128,6 +128,17 @@ def test_monitoring_crds_are_their_own_release_right_after_the_cluster(any_plan:
     assert "eks:index:Cluster" in waits_for
     assert not {t for t in waits_for if t.startswith("kubernetes:") or t.startswith("aws:eks/")}, waits_for
 
+
+def test_monitoring_crds_outlive_their_release(any_plan: Plan):
+    """Helm deletes a release's templated CRDs on uninstall, and every ServiceMonitor, PodMonitor and
+    PrometheusRule with them; the rendered CRDs carry helm.sh/resource-policy: keep, so a replaced or
+    removed release leaves them (helm pkg/action/uninstall.go)."""
+    crds = release_of(any_plan, MONITORING_CRDS)
+    kept = [o for o in any_plan.objects if o.source == crds.urn and o.kind == "CustomResourceDefinition"]
+    assert len(kept) == 10
+    for o in kept:
+        assert o.manifest["metadata"]["annotations"][names.HELM_RESOURCE_POLICY] == names.HELM_KEEP, o.name
+
 def test_monitor_users_wait_for_the_crds_not_the_stack(any_plan: Plan):
     """Every ServiceMonitor, PodMonitor and PrometheusRule outside kube-prometheus-stack (Milvus, the
     GPU stack, the models, the collector, the platform's alerts) is created after the CRD release and

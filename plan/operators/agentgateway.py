@@ -5,6 +5,7 @@ See plan/operators/__init__.py for what the translations model and what they lea
 
 from __future__ import annotations
 
+from components import names
 from plan.objects import K8sObject
 from plan.operators.common import GATEWAY_GROUP, Obj, _controller_env, _data_object, _find, _meta, _put, pins, sprig_merge
 from plan.operators.gateway_proxies import AGENTGATEWAY, _helm_port, _infra_meta, _listener_ports, safe_label_value
@@ -37,7 +38,7 @@ def agentgateway_proxy(gw_obj: K8sObject, objects: list[K8sObject]) -> list[Obj]
         if found is None:
             return []
         params = found.manifest.get("spec") or {}
-    ports = [_helm_port(p) for p in _listener_ports(gw) if p not in (15020, 15021, 15000)]
+    ports = [_helm_port(p) for p in _listener_ports(gw) if p not in (names.AGENTGATEWAY_METRICS_PORT, 15021, 15000)]
     if not ports:
         return []
     resources = {"requests": {"cpu": "100m", "memory": "128Mi"}}
@@ -91,7 +92,7 @@ def agentgateway_proxy(gw_obj: K8sObject, objects: list[K8sObject]) -> list[Obj]
         "readinessProbe": {"httpGet": {"path": "/healthz/ready", "port": 15021}, "periodSeconds": 10},
         "startupProbe": {"failureThreshold": 60, "httpGet": {"path": "/healthz/ready", "port": 15021},
                          "periodSeconds": 1, "successThreshold": 1, "timeoutSeconds": 2},
-        "ports": [{"containerPort": 15020, "name": "metrics", "protocol": "TCP"}],
+        "ports": [{"containerPort": names.AGENTGATEWAY_METRICS_PORT, "name": "metrics", "protocol": "TCP"}],
     })
     _put(container, "resources", resources)
     container["args"] = ["-f", "/config/config.yaml"]
@@ -106,8 +107,9 @@ def agentgateway_proxy(gw_obj: K8sObject, objects: list[K8sObject]) -> list[Obj]
                            "audience": "agentgateway", "expirationSeconds": 43200, "path": "xds-token"}}]}},
                        {"name": "tmp", "emptyDir": {}}],
            "terminationGracePeriodSeconds": int(shutdown.get("max") or 60)}
-    pod_meta = {"annotations": sprig_merge(gw_annotations, {"prometheus.io/path": "/metrics", "prometheus.io/port": "15020",
-                                                            "prometheus.io/scrape": "true"}),
+    scrape = {"prometheus.io/path": "/metrics", "prometheus.io/port": str(names.AGENTGATEWAY_METRICS_PORT),
+              "prometheus.io/scrape": "true"}
+    pod_meta = {"annotations": sprig_merge(gw_annotations, scrape),
                 "labels": sprig_merge({f"{GATEWAY_GROUP}/gateway-class-name": class_name}, selector, gw_labels)}
     svc_spec: Obj = {"type": "LoadBalancer"}
     svc_spec["ports"] = [{"name": p["name"], "protocol": p["protocol"], "targetPort": p["port"], "port": p["port"]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from components import names
 from plan.objects import K8sObject
 from plan.rehearsal.facts import ADVISORY, MANDATORY, NODEPOOL_KINDS, hazard
 from plan.rehearsal.timing import name
@@ -229,7 +230,7 @@ def vpc_leftovers(w: World, keep: set[str]) -> list[dict[str, Any]]:
         owner = w.graph.by_urn.get(o.source)
         ann = o.metadata.get("annotations") or {}
         why = None
-        if o.release and ann.get("helm.sh/resource-policy") == "keep":
+        if o.release and ann.get(names.HELM_RESOURCE_POLICY) == names.HELM_KEEP:
             why = "helm.sh/resource-policy: keep leaves it on uninstall"
         elif owner is not None and o.source not in keep and (owner.options or {}).get("retainOnDelete"):
             why = "its resource has retainOnDelete"
