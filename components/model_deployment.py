@@ -151,7 +151,7 @@ class ModelDeployment(pulumi.ComponentResource):
             # outlasts progressDeadlineSeconds meanwhile only reports ProgressDeadlineExceeded
             # (the controller takes no other action: kubernetes.io/docs/concepts/workloads/
             # controllers/deployment/#failed-deployment) and completes once the copy has.
-            wait = wait_for_weights(args.models_bucket.bucket.bucket, s3_prefix(m), args.region, HOME_DIR,
+            wait = wait_for_weights(m, args.models_bucket.bucket.bucket, s3_prefix(m), args.region, HOME_DIR,
                                     job_deadline_s(m))
             pod_spec["initContainers"] = [wait, *pod_spec.get("initContainers", [])]
         # A pvc cache attaches to one node: the old pod must let go first. Otherwise no surge, so a

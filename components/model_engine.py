@@ -83,6 +83,9 @@ def vllm_args(m: ModelConfig, source: pulumi.Input[str], port: int, aliases: tup
                        "--dtype", m.dtype]
     if m.quantization != "none":
         args += ["--quantization", m.quantization]
+    # `s3`: the source is the bucket's copy, which the weights Job fetched at this revision.
+    if m.revision and m.cache != "s3":
+        args += ["--revision", m.revision]
     if m.cache == "s3":
         args += ["--load-format", "runai_streamer",
                  "--model-loader-extra-config", json.dumps(streamer_config(m), separators=(",", ":"))]
@@ -94,6 +97,8 @@ def tgi_args(m: ModelConfig, port: int) -> list[str]:
     args = ["--model-id", m.model, "--num-shard", str(m.gpus), "--port", str(port),
             "--hostname", "0.0.0.0", "--max-input-tokens", str(max_input),
             "--max-total-tokens", str(m.max_model_len)]
+    if m.revision:
+        args += ["--revision", m.revision]
     if m.quantization != "none":
         args += ["--quantize", m.quantization]
     elif m.dtype != "auto":

@@ -1,15 +1,23 @@
 """The weights Job of an `s3`-cached model: fills s3://<models bucket>/<HF id>/ from Hugging Face
 before the model's Deployment starts, so `cache: s3` needs no operator step (docs/models.md).
 
-Idempotent: the first init container lists what the prefix already holds; the second downloads from
-Hugging Face only the files missing there (or of another size); the container uploads what was
-downloaded (`aws s3 sync --size-only`). A second run finds everything and copies nothing. The pod
+Idempotent: the first init container deletes the completion marker (so no server starts while this
+copy runs) and lists what the prefix already holds; the second downloads from Hugging Face only the
+files missing there (or of another size); the container uploads what was downloaded (`aws s3 sync
+--size-only`) and writes the marker last. A second run finds everything and copies nothing. The
+marker names what was copied (`weights_id`: model id, revision, file patterns) and the servers wait
+for that very id: a marker left by another revision's copy does not start them. Sizes are trusted
+only for files the prefix says belong to this id (`.weights-of`, written before anything is
+copied); a prefix of another revision is emptied first (the same file names can hold other bytes
+of the same size, and a revision with other shard names would leave the old ones behind). The pod
 runs under Pod Security `restricted`, as its own service account whose Pod Identity role may list,
 read and write that prefix only; its scratch space is a generic ephemeral volume (a gp3 claim that
 lives and dies with the pod), so the node's disk does not bound the model's size."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from typing import Any
 
@@ -28,6 +36,11 @@ from domain.sizing import weights_gb, weights_gib
 WORK = "/work"
 # The object the Job writes last, once every file is in S3: what the model server's pods wait for.
 WEIGHTS_COMPLETE = ".weights-complete"
+# Which copy the files under the prefix belong to, written before the Job copies anything: a retried
+# pod of the same copy trusts their sizes, a copy of another revision empties the prefix first.
+WEIGHTS_OF = ".weights-of"
+# What the marker said before it named the copy: a copy of the main branch with today's patterns.
+LEGACY_MARKER = "done"
 WAIT_POLL_S = 15
 WEIGHTS_OF_LABEL = "agentic.platform/weights-of"   # the model whose weights the Job copies
 # What vLLM reads of a Hugging Face repository: safetensors, configs and tokenizer files; not the
@@ -40,20 +53,45 @@ DOWNLOAD = """
 import fnmatch, os
 from huggingface_hub import HfApi, hf_hub_download
 allow, ignore = os.environ["ALLOW"].split(), os.environ["IGNORE"].split()
+revision = os.environ.get("REVISION") or None
 have = {}
-for line in open("/work/in-s3.txt"):
+for line in open(os.environ["WORK"] + "/in-s3.txt"):
     parts = line.split(None, 3)
     if len(parts) == 4:
         have[parts[3].strip()] = int(parts[2])
-info = HfApi().model_info(os.environ["MODEL"], files_metadata=True)
+info = HfApi().model_info(os.environ["MODEL"], revision=revision, files_metadata=True)
 missing = [s for s in info.siblings
            if any(fnmatch.fnmatch(s.rfilename, p) for p in allow)
            and not any(fnmatch.fnmatch(s.rfilename, p) for p in ignore)
            and have.get(os.environ["PREFIX"] + "/" + s.rfilename) != s.size]
 print(f"{len(missing)} of {len(info.siblings)} files to copy", flush=True)
 for s in missing:
-    hf_hub_download(os.environ["MODEL"], s.rfilename, local_dir="/work/files")
+    hf_hub_download(os.environ["MODEL"], s.rfilename, revision=revision, local_dir=os.environ["WORK"] + "/files")
 """
+
+
+# The `list` init container: what the prefix holds and for which copy. Files of another copy (a marker
+# naming another id, or none) are deleted, so the download compares sizes with this copy's files only.
+LIST = f"""set -e
+object() {{ aws s3 cp "s3://$BUCKET/$PREFIX/$1" - 2>/dev/null || :; }}
+was=$(object {WEIGHTS_COMPLETE}); [ -n "$was" ] || was=$(object {WEIGHTS_OF})
+aws s3 rm --quiet "s3://$BUCKET/$PREFIX/{WEIGHTS_COMPLETE}"
+if [ "$was" != "$WEIGHTS_ID" ] && {{ [ -n "$REVISION" ] || [ "$was" != {LEGACY_MARKER} ]; }}; then
+  echo "the prefix holds ${{was:-no marked copy}}, not $WEIGHTS_ID: emptying it"
+  aws s3 rm --quiet --recursive "s3://$BUCKET/$PREFIX/"
+fi
+echo "$WEIGHTS_ID" | aws s3 cp - "s3://$BUCKET/$PREFIX/{WEIGHTS_OF}"
+aws s3 ls --recursive "s3://$BUCKET/$PREFIX/" > "$WORK/in-s3.txt" || : > "$WORK/in-s3.txt"
+"""
+
+
+def weights_id(m: ModelConfig) -> str:
+    """What a copy is: the model id, its revision and the file patterns it takes. The completion
+    marker holds it; the servers' pods wait for their own model's (a rerun for another revision
+    deletes the marker first, and the old marker names another id anyway)."""
+    revision = m.revision or "main"
+    digest = hashlib.sha256(json.dumps([m.model, revision, ALLOW, IGNORE]).encode()).hexdigest()[:12]
+    return f"{m.model}@{revision} {digest}"
 
 
 def weights_image(key: str) -> str:
@@ -81,12 +119,13 @@ def job_deadline_s(m: ModelConfig) -> int:
 
 
 def write_statements(bucket: Any, prefix: str) -> list[dict[str, Any]]:
-    """List, read and write `prefix/` only (ListBucket limited by the s3:prefix condition key)."""
+    """List, read, write and delete (the marker, another revision's files) `prefix/` only (ListBucket
+    limited by the s3:prefix condition key)."""
     return [
         {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket.bucket.arn,
          "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*", prefix]}}},
-        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload",
-                                       "s3:ListMultipartUploadParts"],
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+                                       "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
          "Resource": bucket.bucket.arn.apply(lambda a: f"{a}/{prefix}/*")},
         {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": bucket.key.arn},
     ]
@@ -97,7 +136,9 @@ def weights_pod_spec(m: ModelConfig, bucket_name: pulumi.Input[str], prefix: str
     scratch = math.ceil(weights_gib(m) * 1.1) + 5
     env: list[dict[str, Any]] = [
         {"name": "HOME", "value": f"{WORK}/home"}, {"name": "HF_HOME", "value": f"{WORK}/hf"},
-        {"name": "MODEL", "value": m.model}, {"name": "PREFIX", "value": prefix},
+        {"name": "WORK", "value": WORK}, {"name": "MODEL", "value": m.model},
+        {"name": "REVISION", "value": m.revision or ""}, {"name": "WEIGHTS_ID", "value": weights_id(m)},
+        {"name": "PREFIX", "value": prefix},
         {"name": "BUCKET", "value": bucket_name}, {"name": "ALLOW", "value": " ".join(ALLOW)},
         {"name": "IGNORE", "value": " ".join(IGNORE)}, {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
         *([{"name": "AWS_REGION", "value": region}] if region is not None else []),
@@ -118,15 +159,13 @@ def weights_pod_spec(m: ModelConfig, bucket_name: pulumi.Input[str], prefix: str
         "enableServiceLinks": False,
         "restartPolicy": "Never",
         "initContainers": [
-            container("list", aws_cli, ["/bin/sh", "-c"],
-                      ['aws s3 ls --recursive "s3://$BUCKET/$PREFIX/" > /work/in-s3.txt || : > /work/in-s3.txt'],
-                      "250m", "512Mi"),
+            container("list", aws_cli, ["/bin/sh", "-c"], [LIST], "250m", "512Mi"),
             container("download", vllm, ["python3", "-c"], [DOWNLOAD], "2", "4Gi"),
         ],
         "containers": [
             container("upload", aws_cli, ["/bin/sh", "-c"],
                       ['mkdir -p /work/files && aws s3 sync /work/files "s3://$BUCKET/$PREFIX" --size-only '
-                       f'--exclude ".cache/*" --no-progress && echo done | aws s3 cp - "s3://$BUCKET/$PREFIX/{WEIGHTS_COMPLETE}"'],
+                       f'--exclude ".cache/*" --no-progress && echo "$WEIGHTS_ID" | aws s3 cp - "s3://$BUCKET/$PREFIX/{WEIGHTS_COMPLETE}"'],
                       "1", "2Gi"),
         ],
         "volumes": [{"name": "work", "ephemeral": {"volumeClaimTemplate": {"spec": {
@@ -135,22 +174,24 @@ def weights_pod_spec(m: ModelConfig, bucket_name: pulumi.Input[str], prefix: str
     }
 
 
-def wait_for_weights(bucket_name: pulumi.Input[str], prefix: str, region: pulumi.Input[str] | None,
+def wait_for_weights(m: ModelConfig, bucket_name: pulumi.Input[str], prefix: str, region: pulumi.Input[str] | None,
                      home: str, give_up_s: int) -> dict[str, Any]:
     """The model server's init container: waits until the weights Job wrote its completion marker
-    (HeadObject needs s3:GetObject, which the server's read role has on the prefix), so the engine
-    never starts on a partial prefix. Once the marker is there it returns at once. It gives up after
+    for this model's copy (`weights_id`; reading it needs s3:GetObject, which the server's read role
+    has on the prefix), so the engine never starts on a partial prefix, nor on one a rerun is still
+    filling for another revision. Once the marker is there it returns at once. It gives up after
     `give_up_s` (the Job's activeDeadlineSeconds: by then the Job finished or the Job controller
     failed it) and exits 1, so a failed copy shows as a restarting pod (kube-prometheus-stack's
     KubePodCrashLooping) instead of a pod in Init forever; each restart waits again."""
-    env = [{"name": "BUCKET", "value": bucket_name}, {"name": "PREFIX", "value": prefix}, {"name": "HOME", "value": home},
+    env = [{"name": "BUCKET", "value": bucket_name}, {"name": "PREFIX", "value": prefix},
+           {"name": "WEIGHTS_ID", "value": weights_id(m)}, {"name": "HOME", "value": home},
            *([{"name": "AWS_REGION", "value": region}] if region is not None else [])]
     return {"name": "wait-for-weights", "image": weights_image("aws-cli"), "imagePullPolicy": "IfNotPresent",
             "command": ["/bin/sh", "-c"],
             "args": [f'end=$(( $(date +%s) + {give_up_s} )); '
-                     f'until aws s3api head-object --bucket "$BUCKET" --key "$PREFIX/{WEIGHTS_COMPLETE}" >/dev/null 2>&1; '
-                     f'do if [ "$(date +%s)" -ge "$end" ]; then echo "no $PREFIX/{WEIGHTS_COMPLETE} after {give_up_s} s: '
-                     f'the weights Job failed or is still copying" >&2; exit 1; fi; sleep {WAIT_POLL_S}; done'],
+                     f'until [ "$(aws s3 cp "s3://$BUCKET/$PREFIX/{WEIGHTS_COMPLETE}" - 2>/dev/null)" = "$WEIGHTS_ID" ]; '
+                     f'do if [ "$(date +%s)" -ge "$end" ]; then echo "no $PREFIX/{WEIGHTS_COMPLETE} of $WEIGHTS_ID after '
+                     f'{give_up_s} s: the weights Job failed or is still copying" >&2; exit 1; fi; sleep {WAIT_POLL_S}; done'],
             "env": env, "volumeMounts": [{"name": "home", "mountPath": home}],
             "resources": resources("50m", "128Mi", cpu_limit="250m", memory_limit="256Mi"),
             "securityContext": container_security_context()}

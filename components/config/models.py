@@ -41,6 +41,10 @@ class ModelConfig(Section):
     name: DnsName
     engine: Literal["vllm", "tgi"] = Field(description="the model server: vLLM or Hugging Face TGI")
     model: str = Field(min_length=1, description="Hugging Face model id, e.g. meta-llama/Llama-3.3-70B-Instruct")
+    revision: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$",
+        description=("Hugging Face revision of the weights (a commit sha, tag or branch); default the repository's "
+                     "main branch as it is when the weights are fetched. Pin a commit for reproducible weights"))
     image: str = Field(description="pinned image: repo:tag or repo@sha256:digest")
     parameters_b: float = Field(gt=0, description="parameters, in billions (for the fit check)")
     gpus: int = Field(1, ge=1, le=8, description="GPUs per replica (tensor parallel / shards)")

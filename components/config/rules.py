@@ -52,6 +52,19 @@ def _unique_names(cfg: PlatformConfig) -> Iterator[Problem]:
                                          f"{', '.join(RESERVED_NAMESPACES)}, kube-*)")
 
 
+@cross_check  # models of one Hugging Face id and cache s3 share one prefix of the models bucket
+def _shared_weights_prefix(cfg: PlatformConfig) -> Iterator[Problem]:
+    first: dict[str, tuple[int, str | None]] = {}
+    for i, m in enumerate(cfg.models):
+        if m.cache != "s3":
+            continue
+        j, revision = first.setdefault(m.model, (i, m.revision))
+        # each weights Job would empty the prefix the other filled (components/model_weights.py)
+        if revision != m.revision:
+            yield f"models[{i}].revision", (f"'{m.revision or 'main'}': models[{j}] copies {m.model} at "
+                                            f"'{revision or 'main'}' into the same s3 prefix; use one revision")
+
+
 @cross_check  # cluster: also when the `cluster` key is absent (its defaults need a deployer and a way in)
 def _cluster_access(cfg: PlatformConfig) -> Iterator[Problem]:
     for path, message in cfg.cluster.access_problems():
