@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 from components import names
+from components.model_weights import WEIGHTS_OF_LABEL
 from plan.admission.pod_security import check_pod
 from plan.engine import ROOT
 from tests.conftest import rendered, stack_doc, write_stack
@@ -257,3 +259,17 @@ def test_clickhouse_quorum_rule():
 
 def test_alerts_data_parses():
     assert yaml.safe_load((ROOT / "platform" / "alerts.yaml").read_text())["groups"]
+
+
+def test_the_weights_job_alert_selects_the_weights_jobs_and_no_other(any_plan):   # dev: none of either
+    """ModelWeightsJobFailed (platform/alerts.yaml) matches Jobs by name: every weights Job the
+    plan declares (its `weights-of` label), none of the charts' Jobs; and the PrometheusRule the
+    plan admits carries it."""
+    rules = [r for o in any_plan.objects if o.kind == "PrometheusRule"
+             for g in o.manifest["spec"]["groups"] for r in g["rules"] if r.get("alert") == "ModelWeightsJobFailed"]
+    assert len(rules) == 1
+    (pattern,) = set(re.findall(r'job_name=~"([^"]+)"', rules[0]["expr"]))
+    jobs = [o for o in any_plan.objects if o.kind == "Job"]
+    weights = {o.name for o in jobs if WEIGHTS_OF_LABEL in (o.metadata.get("labels") or {})}
+    assert {o.name for o in jobs if re.fullmatch(pattern, o.name)} == weights
+    assert weights or not [o for o in any_plan.objects if o.kind == "Deployment" and o.name == "llama-3-70b"]
