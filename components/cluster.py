@@ -45,6 +45,9 @@ VPC_CNI_CONFIGURATION = {"enableNetworkPolicy": "true"}
 # policies/ reads it (eks-cluster-creator-declared).
 CLUSTER_CREATOR_TAG = "agentic.platform/cluster-creator-admin"
 API_PORT = 443
+# An add-on created beside the node group waits for its nodes: the node group's create window
+# (60 min) + the add-on's own (20 min), the AWS provider's defaults (node_group.go, addon.go).
+NODE_WAITING_ADDON_TIMEOUT = "80m"
 
 
 @dataclass
@@ -74,7 +77,7 @@ class Cluster(pulumi.ComponentResource):
         self._api_access()
         vpc_cni, kube_proxy = self._addons_before_nodes()
         self._system_node_group([vpc_cni, kube_proxy])
-        self._addons_on_nodes()
+        self._addons_beside_nodes(vpc_cni)
         self._provider_and_storage()
         self.system_node_label = SYSTEM_NODE_LABEL
         self.register_outputs({"clusterName": self.cluster_name, "endpoint": self.endpoint,
@@ -176,7 +179,8 @@ class Cluster(pulumi.ComponentResource):
                 description=f"Kubernetes API from {sg} (cluster.apiAccess.securityGroupIds[{i}])", tags=tags,
                 opts=child))
 
-    def _addon(self, addon_name: str, depends: list[pulumi.Resource], **kw) -> aws.eks.Addon:
+    def _addon(self, addon_name: str, depends: list[pulumi.Resource], create_timeout: str | None = None,
+               **kw) -> aws.eks.Addon:
         """An EKS add-on at the default version for the cluster's Kubernetes version."""
         cfg, tags, name = self._args.config, self._args.tags, self._name
         version = aws.eks.get_addon_version_output(addon_name=addon_name, kubernetes_version=cfg.version,
@@ -185,7 +189,10 @@ class Cluster(pulumi.ComponentResource):
         return aws.eks.Addon(f"{name}-{addon_name}", cluster_name=self.cluster_name, addon_name=addon_name,
                              addon_version=version.version, resolve_conflicts_on_create="OVERWRITE",
                              resolve_conflicts_on_update="PRESERVE", tags=tags,
-                             opts=pulumi.ResourceOptions(parent=self, depends_on=depends), **kw)
+                             opts=pulumi.ResourceOptions(
+                                 parent=self, depends_on=depends,
+                                 custom_timeouts=pulumi.CustomTimeouts(create=create_timeout) if create_timeout else None),
+                             **kw)
 
     def _addons_before_nodes(self) -> tuple[aws.eks.Addon, aws.eks.Addon]:
         """Add-ons that nodes need before they become Ready (and the Pod Identity agent)."""
@@ -252,18 +259,26 @@ class Cluster(pulumi.ComponentResource):
         )
 
 
-    def _addons_on_nodes(self) -> None:
+    def _addons_beside_nodes(self, vpc_cni: aws.eks.Addon) -> None:
         tags = self._args.tags
         name = self._name
         child = pulumi.ResourceOptions(parent=self)
-        # --- add-ons that need nodes to run on
-        self.coredns = self._addon("coredns", [self.system_nodes])
+        # --- add-ons whose Deployments run on the system nodes, created beside the node group, not
+        # after it: the AWS provider waits through CREATING and DEGRADED (pods Pending) until ACTIVE
+        # (terraform-provider-aws internal/service/eks/addon.go waitAddonCreated: Pending CREATING,
+        # DEGRADED; pulumi/pulumi-eks#1819 shows it polling DEGRADED on a cluster without nodes), so
+        # they go ACTIVE once the nodes joined and their pods ran (both tolerate CriticalAddonsOnly).
+        # They need the CNI their pods get addresses from, and (EBS CSI) the Pod Identity agent.
+        # The create timeout covers the node group's whole create window (the provider's node group
+        # default, 60 min, node_group.go) plus the add-on's own default 20 min (addon.go).
+        self.coredns = self._addon("coredns", [vpc_cni], create_timeout=NODE_WAITING_ADDON_TIMEOUT)
         ebs = pod_identity_role(f"{name}-ebs-csi", cluster_name=self.cluster_name, namespace="kube-system",
                                 service_account="ebs-csi-controller-sa", managed_policy_arns=(EBS_CSI_POLICY,),
                                 tags=tags, opts=child)
-        self.ebs_csi = self._addon("aws-ebs-csi-driver", [self.system_nodes, self.pod_identity_agent],
-                             pod_identity_associations=[{"role_arn": ebs.role.arn,
-                                                         "service_account": "ebs-csi-controller-sa"}])
+        self.ebs_csi = self._addon("aws-ebs-csi-driver", [vpc_cni, self.pod_identity_agent],
+                                   create_timeout=NODE_WAITING_ADDON_TIMEOUT,
+                                   pod_identity_associations=[{"role_arn": ebs.role.arn,
+                                                               "service_account": "ebs-csi-controller-sa"}])
         # Node health: a DaemonSet on every node (GPU nodes included) that reports GPU (NVIDIA
         # XID/DCGM), kernel, container-runtime, storage and networking failures as node conditions;
         # EKS node auto repair (system nodes) and Karpenter's node repair (its pools) replace the

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from plan.rehearsal.addons import addon_hazards
 from plan.rehearsal.destroy import buckets, controllers_outlive, dedupe, deletion_protection, kept, snapshots, vpc_leftovers
 from plan.rehearsal.facts import GOAL_MINUTES, MANDATORY, durations, hazard, minutes, seconds
 from plan.rehearsal.timing import schedule
@@ -43,10 +44,13 @@ def rehearse(plan: Any, config: Any = None) -> dict[str, Any]:
                       *vpc_leftovers(w, keep)])
     sched = schedule(w, goal)
     up = dedupe([*up, *await_timeouts(w, sched)])
-    steps, finish = sched["steps"], sched["finish"]
+    up = dedupe([*up, *addon_hazards(w, sched)])
+    steps, finish, start = sched["steps"], sched["finish"], sched["start"]
+    # "after": the edge kind that made the step wait, or "nodes" for an add-on whose end its
+    # node source's nodes decided (plan/rehearsal/addons.py)
     path = [{"urn": u, "name": w.graph.by_urn[u].name, "type": w.graph.by_urn[u].type,
-             "startMinutes": minutes(finish[u] - steps[u].seconds), "minutes": minutes(steps[u].seconds),
-             "why": steps[u].note, "after": w.graph.up_preds[u].get(sched["path"][i - 1]) if i else None}
+             "startMinutes": minutes(start[u]), "minutes": minutes(finish[u] - start[u]),
+             "why": steps[u].note, "after": (w.graph.up_preds[u].get(sched["path"][i - 1]) or "nodes") if i else None}
             for i, u in enumerate(sched["path"])]
     return {
         "up": {"minutes": minutes(sched["makespan_s"]), "criticalPathMinutes": minutes(sched["critical_s"]),

@@ -112,6 +112,11 @@ class Graph:
                     heapq.heappush(ready, (self.order[s], s))
         return out   # a cycle would leave nodes out; Pulumi refuses cycles before any step
 
+    def ordered(self, extra: dict[str, tuple[str, ...]]) -> list[str]:
+        """A topological order of the up graph with `extra` predecessors (urn -> URNs it must
+        follow), ties broken as in `topo`."""
+        return self._topo(self.nodes, lambda u: [*self.up_preds[u], *extra.get(u, ())])
+
     @staticmethod
     def _ancestors(topo: list[str], preds) -> tuple[dict[str, int], dict[str, int]]:
         bit = {u: 1 << i for i, u in enumerate(topo)}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,8 @@ from components import names
 from components.model_weights import WEIGHTS_OF_LABEL, copy_seconds
 from domain.coldstart import ColdStart, cold_start, image_repository
 from plan.objects import HELM_RELEASE, K8sObject
+from plan.rehearsal.addons import NodeWait, late_of, node_waits
+from plan.rehearsal.clock import Late, late_order, list_schedule, longest
 from plan.rehearsal.facts import HOOK_JOB_RUN_S, MAX_LEVER_STEPS, PULUMI_AWAIT_S, durations, minutes, seconds
 from plan.rehearsal.graph import Graph
 from plan.rehearsal.world import PodSet, World, awaited_pods, chart_name, fitting, helm_waits, ready_sources, skip_await
@@ -140,7 +141,7 @@ class Step:
     waits_for: str | None = None     # the kind of workload a declared object's await waits for
 
 
-def step_of(w: World, urn: str, warm: frozenset[str]) -> Step:
+def step_of(w: World, urn: str, warm: frozenset[str], waits: dict[str, NodeWait]) -> Step:
     """How long the step of one resource takes, and what it waits for."""
     r = w.graph.by_urn[urn]
     base, source = type_seconds(r)
@@ -159,7 +160,7 @@ def step_of(w: World, urn: str, warm: frozenset[str]) -> Step:
         lb = durations()["loadBalancer"]["seconds"] if helm_waits(r) and any(
             o.kind == "Service" and (o.manifest.get("spec") or {}).get("type") == "LoadBalancer" and not o.hook
             for o in w.objects_by_source[urn] if o.release) else 0
-        note += f" + load balancer {lb}s" if lb else ""
+        note += f"; meanwhile the load balancer {lb}s" if lb else ""
         total = apply + hook_s + max(slow[1].expected if slow else 0, lb)
         # `awaited`: what skipAwait could remove -- hooks run (and are waited for) either way
         return Step(urn, total, note, awaited=bool(waits) or bool(lb), apply_s=apply, pools=frozenset(pools - warm))
@@ -174,10 +175,19 @@ def step_of(w: World, urn: str, warm: frozenset[str]) -> Step:
             lb = durations()["loadBalancer"]["seconds"] if (o.manifest.get("spec") or {}).get("type") == "LoadBalancer" else 0
             if starts or lb:
                 slow = max(starts, key=lambda s: s.expected, default=None)
-                note = (f"awaits {o.kind} {o.ref}: " + (slow.parts if slow else "") + (f" + load balancer {lb}s" if lb else ""))
+                note = (f"awaits {o.kind} {o.ref}: " + (slow.parts if slow else "")
+                        + (f"; meanwhile the load balancer {lb}s" if lb else ""))
                 kinds = sorted({ps.obj.kind for ps in pods}) or [o.kind]
-                return Step(urn, base + (slow.expected if slow else 0) + lb, note, awaited=True, apply_s=base,
+                # the endpoints and the load balancer's address are awaited together, and the Load
+                # Balancer Controller creates the NLB when the Service appears, not when its pods
+                # run (pulumi-kubernetes provider/pkg/await/service.go: one watch loop, ready when
+                # serviceReady and endpoints ready): the longer of the two, not their sum
+                return Step(urn, base + max(slow.expected if slow else 0, lb), note, awaited=True, apply_s=base,
                             pools=frozenset(s.pool for s in starts if s.pool), waits_for=kinds[0])
+    nw = waits.get(urn)
+    if nw is not None and nw.beside:
+        return Step(urn, base, f"EKS add-on created beside {nw.source.name}: CREATING/DEGRADED until its pods run "
+                    f"there; ACTIVE at max({base}s, nodes ready + pod start {nw.pod_start_s}s) ({source})", apply_s=base)
     return Step(urn, base, source, apply_s=base)
 
 
@@ -213,15 +223,18 @@ def schedule(w: World, goal_minutes: float | None = None) -> dict[str, Any]:
     g = w.graph
     steps: dict[str, Step] = {}
     warm: dict[str, frozenset[str]] = {}
+    waits = node_waits(w)
+    late = late_of(waits)
     for u in g.topo:
         seen: frozenset[str] = frozenset()
         for p in g.up_preds[u]:
             if p in warm:
                 seen |= warm[p] | steps[p].pools
         warm[u] = seen
-        steps[u] = step_of(w, u, seen)
+        steps[u] = step_of(w, u, seen, waits)
     dur = {u: s.seconds for u, s in steps.items()}
-    finish, via = longest(g, dur)
+    order = late_order(g, late)
+    finish, via = longest(g, dur, late=late, order=order)
     end = max(finish, key=lambda u: (finish[u], -g.order[u]), default=None)
     path = []
     u = end
@@ -230,61 +243,19 @@ def schedule(w: World, goal_minutes: float | None = None) -> dict[str, Any]:
         u = via.get(u)
     path.reverse()
     total = finish[end] if end else 0
-    makespan = list_schedule(g, dur, int(durations().get("parallel", 16)))
+    makespan = list_schedule(g, dur, int(durations().get("parallel", 16)), late)
     over = goal_minutes is not None and makespan > goal_minutes * 60
-    return {"steps": steps, "warm": warm, "finish": finish, "path": path, "critical_s": total,
-            "makespan_s": makespan, "levers": levers(w, steps, dur, total) if over else []}
+    # `begin`: when a step's own create starts; `start`: from the finish that decided its end (a
+    # node wait's nodes), what the critical path shows
+    begin = {u: max((finish[p] for p in g.up_preds[u] if p in finish), default=0) for u in finish}
+    start = {u: finish[via[u]] if via.get(u) else 0 for u in finish}
+    return {"steps": steps, "warm": warm, "finish": finish, "begin": begin, "start": start, "via": via,
+            "path": path, "critical_s": total, "makespan_s": makespan, "nodeWaits": waits,
+            "levers": levers(w, steps, dur, total, late, order) if over else []}
 
 
-def longest(g: Graph, dur: dict[str, int], skip: frozenset[tuple[str, str]] = frozenset()
-            ) -> tuple[dict[str, int], dict[str, str | None]]:
-    """Earliest finish of every step with unbounded parallelism, and the predecessor that
-    decided its start (the critical path runs back through these)."""
-    finish: dict[str, int] = {}
-    via: dict[str, str | None] = {}
-    for u in g.topo:
-        start, best = 0, None
-        for p in g.up_preds[u]:
-            if (p, u) in skip or p not in finish:
-                continue
-            if finish[p] > start or (finish[p] == start and best is None):
-                start, best = finish[p], p
-        finish[u] = start + dur[u]
-        via[u] = best
-    return finish, via
-
-
-def list_schedule(g: Graph, dur: dict[str, int], parallel: int) -> int:
-    """Pulumi's step executor: a step starts when its dependencies are done and a slot is free
-    (ties among the ready by URN: graph.py); every step, waits included, holds its slot."""
-    indeg = {u: sum(1 for p in g.up_preds[u] if p in dur) for u in g.topo}
-    succ: dict[str, list[str]] = defaultdict(list)
-    for u in g.topo:
-        for p in g.up_preds[u]:
-            succ[p].append(u)
-    ready = [(0, g.order[u], u) for u in g.topo if indeg[u] == 0]
-    heapq.heapify(ready)
-    running: list[tuple[int, str]] = []
-    ready_at: dict[str, int] = defaultdict(int)
-    now = end = 0
-    while ready or running:
-        while ready and len(running) < parallel and ready[0][0] <= now:
-            _, _, u = heapq.heappop(ready)
-            heapq.heappush(running, (now + dur[u], u))
-        if not running:
-            now = ready[0][0]
-            continue
-        now, u = heapq.heappop(running)
-        end = max(end, now)
-        for s in succ[u]:
-            indeg[s] -= 1
-            ready_at[s] = max(ready_at[s], now)
-            if indeg[s] == 0:
-                heapq.heappush(ready, (ready_at[s], g.order[s], s))
-    return end
-
-
-def levers(w: World, steps: dict[str, Step], dur: dict[str, int], total: int) -> list[dict[str, Any]]:
+def levers(w: World, steps: dict[str, Step], dur: dict[str, int], total: int, late: Late | None = None,
+           order: list[str] | None = None) -> list[dict[str, Any]]:
     """What shortens the first deploy, greedily: on the critical path (with the levers found so far
     applied), the change that saves most, until none saves half a minute. Candidates: (1) the
     explicit dependsOn edges from a step on the path (steps that wait for it without using its
@@ -304,7 +275,7 @@ def levers(w: World, steps: dict[str, Step], dur: dict[str, int], total: int) ->
     current, out = total, []
 
     def run(sk: frozenset[tuple[str, str]], ze: frozenset[str]) -> tuple[dict[str, int], dict[str, str | None]]:
-        return longest(g, {u: (steps[u].apply_s if u in ze else s) for u, s in dur.items()}, sk)
+        return longest(g, {u: (steps[u].apply_s if u in ze else s) for u, s in dur.items()}, sk, late, order)
 
     for _ in range(8):
         finish, via = run(skip, zero)

@@ -327,13 +327,13 @@ def await_timeouts(w: World, sched: dict[str, Any]) -> list[dict[str, Any]]:
         starts = [pod_start(w, ps, warm) for ps in pods]
         lb = durations()["loadBalancer"]["seconds"] if (o.manifest.get("spec") or {}).get("type") == "LoadBalancer" else 0
         worst = max(starts, key=lambda s: s.allowed)
-        need = worst.allowed + lb
+        need = max(worst.allowed, lb)   # awaited together (service.go), as in timing.step_of
         if need > timeout:
             custom = ((r.options or {}).get("customTimeouts") or {}).get("create")
             out.append(hazard("await-timeout", MANDATORY,
                               f"{name(w.graph, urn)}: Pulumi waits {timeout}s for {o.kind} {o.ref} "
                               f"({'customTimeouts.create ' + custom if custom else 'the pulumi-kubernetes default'}), "
-                              f"its pods may take {need}s ({worst.parts}" + (f" + load balancer {lb}s" if lb else "")
+                              f"its pods may take {need}s ({worst.parts}" + (f"; meanwhile the load balancer {lb}s" if lb else "")
                               + "); set customTimeouts to cover it (or pulumi.com/skipAwait)", [urn], [o.ref]))
     return out
 

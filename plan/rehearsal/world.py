@@ -212,11 +212,14 @@ def build_world(plan: Any, config: Any) -> World:
         for key in sorted(keys):
             w.controllers[key].append(r.urn)
     w.sources = node_sources(plan, w)
-    # EKS add-ons that run Deployments (CoreDNS, the EBS CSI controller, ...) go ACTIVE only once
-    # their pods run: their edges from the node group are needed, not levers.
+    # An EKS add-on the durations file does not describe may run pods that need nodes: its edges
+    # from the node group are needed, not levers. The described ones are modelled instead
+    # (plan/rehearsal/addons.py: a Deployment add-on created beside its nodes waits for them).
     # Nodes turn Ready only with the CNI and kube-proxy add-ons the node group waits for.
+    described = durations().get("addons") or {}
     for r in plan.by_type(ADDON):
-        w.required |= {(p, r.urn) for p in graph.up_preds.get(r.urn, {}) if graph.by_urn[p].type == NODEGROUP}
+        if str(r.inputs.get("addonName")) not in described:
+            w.required |= {(p, r.urn) for p in graph.up_preds.get(r.urn, {}) if graph.by_urn[p].type == NODEGROUP}
     for r in plan.by_type(NODEGROUP):
         w.required |= {(p, r.urn) for p in graph.up_preds.get(r.urn, {}) if graph.by_urn[p].type == ADDON}
     return w
