@@ -75,8 +75,11 @@ def test_addons_and_ebs_csi_pod_identity(any_plan):
     assert ebs["serviceAccount"] == "ebs-csi-controller-sa"
     by_urn = {r.urn: r for r in any_plan.resources}
     ng_urn = any_plan.by_type("aws:eks/nodeGroup:NodeGroup")[0].urn
-    # coredns and the EBS CSI driver need nodes; the CNI must come before them
-    assert ng_urn in addons["coredns"].dependencies and ng_urn in addons["aws-ebs-csi-driver"].dependencies
+    # coredns and the EBS CSI driver are created beside the nodes (their waiter polls DEGRADED until
+    # ACTIVE: tests/test_rehearsal_timing.py), after the CNI their pods get addresses from
+    vpc_cni = addons["vpc-cni"].urn
+    assert vpc_cni in addons["coredns"].dependencies and vpc_cni in addons["aws-ebs-csi-driver"].dependencies
+    assert ng_urn not in addons["coredns"].dependencies and ng_urn not in addons["aws-ebs-csi-driver"].dependencies
     assert addons["vpc-cni"].urn in by_urn[ng_urn].dependencies
     roles = [r for r in any_plan.by_type("aws:iam/role:Role") if r.name == "cluster-ebs-csi-role"]
     assert json.loads(roles[0].inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {
