@@ -203,11 +203,13 @@ class SecureBucket:
 
 
 def secure_bucket(resource_name: str, *, purpose: str, protect: bool, opts: pulumi.ResourceOptions,
-                  tags: dict[str, str] | None = None) -> SecureBucket:
+                  tags: dict[str, str] | None = None,
+                  lifecycle_rules: list[dict[str, Any]] | None = None) -> SecureBucket:
     """An S3 bucket as every bucket of the platform must be: SSE-KMS with a bucket key and a key of
     its own (rotation on), versioning with expiry of non-current versions, all four public-access
     blocks, a policy that denies any request not over TLS, and server access logs into the stack's
-    access-log bucket. `protect` keeps bucket and key through `pulumi destroy`; without it the
+    access-log bucket; `lifecycle_rules` are the bucket's own, beside those (a bucket has one
+    lifecycle configuration). `protect` keeps bucket and key through `pulumi destroy`; without it the
     bucket is `forceDestroy` (objects and versions deleted with it: `pulumi destroy` would stop at
     BucketNotEmpty otherwise)."""
     keep = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=protect))
@@ -225,7 +227,7 @@ def secure_bucket(resource_name: str, *, purpose: str, protect: bool, opts: pulu
     block = _bucket_basics(resource_name, bucket, child, [
         {"id": "expire-noncurrent", "status": "Enabled", "filter": {},
          "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_VERSION_DAYS},
-         "abort_incomplete_multipart_upload": {"days_after_initiation": 7}}])
+         "abort_incomplete_multipart_upload": {"days_after_initiation": 7}}, *(lifecycle_rules or [])])
     aws.s3.BucketPolicy(
         f"{resource_name}-tls-only", bucket=bucket.id, policy=policy_json([_deny_insecure_transport(bucket)]),
         # A bucket policy put before the public-access block can be refused as "public".

@@ -6,7 +6,7 @@ vLLM version, the model/cache/parallel configs, the traced code and torch's indu
 copy of that directory made by an earlier pod of the same image and configuration is a hit. The
 pod's own copy lives on the compile-cache emptyDir (the node's instance-store NVMe); hostPath,
 which would outlive the pod, is not admitted under Pod Security `restricted`. So the cache goes
-through the models bucket, s3://<bucket>/<model name>/compile-cache/<vLLM tag>/<gpu model>/ -- not
+through the models bucket, s3://<bucket>/<model name>/compile-cache/<vLLM tag>/<gpu model>/<args hash>/ -- not
 under the weights' prefix <HF id>/: vLLM pulls every object there but weights into its assets cache
 for the tokenizer (vllm 0.12.0 vllm/config/model.py, ObjectStorageModel.pull_files with only an
 ignore_pattern of weight suffixes), so a cache inside it would be copied on every start:
@@ -16,6 +16,12 @@ ignore_pattern of weight suffixes), so a cache inside it would be copied on ever
     the engine answers /health on localhost, then syncs the directory up, and again every hour
     (`aws s3 sync --size-only`: what is there is not copied again);
   * the pod's Pod Identity role may read and write only that prefix besides reading its weights.
+The prefix is vLLM's own key, as far as the config says it: vLLM's directory name hashes the
+config too, so without `args_hash` every engine-arg change would add a directory under one prefix
+that each pod restores whole (stale entries accumulate into the 10 GiB emptyDir). What nothing
+reads any more expires (`lifecycle_rules`, modelServing.compileCacheExpiryDays), and a restore
+larger than its share of the emptyDir is skipped (`RESTORE_MAX_GIB`): an emptyDir past its
+sizeLimit evicts the pod (kubernetes.io/docs/concepts/scheduling-eviction/node-pressure-eviction/).
 The GPU model is part of the key (compiled kernels are per GPU architecture): it must be known at
 deploy time -- `models[].gpuModel`, or one GPU model across every type the replica can land on; a
 model on a mixed pool without `gpuModel` keeps the per-pod cache only (and the cold-start budget
@@ -24,11 +30,13 @@ cache on its volume."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pulumi
 
 from components.k8s import container_security_context, resources
+from components.model_engine import vllm_args
 from domain.coldstart import compile_cache_gpu
 from domain.pins import image_pin
 
@@ -44,8 +52,28 @@ while true; do
   aws s3 sync "$CACHE_DIR" "s3://$BUCKET/$CACHE_PREFIX" --size-only --no-progress --only-show-errors || true
   sleep {SYNC_EVERY_S}
 done"""
-RESTORE = ('mkdir -p "$CACHE_DIR" && aws s3 sync "s3://$BUCKET/$CACHE_PREFIX" "$CACHE_DIR" --no-progress '
-           '--only-show-errors || echo "no compile cache restored: vLLM compiles"')
+COMPILE_CACHE_GIB = 10           # the compile-cache emptyDir: torch.compile artifacts and CUDA graph metadata
+# A restore may fill half of it: a configuration vLLM does not find there (its key also hashes the
+# traced code and torch's inductor factors) compiles beside what was restored.
+RESTORE_MAX_GIB = COMPILE_CACHE_GIB // 2
+# Restores the prefix unless it holds more than RESTORE_MAX_BYTES (`aws s3 ls --summarize` prints
+# "Total Size: <bytes>"); a failed or skipped restore only means vLLM compiles.
+RESTORE = """mkdir -p "$CACHE_DIR"
+size=$(aws s3 ls --recursive --summarize "s3://$BUCKET/$CACHE_PREFIX/" 2>/dev/null | awk '/Total Size:/ {print $3}')
+if [ "${size:-0}" -gt "$RESTORE_MAX_BYTES" ]; then
+  echo "compile cache of $size bytes is more than $RESTORE_MAX_BYTES: not restored, vLLM compiles"; exit 0
+fi
+aws s3 sync "s3://$BUCKET/$CACHE_PREFIX" "$CACHE_DIR" --no-progress --only-show-errors \
+  || echo "no compile cache restored: vLLM compiles"
+"""
+# The engine flags whose vLLM config fields vLLM 0.12.0 leaves out of its compile cache key
+# (vllm/compilation/backends.py: sha256 of env factors, VllmConfig.compute_hash(), the traced code
+# and the compiler's hash; vllm/config/model.py and cache.py list `served_model_name`,
+# `gpu_memory_utilization`, `enable_prefix_caching` as ignored_factors; LoadConfig.compute_hash
+# has no factors, vllm/config/load.py; --port is the API server's, not a VllmConfig field). Every
+# other flag is hashed: one too many only costs a compile.
+NOT_IN_KEY = frozenset({"--served-model-name", "--port", "--gpu-memory-utilization", "--enable-prefix-caching",
+                        "--load-format", "--model-loader-extra-config"})
 
 
 def engine_version(m: Any) -> str:
@@ -53,13 +81,46 @@ def engine_version(m: Any) -> str:
     return m.image.rsplit(":", 1)[-1] if ":" in m.image.rsplit("/", 1)[-1] else "untagged"
 
 
+def args_hash(m: Any) -> str:
+    """10 hex characters of the model (id, revision) and the engine arguments vLLM's compile cache
+    key depends on (all but NOT_IN_KEY and their values)."""
+    keyed: list[str] = [m.model, m.revision or "main"]
+    skipping = False
+    for arg in [str(a) for a in vllm_args(m, m.model, 0)[1:]] + list(m.extra_args):
+        if arg.startswith("--"):
+            skipping = arg.split("=", 1)[0] in NOT_IN_KEY
+        if not skipping:
+            keyed.append(arg)
+    return hashlib.sha256("\0".join(keyed).encode()).hexdigest()[:10]
+
+
+def model_root(m: Any) -> str:
+    """Every compile cache of a model lives under it (all vLLM tags, GPUs, configurations)."""
+    return f"{m.name}/compile-cache/"
+
+
 def cache_prefix(m: Any, pool: Any) -> str | None:
     """The S3 prefix of the model's compile cache; None when it has none (see the module doc). A
     model name is a DNS label (no `/`), so the prefix never falls inside a Hugging Face id's."""
     gpu = compile_cache_gpu(m, pool)
-    if m.engine != "vllm" or not m.compile_cache or m.cache != "s3" or gpu is None:
+    if not uses_s3(m) or gpu is None:
         return None
-    return f"{m.name}/compile-cache/{engine_version(m)}/{gpu}"
+    return f"{model_root(m)}{engine_version(m)}/{gpu}/{args_hash(m)}"
+
+
+def uses_s3(m: Any) -> bool:
+    return m.engine == "vllm" and m.compile_cache and m.cache == "s3"
+
+
+def lifecycle_rules(models: list[Any], days: int) -> list[dict[str, Any]]:
+    """Rules of the models bucket's lifecycle: a compile cache's objects expire `days` after their
+    upload (the save sidecar's `sync --size-only` never uploads an unchanged file again, so an entry
+    in use expires too and the next save puts it back); versioning keeps the expired version as
+    non-current, which the bucket's own rule removes. One rule per model (S3 lifecycle filters take
+    a literal prefix, no wildcard: docs.aws.amazon.com/AmazonS3/latest/userguide/intro-lifecycle-rules.html)."""
+    roots = sorted({model_root(m) for m in models if uses_s3(m)})
+    return [{"id": f"expire-compile-cache-{root.split('/', 1)[0]}", "status": "Enabled",
+             "filter": {"prefix": root}, "expiration": {"days": days}} for root in roots]
 
 
 def statements(bucket: Any, prefix: str) -> list[dict[str, Any]]:
@@ -78,6 +139,7 @@ def containers(prefix: str, bucket_name: pulumi.Input[str], region: pulumi.Input
     pin = image_pin("aws-cli")
     env = [{"name": "BUCKET", "value": bucket_name}, {"name": "CACHE_PREFIX", "value": prefix},
            {"name": "CACHE_DIR", "value": f"{mount_path}/{CACHE_DIR_NAME}"}, {"name": "PORT", "value": str(port)},
+           {"name": "RESTORE_MAX_BYTES", "value": str(RESTORE_MAX_GIB * 2**30)},
            {"name": "HOME", "value": home}, *([{"name": "AWS_REGION", "value": region}] if region is not None else [])]
     mounts = [{"name": "compile-cache", "mountPath": mount_path}, {"name": "tmp", "mountPath": "/tmp"}]
 

@@ -17,6 +17,7 @@ import pulumi_kubernetes as k8s
 
 from components import compile_cache, names
 from components.aws import pod_identity_role, policy_json
+from components.compile_cache import COMPILE_CACHE_GIB
 from components.config import ModelConfig, ModelServingConfig
 from components.gpu_pool import GpuPool
 from components.k8s import (
@@ -47,7 +48,6 @@ PROMETHEUS_RELEASE_LABEL = {"release": names.PROMETHEUS_RELEASE}
 PROBE_PERIOD_S = 10
 PRESTOP_SLEEP_S = 30          # endpoints and the gateway stop sending before SIGTERM
 DRAIN_S = 100                 # in-flight generations finish after SIGTERM
-COMPILE_CACHE_GIB = 10        # torch.compile artifacts and CUDA graph metadata of one model
 # Karpenter does not voluntarily disrupt (consolidate, drift, expire) a node running a pod with this
 # annotation (karpenter.sh docs, "Disruption": "Pod-Level Controls"): a loading model is not moved.
 DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}

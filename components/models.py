@@ -13,7 +13,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components import names
+from components import compile_cache, names
 from components.aws import secure_bucket
 from components.config import ModelConfig, ModelServingConfig
 from components.gpu_pool import GpuPool
@@ -98,8 +98,10 @@ class ModelServing(pulumi.ComponentResource):
         self.keda = self._keda(name)
         self.models_bucket = None
         if any(m.cache == "s3" for m in args.models):
-            self.models_bucket = secure_bucket(f"{name}-models", purpose="model-weights", protect=args.protect_data,
-                                               tags=args.tags, opts=pulumi.ResourceOptions(parent=self))
+            self.models_bucket = secure_bucket(
+                f"{name}-models", purpose="model-weights", protect=args.protect_data, tags=args.tags,
+                lifecycle_rules=compile_cache.lifecycle_rules(args.models, args.serving.compile_cache_expiry_days),
+                opts=pulumi.ResourceOptions(parent=self))
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region \
             if self.models_bucket else None
         self.token_secrets = self._token_secrets(name)

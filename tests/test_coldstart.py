@@ -223,8 +223,9 @@ def test_weights_job_is_admitted_under_restricted_pod_security(prod_plan):
 
 def test_the_compile_cache_prefix_needs_s3_vllm_and_a_known_gpu_model():
     uniform, mixed = pool("g5.2xlarge"), pool("g5.48xlarge", "p4d.24xlarge")
-    assert compile_cache.cache_prefix(model(), uniform) == "m/compile-cache/v0.12.0/a10g"
-    assert compile_cache.cache_prefix(model(gpuModel="A100"), mixed) == "m/compile-cache/v0.12.0/a100"
+    key = compile_cache.args_hash(model())      # tests/test_compile_cache.py
+    assert compile_cache.cache_prefix(model(), uniform) == f"m/compile-cache/v0.12.0/a10g/{key}"
+    assert compile_cache.cache_prefix(model(gpuModel="A100"), mixed) == f"m/compile-cache/v0.12.0/a100/{key}"
     assert compile_cache.cache_prefix(model(), mixed) is None                      # which GPU: unknown
     assert compile_cache.cache_prefix(model(cache="pvc"), uniform) is None        # its volume keeps it
     assert compile_cache.cache_prefix(model(compileCache=False), uniform) is None

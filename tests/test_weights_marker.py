@@ -1,15 +1,11 @@
 """The weights Job's marker names what was copied (components/model_weights.py): the scripts of the
 Job and of the servers' wait run here, with `aws` a stand-in that keeps the bucket in a directory
-(the subcommands and flags they use, with the AWS CLI's semantics: `s3 cp - / cp s3://… -`, `s3 rm`
-of a missing key succeeds like S3's DeleteObject, `s3 ls --recursive` exits 1 on no match)."""
+(tests/fake_aws.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,41 +14,7 @@ from components.config import NAMESPACE, ConfigError, ModelConfig, validate
 from components.model_engine import engine_container
 from components.model_weights import LEGACY_MARKER, WEIGHTS_COMPLETE, WEIGHTS_OF, wait_for_weights, weights_id, weights_pod_spec
 from tests.conftest import stack_doc
-
-FAKE_AWS = textwrap.dedent('''
-    import os, sys
-    from pathlib import Path
-    root = Path(os.environ["FAKE_S3"])
-    def path(url):
-        return root / url.removeprefix("s3://")
-    args = [a for a in sys.argv[1:] if a not in ("--quiet", "--no-progress")]
-    if args[:2] == ["s3", "cp"]:
-        src, dst = args[2:4]
-        if src == "-":
-            path(dst).parent.mkdir(parents=True, exist_ok=True)
-            path(dst).write_bytes(sys.stdin.buffer.read())
-        elif not path(src).is_file():
-            print("An error occurred (404) when calling the HeadObject operation", file=sys.stderr)
-            sys.exit(1)
-        else:
-            sys.stdout.buffer.write(path(src).read_bytes())
-    elif args[:2] == ["s3", "rm"]:
-        target = path(args[-1])
-        if "--recursive" in args:
-            for f in sorted(target.rglob("*"), reverse=True):
-                f.unlink() if f.is_file() else f.rmdir()
-        elif target.is_file():
-            target.unlink()
-    elif args[:2] == ["s3", "ls"]:
-        files = sorted(f for f in path(args[-1]).rglob("*") if f.is_file()) if path(args[-1]).is_dir() else []
-        for f in files:
-            print("2026-01-01 00:00:00", f.stat().st_size, f.relative_to(root).as_posix().split("/", 1)[1])
-        sys.exit(0 if files else 1)
-    elif args[:2] == ["s3api", "head-object"]:
-        sys.exit(0 if (root / args[args.index("--bucket") + 1] / args[args.index("--key") + 1]).is_file() else 254)
-    else:
-        sys.exit(f"unexpected: {args}")
-''')
+from tests.fake_aws import install_aws, run_container
 
 PREFIX = "org/m"
 
@@ -63,19 +25,11 @@ def model(**kw) -> ModelConfig:
 
 
 def _bucket(tmp_path: Path) -> Path:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "aws").write_text(f"#!{sys.executable}\n{FAKE_AWS}")
-    (bin_dir / "aws").chmod(0o755)
-    return tmp_path / "s3" / "bucket" / PREFIX
+    return install_aws(tmp_path) / "bucket" / PREFIX
 
 
-def _run(tmp_path: Path, container: dict, **env: str) -> subprocess.CompletedProcess:
-    values = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-    values |= {"BUCKET": "bucket", "WORK": str(tmp_path), **env}
-    values |= {"PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "FAKE_S3": str(tmp_path / "s3")}
-    return subprocess.run([*container["command"], *container["args"]], env=values, capture_output=True,
-                          text=True, timeout=30)
+def _run(tmp_path: Path, container: dict) -> subprocess.CompletedProcess:
+    return run_container(tmp_path, container, BUCKET="bucket", WORK=str(tmp_path))
 
 
 def _job(m: ModelConfig) -> dict:

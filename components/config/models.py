@@ -97,6 +97,9 @@ class ModelServingConfig(Section):
     gpu_util_threshold: int = Field(70, ge=1, le=100, description="DCGM_FI_DEV_GPU_UTIL % per replica to scale on")
     gpu_util_activation: int = Field(
         50, ge=0, le=100, description="DCGM GPU utilization % of KEDA's activation threshold (scaling from zero)")
+    compile_cache_expiry_days: int = Field(
+        30, ge=1, le=3650, description=("days after its upload a compile-cache object in the models bucket expires "
+                                        "(a later save puts back what is still in use)"))
 
     def problems(self) -> Iterator[Problem]:
         if self.gpu_util_activation >= self.gpu_util_threshold:
