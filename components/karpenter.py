@@ -28,8 +28,12 @@ from components.node_pools import (
     tenant_of,
     warm_pool_spec,
 )
+from domain.units import duration_seconds
 
 NAMESPACE = names.NS_SYSTEM
+# What a NodePool's delete may take beyond its drain: Karpenter then awaits the instances'
+# termination (awaitVolumeDetachment, awaitInstanceTermination: a GPU instance's shutdown).
+NODE_TERMINATION_MARGIN_S = 600
 SERVICE_ACCOUNT = "karpenter"
 NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
@@ -220,7 +224,8 @@ class Karpenter(pulumi.ComponentResource):
                 opts=dep)
             spec = node_pool_spec(pool, gpu_limit, {**pool.labels, **extra_labels, AMI_FAMILY_LABEL: pool.ami_family},
                                   taints + [t.model_dump(exclude_none=True) for t in pool.taints])
-            after_class = pulumi.ResourceOptions(parent=self, depends_on=[self.release, node_class])
+            after_class = pulumi.ResourceOptions(parent=self, depends_on=[self.release, node_class],
+                                                 custom_timeouts=node_pool_delete_timeout(pool))
             node_pool = custom_object(
                 f"{name}-nodepool-{pool.name}", "karpenter.sh/v1", "NodePool", pool.name,
                 labels=labels("karpenter", "node-pool", instance=pool.name, extra=owner), spec=spec, opts=after_class)
@@ -235,6 +240,8 @@ class Karpenter(pulumi.ComponentResource):
 
     @staticmethod
     def _any_warm(args: KarpenterArgs) -> bool:
+        # gpuPools[].warmNodes N -> 0 removes `<pool>-warm` from the program: Pulumi deletes it (no
+        # static pool is left at replicas 0), and the last one turns the gate off.
         return any(p.warm_nodes for p in args.gpu_pools)
 
 
@@ -327,3 +334,17 @@ def controller_policy(cluster: str, partition: pulumi.Input[str], region: pulumi
         return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
     return pulumi.Output.all(partition, region, account, queue_arn, node_role_arn).apply(lambda a: build(*a))
+
+
+def node_pool_delete_timeout(pool: CpuPoolConfig | GpuPoolConfig) -> pulumi.CustomTimeouts:
+    """How long Pulumi awaits a NodePool's deletion: its terminationGracePeriod plus the margin.
+    pulumi-kubernetes deletes in the foreground (provider/pkg/await/await.go; metadata
+    DeletionPropagation: Foreground unless pulumi.com/deletionPropagationPolicy says otherwise), and
+    Karpenter's NodeClaims are owned by their NodePool with blockOwnerDeletion (kubernetes-sigs/
+    karpenter v1.14.1 pkg/controllers/provisioning/scheduling/nodeclaimtemplate.go): the NodePool
+    goes once every node of it is drained and terminated. The drain leaves do-not-disrupt pods (the
+    model servers) until the NodeClaim's terminationGracePeriod (pkg/utils/pod/scheduling.go
+    IsEvictable; terminator.go deletes them then). The default 10 min would fail the `pulumi up`
+    that takes warmNodes to 0 under a model, or a destroy, while the cluster carries on. Foreground
+    stays: on destroy the controller must outlive its nodes (docs/rehearsal.md controller-outlives)."""
+    return pulumi.CustomTimeouts(delete=f"{duration_seconds(pool.termination_grace_period) + NODE_TERMINATION_MARGIN_S}s")

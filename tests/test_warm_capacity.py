@@ -9,17 +9,21 @@ import copy
 from typing import Any
 
 import pytest
+import yaml
 
 from components import names
 from components.config import ConfigError
+from components.karpenter import NODE_TERMINATION_MARGIN_S
 from domain.instances import instance_facts
+from domain.units import duration_seconds
 from plan.admission.node_pools import check as node_pool_check
 from plan.coldstart import warm_starts
 from plan.cost import estimate
+from plan.engine import Plan
 from plan.objects import K8sObject
 from plan.preflight import pool_demands
 from plan.preflight.quotas import pool_needs
-from tests.conftest import dev_pool_problems, variant_plan
+from tests.conftest import EXAMPLES, dev_pool_problems, plan_file, variant_plan, write_stack
 from tests.test_cost import _config
 
 EXAMPLE = "tenants"          # examples/Pulumi.tenants.yaml: gpu-inference keeps 1 warm node
@@ -150,3 +154,42 @@ def test_preflight_counts_the_warm_nodes_vcpus():
     more = pool_needs(demand.name, facts, demand.capacity_types, demand.gpu_limit, demand.vcpu_limit, [], 2)
     assert [n.vcpus for n in more] > [n.vcpus for n in base]
     assert all("2 warm node(s)" in n.basis for n in more)
+
+
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+
+
+def _node_pools(plan: Plan) -> dict[str, Any]:
+    return {r.inputs["metadata"]["name"]: r for r in plan.by_type(NODE_POOL)}
+
+
+def _delete_timeout(plan: Plan, urn: str) -> str | None:
+    (req,) = [req for req, u in plan.monitor.requests if u == urn]
+    return req.customTimeouts.delete
+
+
+def test_warm_nodes_to_zero_deletes_the_static_pool(tmp_path):
+    """gpuPools[].warmNodes 1 -> 0 on the tenants example: `<pool>-warm` leaves the program, so
+    `pulumi up` deletes it (its URN is gone; no static pool stays at replicas 0, which would keep
+    the CRD's static-ness and the gate's need), the StaticCapacity gate goes off with the last one,
+    and the pool's own nodes lose the shared label (drift once, docs/compute.md) while the models
+    select karpenter.sh/nodepool again. The delete is awaited as long as Karpenter's drain may take
+    (terminationGracePeriod + margin), not pulumi-kubernetes' 10 minutes."""
+    before = variant_plan(EXAMPLE)
+    doc = yaml.safe_load((EXAMPLES / f"Pulumi.{EXAMPLE}.yaml").read_text())
+    (pool,) = [p for p in doc["config"]["agentic-platform:gpuPools"] if p["name"] == POOL]
+    pool["warmNodes"] = 0
+    after = plan_file(str(write_stack(tmp_path, doc, EXAMPLE)), analysed=False)
+    warm = _node_pools(before)[WARM]
+    assert WARM in _node_pools(before) and WARM not in _node_pools(after)
+    assert warm.urn not in {r.urn for r in after.resources}
+    assert not [n for n, r in _node_pools(after).items() if "replicas" in r.inputs["spec"]]
+    grace = duration_seconds(warm.inputs["spec"]["template"]["spec"]["terminationGracePeriod"])
+    assert _delete_timeout(before, warm.urn) == f"{grace + NODE_TERMINATION_MARGIN_S}s" and grace >= 3600
+    for plan, gate in ((before, True), (after, None)):
+        (release,) = [r for r in plan.by_type("kubernetes:helm.sh/v3:Release") if r.inputs.get("name") == "karpenter"]
+        assert release.inputs["values"]["settings"]["featureGates"].get("staticCapacity") is gate
+    labels = _node_pools(after)[POOL].inputs["spec"]["template"]["metadata"]["labels"]
+    assert names.GPU_POOL_LABEL not in labels
+    (model,) = [r for r in after.by_type("kubernetes:apps/v1:Deployment") if r.inputs["metadata"]["name"] == "qwen-1-5b"]
+    assert model.inputs["spec"]["template"]["spec"]["nodeSelector"] == {names.NODEPOOL_LABEL: POOL}
