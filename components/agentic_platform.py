@@ -90,7 +90,8 @@ class AgenticPlatform(pulumi.ComponentResource):
         self.network = Network("network", NetworkArgs(config.network, cluster_name, tags), child)
         self.cluster = Cluster("cluster", ClusterArgs(
             config=config.cluster, cluster_name=cluster_name, vpc_id=self.network.vpc_id,
-            private_subnet_ids=self.network.private_subnet_ids, protect_data=config.protect_data,
+            private_subnet_ids=self.network.private_subnet_ids,
+            control_plane_subnet_ids=self.network.control_plane_subnet_ids, protect_data=config.protect_data,
             tags=tags), child)
         # Every Kubernetes object below uses the cluster's provider, inherited from its layer.
         k8s = pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.cluster.provider})
@@ -102,7 +103,8 @@ class AgenticPlatform(pulumi.ComponentResource):
                                    tenant_pools)
         self.tenancy = Tenancy("tenancy", TenancyArgs(
             tenants=config.tenants, platform_quotas=config.platform_quotas, cluster_name=self.cluster.cluster_name,
-            vpc_cidr=str(config.network.cidr), kubernetes_version=config.cluster.version, tags=tags,
+            vpc_cidr=str(config.network.cidr), api_cidrs=self.network.control_plane_cidrs,
+            kubernetes_version=config.cluster.version, tags=tags,
             features=network_features(config),
             quota_overrides={names.NS_HOST_MONITORING: node_exporter_quota(
                 max_nodes, config.platform_quotas.for_namespace(names.NS_HOST_MONITORING))},
@@ -208,6 +210,7 @@ class AgenticPlatform(pulumi.ComponentResource):
             "vpcId": self.network.vpc_id,
             "privateSubnetIds": self.network.private_subnet_ids,
             "publicSubnetIds": self.network.public_subnet_ids,
+            "controlPlaneSubnetIds": self.network.control_plane_subnet_ids,   # the EKS cluster's subnets
         }
         out["karpenterInterruptionQueue"] = self.karpenter.queue_name
         out["nodePools"] = list(self.karpenter.node_pools)

@@ -55,7 +55,8 @@ class ClusterArgs:
     config: ClusterConfig
     cluster_name: str
     vpc_id: pulumi.Input[str]
-    private_subnet_ids: list[pulumi.Input[str]]
+    private_subnet_ids: list[pulumi.Input[str]]    # the system node group's
+    control_plane_subnet_ids: list[pulumi.Input[str]]  # the cluster's (its network interfaces)
     protect_data: bool
     tags: dict[str, str]
 
@@ -107,7 +108,12 @@ class Cluster(pulumi.ComponentResource):
             name=args.cluster_name,
             version=cfg.version,
             vpc_id=args.vpc_id,
-            private_subnet_ids=args.private_subnet_ids,
+            # The cluster's subnets (vpcConfig.subnetIds: where EKS puts the control plane's network
+            # interfaces) are the dedicated control-plane subnets, so NetworkPolicies name the API by
+            # their CIDRs. pulumi-eks passes `subnet_ids` as they are to the aws.eks.Cluster
+            # (nodejs/eks/cluster/cluster.ts clusterSubnetIds; `private_subnet_ids` would be the
+            # same field, and the two are mutually exclusive); node groups below name their own.
+            subnet_ids=args.control_plane_subnet_ids,
             endpoint_private_access=True,
             endpoint_public_access=public,
             public_access_cidrs=[str(c) for c in cfg.public_access_cidrs] if public else None,

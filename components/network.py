@@ -1,34 +1,15 @@
-"""Network layer: VPC, private and public subnets over N AZs, NAT, S3 gateway endpoint, and the
-subnet tags the AWS Load Balancer Controller and Karpenter discover subnets by."""
+"""Network layer: VPC, private, public and control-plane subnets over N AZs, NAT, S3 gateway
+endpoint, and the subnet tags the AWS Load Balancer Controller and Karpenter discover subnets by."""
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from components.config import NetworkConfig
-
-
-def plan_subnets(cidr: ipaddress.IPv4Network, azs: int, private_prefix: int,
-                 public_prefix: int) -> tuple[list[str], list[str]]:
-    """Carve one private and one public subnet per AZ out of the VPC CIDR, largest blocks first
-    so every block stays aligned. The config model has already checked that they fit."""
-    blocks = sorted([("private", i, private_prefix) for i in range(azs)] +
-                    [("public", i, public_prefix) for i in range(azs)], key=lambda b: b[2])
-    cursor = int(cidr.network_address)
-    out: dict[tuple[str, int], str] = {}
-    for kind, i, prefix in blocks:
-        size = 2 ** (32 - prefix)
-        cursor = -(-cursor // size) * size  # align up
-        net = ipaddress.IPv4Network((cursor, prefix))
-        if not net.subnet_of(cidr):
-            raise ValueError(f"{azs} AZs of /{private_prefix} + /{public_prefix} subnets do not fit {cidr}")
-        out[(kind, i)] = str(net)
-        cursor += size
-    return [out[("private", i)] for i in range(azs)], [out[("public", i)] for i in range(azs)]
+from domain.subnets import plan_subnets
 
 
 @dataclass
@@ -39,12 +20,15 @@ class NetworkArgs:
 
 
 class Network(pulumi.ComponentResource):
-    """VPC with private subnets (nodes, pods, internal load balancers) and public subnets (NAT,
-    internet-facing load balancers). The AZs are the region's first N zones by name."""
+    """VPC with private subnets (nodes, pods, internal load balancers), public subnets (NAT,
+    internet-facing load balancers) and control-plane subnets (the EKS cluster's subnets: only its
+    network interfaces). The AZs are the region's first N zones by name."""
 
     vpc_id: pulumi.Output[str]
     private_subnet_ids: list[pulumi.Output[str]]
     public_subnet_ids: list[pulumi.Output[str]]
+    control_plane_subnet_ids: list[pulumi.Output[str]]
+    control_plane_cidrs: list[str]
     availability_zones: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
@@ -55,19 +39,24 @@ class Network(pulumi.ComponentResource):
                                                 filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
                                                 opts=pulumi.InvokeOutputOptions(parent=self))
         self.availability_zones = azs.names.apply(lambda names: sorted(names)[: cfg.availability_zones])
-        private_cidrs, public_cidrs = plan_subnets(cfg.cidr, cfg.availability_zones,
-                                                   cfg.private_subnet_prefix, cfg.public_subnet_prefix)
+        cidrs = plan_subnets(cfg.cidr, cfg.availability_zones, cfg.private_subnet_prefix, cfg.public_subnet_prefix,
+                             cfg.control_plane_subnet_prefix)
         self.vpc, igw = self._vpc()
-        public, nats = self._public_subnets(public_cidrs, igw)
-        private, private_rts = self._private_subnets(private_cidrs, nats)
+        public, nats = self._public_subnets(cidrs.public, igw)
+        private, private_rts = self._private_subnets(cidrs.private, nats)
+        control_plane = self._control_plane_subnets(cidrs.control_plane, private_rts)
         self._s3_endpoint(private_rts)
 
         self.vpc_id = self.vpc.id
         self.vpc_cidr = str(cfg.cidr)
         self.private_subnet_ids = [s.id for s in private]
         self.public_subnet_ids = [s.id for s in public]
+        self.control_plane_subnet_ids = [s.id for s in control_plane]
+        self.control_plane_cidrs = list(cidrs.control_plane)
         self.register_outputs({"vpcId": self.vpc_id, "privateSubnetIds": self.private_subnet_ids,
-                               "publicSubnetIds": self.public_subnet_ids, "availabilityZones": self.availability_zones})
+                               "publicSubnetIds": self.public_subnet_ids,
+                               "controlPlaneSubnetIds": self.control_plane_subnet_ids,
+                               "availabilityZones": self.availability_zones})
 
     def _tags(self, name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
         return {**self._args.tags, **(extra or {}), "Name": f"{self._args.cluster_name}-{name}"}
@@ -137,6 +126,23 @@ class Network(pulumi.ComponentResource):
                                           route_table_id=rt.id, opts=pulumi.ResourceOptions(parent=subnet))
             private.append(subnet)
         return private, route_tables
+
+    def _control_plane_subnets(self, cidrs: list[str], route_tables: list[aws.ec2.RouteTable]) -> list[aws.ec2.Subnet]:
+        """A small subnet per AZ for the EKS control plane's network interfaces alone (EKS User Guide,
+        "View Amazon EKS networking requirements for VPC and subnets": small dedicated subnets for
+        them, nodes and load balancers elsewhere). No load balancer or Karpenter discovery tag, so
+        neither lands here; routed like the node subnets of its AZ (its route table: NAT)."""
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
+        out = []
+        for i, cidr in enumerate(cidrs):
+            suffix = chr(ord("a") + i)
+            subnet = aws.ec2.Subnet(f"{name}-control-plane-{suffix}", vpc_id=self.vpc.id, cidr_block=cidr,
+                                    availability_zone=self._zone(i), tags=self._tags(f"control-plane-{suffix}"),
+                                    opts=child)
+            aws.ec2.RouteTableAssociation(f"{name}-control-plane-{suffix}", subnet_id=subnet.id,
+                                          route_table_id=route_tables[i].id, opts=pulumi.ResourceOptions(parent=subnet))
+            out.append(subnet)
+        return out
 
     def _s3_endpoint(self, route_tables: list[aws.ec2.RouteTable]) -> None:
         # Model weights and object storage traffic stays off the NAT gateways (cost and throughput).

@@ -61,6 +61,7 @@ class TenancyArgs:
     platform_quotas: PlatformQuotasConfig
     cluster_name: pulumi.Input[str]
     vpc_cidr: str
+    api_cidrs: list[str]   # the control-plane subnets: where the Kubernetes API's network interfaces are
     kubernetes_version: str
     tags: dict[str, str]
     # feature -> namespaces that run it (see MODEL_SERVERS ...): conditional flows hold there only.
@@ -134,7 +135,7 @@ class Tenancy(pulumi.ComponentResource):
         """The NetworkPolicies generated from the FLOWS table (components/tenancy_flows.py)."""
         self.network_policies: list[k8s.networking.v1.NetworkPolicy] = []
         specs = network_policy_specs(list(self.namespaces), list(self._tenants), args.vpc_cidr,
-                                     features=args.features)
+                                     api_cidrs=args.api_cidrs, features=args.features)
         for ns, policies in specs.items():
             in_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespaces[ns]])
             for pname, spec in policies.items():

@@ -5,7 +5,7 @@ which `plan/reachability.py` checks against what the platform really connects to
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,11 +91,17 @@ PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 ALL, TENANTS, SELF = "*", "TENANTS", "SELF"
 VPC, INTERNET, POD_IDENTITY_AGENT = "ipblock:vpc", "ipblock:internet", "ipblock:pod-identity-agent"
 # The Kubernetes API as pods reach it: `kubernetes.default` (its ClusterIP) and the control plane's
-# ENIs in the VPC. The VPC CNI's policy agent judges egress before the ClusterIP is translated and
+# network interfaces, which EKS puts in the cluster's subnets: the dedicated control-plane subnets
+# (components/network.py), not the node subnets, so the peer is their CIDRs and not the VPC (the
+# VPC would let every API client reach any pod or load balancer on 443). The ClusterIP is not
+# enough alone: the VPC CNI's policy agent judges egress before the ClusterIP is translated and
 # admits a ClusterIP only for a peer whose podSelector matches the Service's selector, which the
 # selector-less `kubernetes` Service never has (aws/amazon-network-policy-controller
-# pkg/resolvers/endpoints.go): the ClusterIP needs an ipBlock of its own.
+# pkg/resolvers/endpoints.go), and it also sees the translated endpoint, an ENI address
+# (aws/aws-network-policy-agent#281): both need an ipBlock.
 KUBE_API = "ipblock:kubernetes-api"
+# The API server as a caller (admission webhooks): from its network interfaces, the control-plane subnets.
+CONTROL_PLANE = "ipblock:control-plane"
 
 # Features: a flow with `when` exists only for namespaces where the layer that needs it really runs
 # the pods (TenancyArgs.features: feature -> those namespaces), so no policy selects pods or admits
@@ -179,7 +185,7 @@ FLOWS: tuple[Flow, ...] = (
     # (kube-system) reads the agents' task-queue length for their redis triggers. (ElastiCache in prod
     # is outside the cluster: its security group admits the cluster SG.)
     Flow(names.NS_SYSTEM, names.NS_DATA, REDIS, "KEDA -> Valkey (agents' redis scaler trigger)", when=VALKEY),
-    Flow(VPC, names.NS_OBSERVABILITY, WEBHOOK, "API server -> prometheus-operator webhook",
+    Flow(CONTROL_PLANE, names.NS_OBSERVABILITY, WEBHOOK, "API server -> prometheus-operator webhook",
          dst_pods=PROMETHEUS_OPERATOR_PODS),
     # gateway.inferenceRouting: agentgateway — the proxy asks each model's endpoint picker (EPP,
     # beside the model servers) where to send a request; the EPP watches its InferencePool and pods.
@@ -201,7 +207,7 @@ FLOWS: tuple[Flow, ...] = (
          "S3-cached model servers -> Pod Identity agent", src_pods=S3_CACHE_PODS, when=S3_MODEL_CACHE),
     Flow(TENANTS, POD_IDENTITY_AGENT, POD_IDENTITY_PORTS, "tenants' S3-cached model servers -> Pod Identity agent",
          src_pods=S3_CACHE_PODS, when=S3_MODEL_CACHE),
-    # controllers -> Kubernetes API (KUBE_API: its ClusterIP and the control plane's ENIs)
+    # controllers -> Kubernetes API (KUBE_API: its ClusterIP and the control-plane subnets)
     Flow(names.NS_GATEWAY, KUBE_API, HTTPS, "kgateway -> Kubernetes API"),
     Flow(names.NS_AGENTS, KUBE_API, HTTPS, "kagent -> Kubernetes API"),
     Flow(names.NS_OBSERVABILITY, KUBE_API, HTTPS, "Prometheus, Grafana, kube-state-metrics -> Kubernetes API"),
@@ -230,11 +236,14 @@ def _ns_peer(namespace: str, pods: tuple[tuple[str, str], ...] | None = None) ->
     return peer
 
 
-def _ip_peers(target: str, vpc_cidr: str) -> list[dict[str, Any]]:
+def _ip_peers(target: str, vpc_cidr: str, api_cidrs: Sequence[str]) -> list[dict[str, Any]]:
     if target == VPC:
         return [{"ipBlock": {"cidr": vpc_cidr}}]
+    if target == CONTROL_PLANE:
+        return [{"ipBlock": {"cidr": c}} for c in api_cidrs]
     if target == KUBE_API:
-        return [{"ipBlock": {"cidr": vpc_cidr}}, {"ipBlock": {"cidr": f"{names.kubernetes_service_ip(vpc_cidr)}/32"}}]
+        return [*({"ipBlock": {"cidr": c}} for c in api_cidrs),
+                {"ipBlock": {"cidr": f"{names.kubernetes_service_ip(vpc_cidr)}/32"}}]
     if target == POD_IDENTITY_AGENT:
         return [{"ipBlock": {"cidr": POD_IDENTITY_AGENT_CIDR}}]
     return [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}]
@@ -264,12 +273,12 @@ def _pod_policy_name(pods: tuple[tuple[str, str], ...]) -> str:
                  or "-".join(v for _, v in pods))
 
 
-def network_policy_specs(managed: list[str], tenants: list[str], vpc_cidr: str,
+def network_policy_specs(managed: list[str], tenants: list[str], vpc_cidr: str, *, api_cidrs: Sequence[str],
                          flows: tuple[Flow, ...] = FLOWS,
                          features: Mapping[str, Collection[str]] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
     """namespace -> policy name -> spec: `default-deny` plus `allow-ingress` / `allow-egress`
     (and `allow-egress-<pods>` / `allow-ingress-<pods>` for a flow scoped to some pods of its
-    source / destination)."""
+    source / destination). `api_cidrs`: the control-plane subnets (KUBE_API, CONTROL_PLANE)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     ingress: dict[str, list[dict[str, Any]]] = {ns: [] for ns in managed}
     egress: dict[str, list[dict[str, Any]]] = {ns: [] for ns in managed}
@@ -277,7 +286,7 @@ def network_policy_specs(managed: list[str], tenants: list[str], vpc_cidr: str,
     pod_ingress: dict[str, dict[tuple[tuple[str, str], ...], list[dict[str, Any]]]] = {ns: {} for ns in managed}
     for src, dst, f in expand(flows, managed, tenants, features):
         if dst in ingress:   # the destination admits the source
-            peers = _ip_peers(src, vpc_cidr) if src.startswith("ipblock:") else [_ns_peer(src)]
+            peers = _ip_peers(src, vpc_cidr, api_cidrs) if src.startswith("ipblock:") else [_ns_peer(src)]
             rule: dict[str, Any] = {"from": peers}
             if f.ports:
                 rule["ports"] = _ports(f.ports)
@@ -285,7 +294,7 @@ def network_policy_specs(managed: list[str], tenants: list[str], vpc_cidr: str,
             if rule not in rules:
                 rules.append(rule)
         if src in egress:    # the source may send to the destination
-            peers = _ip_peers(dst, vpc_cidr) if dst.startswith("ipblock:") else [_ns_peer(dst, f.dst_pods)]
+            peers = _ip_peers(dst, vpc_cidr, api_cidrs) if dst.startswith("ipblock:") else [_ns_peer(dst, f.dst_pods)]
             rule = {"to": peers}
             if f.ports:
                 rule["ports"] = _ports(f.ports)

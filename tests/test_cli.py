@@ -61,7 +61,8 @@ def test_outputs_and_secrets(cli_run):
     _, _, out, _ = cli_run
     doc = json.loads((out / "p.json").read_text())
     outputs = doc["outputs"]
-    assert {"clusterName", "clusterEndpoint", "kubeconfig", "vpcId", "privateSubnetIds", "publicSubnetIds"} <= set(outputs)
+    assert {"clusterName", "clusterEndpoint", "kubeconfig", "vpcId", "privateSubnetIds", "publicSubnetIds",
+            "controlPlaneSubnetIds"} <= set(outputs)
     assert outputs["kubeconfig"] == "[secret]"
     text = (out / "p.json").read_text()
     assert "get-token" not in text, "the kubeconfig must not leak into the plan"

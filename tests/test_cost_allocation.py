@@ -18,6 +18,7 @@ from components.tenancy import FLOWS, network_policy_specs
 from components.tenancy_flows import REDIS, Flow
 from plan.admission.pod_security import check_pod
 from plan.connections import build
+from plan.connections.addons import control_plane_cidrs_of
 from plan.reachability import Cluster, Policy, egress_allows_ip, namespace_matrix, probes
 from tests.conftest import rendered, stack_doc
 from tests.promql import metric_names
@@ -30,11 +31,10 @@ ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
-# What OpenCost may reach, per destination namespace: DNS and the API server's ClusterIP/ENIs
-# (443 inside the VPC: the KUBE_API flow's ipBlock, which with the VPC CNI also covers pods that
-# listen on 443), Prometheus. Nothing of the tenants, the data stores, the models or the agents.
-OPENCOST_ALLOWED_PORTS = {names.NS_SYSTEM: {"53/UDP", "53/TCP", "443/TCP"},
-                          names.NS_OBSERVABILITY: {"9090/TCP", "443/TCP"}}
+# What OpenCost may reach, per destination namespace: DNS and Prometheus. Nothing else, not even
+# 443: the API server is the control-plane subnets and its ClusterIP, where no pod has an address
+# (while the KUBE_API ipBlock was the VPC, it let OpenCost reach every pod listening on 443).
+OPENCOST_ALLOWED_PORTS = {names.NS_SYSTEM: {"53/UDP", "53/TCP"}, names.NS_OBSERVABILITY: {"9090/TCP"}}
 NEVER = (names.NS_DATA, names.NS_INFERENCE, names.NS_AGENTS)
 
 
@@ -54,7 +54,7 @@ def unexpected_reach(rows: list[dict], tenants: list[str]) -> list[str]:
     for row in rows:
         if row["from"] != names.NS_COST or row["to"] == names.NS_COST:
             continue
-        allowed = OPENCOST_ALLOWED_PORTS.get(row["to"], {"443/TCP"})
+        allowed = OPENCOST_ALLOWED_PORTS.get(row["to"], set())
         if row["to"] in NEVER or row["to"] in tenants or not set(row["ports"]) <= allowed:
             out.append(f"{row['to']}: {row['ports']}")
     return out
@@ -190,8 +190,9 @@ def test_a_wider_opencost_policy_is_caught(prod_plan):
     extra = Flow(names.NS_COST, names.NS_DATA, REDIS, "not in the design")
     vpc = "10.0.0.0/16"
     managed = sorted(d.cluster.namespaces)
-    wide = network_policy_specs([names.NS_COST, names.NS_DATA], [], vpc, flows=(*FLOWS, extra))
-    narrow = network_policy_specs([names.NS_COST, names.NS_DATA], [], vpc, flows=FLOWS)
+    api = control_plane_cidrs_of(prod_plan)
+    wide = network_policy_specs([names.NS_COST, names.NS_DATA], [], vpc, api_cidrs=api, flows=(*FLOWS, extra))
+    narrow = network_policy_specs([names.NS_COST, names.NS_DATA], [], vpc, api_cidrs=api, flows=FLOWS)
     assert wide[names.NS_COST] != narrow[names.NS_COST]
 
     def rows(specs):

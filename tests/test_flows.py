@@ -79,11 +79,14 @@ def test_the_derivation_finds_what_the_platform_does(stack):
     assert conns(stack, f"{names.NS_DATA}/Deployment/milvus", POD_IDENTITY, 80)
     assert conns(stack, "kube-system/Deployment/karpenter", POD_IDENTITY, 80)
     assert conns(stack, f"{names.NS_OBSERVABILITY}/Deployment/langfuse-web", POD_IDENTITY, 80)
-    # the API server: controllers to it, it to the webhooks (from the control plane ENIs in the VPC)
-    assert conns(stack, f"{names.NS_AGENTS}/Deployment/kagent-controller", v, 443, "Kubernetes API")
-    assert conns(stack, f"{names.NS_OBSERVABILITY}/StatefulSet/prometheus-", v, 443, "Kubernetes API")
-    assert conns(stack, v, f"{names.NS_OBSERVABILITY}/Deployment/kube-prometheus-stack-operator", 10250, "webhook")
-    assert conns(stack, v, "kube-system/Deployment/keda-operator-metrics-apiserver", 6443, "aggregated API")
+    # the API server: controllers to it, it to the webhooks (from the control plane ENIs in the
+    # cluster's own subnets, not the VPC)
+    api = str(derivation(stack).api.ips)
+    assert api != v and not derivation(stack).api.ips.overlaps(derivation(stack).cluster.pod_ips)
+    assert conns(stack, f"{names.NS_AGENTS}/Deployment/kagent-controller", api, 443, "Kubernetes API")
+    assert conns(stack, f"{names.NS_OBSERVABILITY}/StatefulSet/prometheus-", api, 443, "Kubernetes API")
+    assert conns(stack, api, f"{names.NS_OBSERVABILITY}/Deployment/kube-prometheus-stack-operator", 10250, "webhook")
+    assert conns(stack, api, "kube-system/Deployment/keda-operator-metrics-apiserver", 6443, "aggregated API")
     # Prometheus -> the targets of its ServiceMonitors, on the container ports behind the names
     prom = f"{names.NS_OBSERVABILITY}/StatefulSet/prometheus-"
     assert conns(stack, prom, f"{names.NS_INFERENCE}/Deployment/", why="ServiceMonitor")
@@ -91,7 +94,7 @@ def test_the_derivation_finds_what_the_platform_does(stack):
     assert conns(stack, prom, "kube-system/DaemonSet/dcgm-exporter", 9400, "ServiceMonitor")
     assert conns(stack, prom, "kube-system/Deployment/karpenter", 8080, "ServiceMonitor kube-system/karpenter")
     assert conns(stack, prom, f"{names.NS_HOST_MONITORING}/DaemonSet/", 9100, "ServiceMonitor")
-    assert conns(stack, prom, v, 10250, "kubelet")
+    assert conns(stack, prom, str(derivation(stack).cluster.node_ips), 10250, "kubelet")   # the node subnets
     assert conns(stack, prom, "kube-system/Deployment/coredns", 9153, "ServiceMonitor")
     # LangFuse -> ClickHouse (both protocols), its PostgreSQL and the platform's Redis
     lf = f"{names.NS_OBSERVABILITY}/Deployment/langfuse-"

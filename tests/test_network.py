@@ -6,21 +6,21 @@ import ipaddress
 
 import pytest
 
-from components.network import plan_subnets
+from domain.subnets import plan_subnets
 
 
 def test_plan_subnets_aligned_disjoint_inside_vpc():
     vpc = ipaddress.IPv4Network("10.0.0.0/16")
-    private, public = plan_subnets(vpc, 3, 19, 24)
-    nets = [ipaddress.IPv4Network(n) for n in private + public]
-    assert [n.prefixlen for n in nets] == [19] * 3 + [24] * 3
+    private, public, control_plane = plan_subnets(vpc, 3, 19, 24, 28)
+    nets = [ipaddress.IPv4Network(n) for n in private + public + control_plane]
+    assert [n.prefixlen for n in nets] == [19] * 3 + [24] * 3 + [28] * 3
     assert all(n.subnet_of(vpc) for n in nets)
     assert all(not a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1:])
 
 
 def test_plan_subnets_refuses_overflow():
     with pytest.raises(ValueError):
-        plan_subnets(ipaddress.IPv4Network("10.0.0.0/20"), 3, 19, 24)
+        plan_subnets(ipaddress.IPv4Network("10.0.0.0/20"), 3, 19, 24, 28)
 
 
 def subnets(plan, kind):

@@ -88,14 +88,6 @@ def test_model_server_egress_excludes_private_ranges(prod_plan):
     assert blocks == [{"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]}]
 
 
-def test_controllers_reach_the_api_server_in_the_vpc(prod_plan):
-    for ns in (names.NS_GATEWAY, names.NS_AGENTS, names.NS_OBSERVABILITY):
-        egress = next(p["spec"]["egress"] for p in in_ns(prod_plan, NETPOL, ns) if p["metadata"]["name"] == "allow-egress")
-        assert any(peer.get("ipBlock") == {"cidr": "10.0.0.0/16"} and {"protocol": "TCP", "port": 443} in
-                   [{**p, "port": int(p["port"])} for p in rule.get("ports", [])]
-                   for rule in egress for peer in rule["to"]), ns
-
-
 def test_rbac_roles_and_bindings(prod_plan):
     roles = {r.inputs["metadata"]["name"]: r.inputs["rules"] for r in prod_plan.by_type(ROLE)}
     op = next(rule for rule in roles["agent-operator"] if rule["apiGroups"] == ["kagent.dev"])
@@ -132,7 +124,8 @@ def test_scheduling_for_node_isolated_tenant():
     got = {}
 
     def body():
-        t = Tenancy("tenancy", TenancyArgs(tenants, PlatformQuotasConfig(), "c", "10.0.0.0/16", "1.34", {}))
+        t = Tenancy("tenancy", TenancyArgs(tenants, PlatformQuotasConfig(), "c", "10.0.0.0/16", ["10.0.99.0/28", "10.0.99.16/28"],
+                                           "1.34", {}))
         got["t1"], got["t2"] = t.scheduling_for("t1"), t.scheduling_for("t2")
 
     plan = execute(body, stack="unit", config={})
@@ -230,11 +223,12 @@ def _ports_of(rules, port):
 
 def test_endpoint_picker_flows_are_pod_scoped(agw_plan):
     """Inference routing (agentgateway): the proxy reaches only the endpoint pickers on 9002, and only
-    the pickers (not the model servers) may call the Kubernetes API in the VPC."""
+    the pickers (not the model servers) may call the Kubernetes API (the control-plane subnets)."""
     pols = {p["metadata"]["name"]: p["spec"] for p in in_ns(agw_plan, NETPOL, names.NS_INFERENCE)}
     epp = pols["allow-egress-endpoint-picker"]
     assert epp["podSelector"] == {"matchLabels": {"app.kubernetes.io/component": "endpoint-picker"}}
-    assert epp["egress"] == [{"to": [{"ipBlock": {"cidr": "10.0.0.0/16"}}, {"ipBlock": {"cidr": "172.20.0.1/32"}}],
+    assert epp["egress"] == [{"to": [{"ipBlock": {"cidr": c}} for c in
+                                     ("10.0.99.0/28", "10.0.99.16/28", "10.0.99.32/28", "172.20.0.1/32")],
                               "ports": [{"protocol": "TCP", "port": 443}]}]
     gateway_egress = next(p["spec"]["egress"] for p in in_ns(agw_plan, NETPOL, names.NS_GATEWAY)
                           if p["metadata"]["name"] == "allow-egress")
@@ -435,12 +429,14 @@ def test_namespaces_with_volumes_go_before_the_ebs_csi_driver(any_plan):
 
 def test_kubernetes_api_egress_names_the_clusterip_too(prod_plan):
     """The VPC CNI judges egress to `kubernetes.default` at its ClusterIP (before translation), so
-    every controller's API egress carries the Service CIDR's first address beside the VPC."""
+    every controller's API egress carries the Service CIDR's first address beside the control-plane
+    subnets (tests/test_api_peer.py: exactly those)."""
     for ns in (names.NS_GATEWAY, names.NS_AGENTS, names.NS_OBSERVABILITY):
         pols = {p["metadata"]["name"]: p["spec"] for p in in_ns(prod_plan, NETPOL, ns)}
         https = [r for r in pols["allow-egress"]["egress"] if r.get("ports") == [{"protocol": "TCP", "port": 443}]]
         cidrs = {peer["ipBlock"]["cidr"] for r in https for peer in r["to"] if "ipBlock" in peer}
-        assert {"10.0.0.0/16", f"{names.kubernetes_service_ip('10.0.0.0/16')}/32"} <= cidrs, ns
+        assert {"10.0.99.0/28", f"{names.kubernetes_service_ip('10.0.0.0/16')}/32"} <= cidrs, ns
+        assert "10.0.0.0/16" not in cidrs, ns
     assert names.kubernetes_service_ip("10.0.0.0/16") == "172.20.0.1"
     assert names.kubernetes_service_ip("192.168.0.0/16") == "10.100.0.1"
 

@@ -7,8 +7,8 @@ judged by the NetworkPolicy evaluator (plan/reachability/):
 - Pod Identity: every pod whose service account has a PodIdentityAssociation (a resource, or an EKS
   add-on's `podIdentityAssociations`) -> the node's Pod Identity agent, 169.254.170.23 TCP 80.
 - The API server: every pod whose service account is a subject of a RoleBinding/ClusterRoleBinding
-  -> the cluster endpoint's ENIs (inside the VPC CIDR) TCP 443; and the API server, from the
-  control plane's ENIs in the VPC, -> every webhook's Service (Validating/MutatingWebhookConfiguration
+  -> the cluster endpoint's ENIs (in the EKS cluster's own subnets, `control_plane_cidrs_of`) TCP
+  443; and the API server, from those ENIs, -> every webhook's Service (Validating/MutatingWebhookConfiguration
   clientConfig.service, CRD conversion webhooks, APIService.spec.service).
 - Prometheus -> every target of the ServiceMonitors and PodMonitors it selects (its
   serviceMonitorSelector/NamespaceSelector; the monitor's selector and namespaceSelector -> Services
@@ -55,7 +55,9 @@ from plan.connections.addons import (
     ADDON_SERVICES,
     KUBERNETES_SERVICE,
     addon_names,
+    control_plane_cidrs_of,
     kubelet_services,
+    node_cidrs_of,
     operator_pods,
     service_cidr_of,
     synthetic_pod,
@@ -89,6 +91,8 @@ def build(plan: Any, vpc_cidr: str | None = None) -> Derivation:
     objects = list(plan.objects or declared(plan))
     vpc_cidr = vpc_cidr or vpc_cidr_of(plan)
     vpc = IPSet.of(vpc_cidr)
+    nodes = _union(node_cidrs_of(plan, objects))   # pods have their node's subnet's addresses (VPC CNI)
+    control_plane = _union(control_plane_cidrs_of(plan))
     pods = pods_of(objects)
     addons = addon_names(plan.resources)
     addon_rbac: set[tuple[str, str]] = set()
@@ -101,16 +105,17 @@ def build(plan: Any, vpc_cidr: str | None = None) -> Derivation:
     services = [o.manifest for o in objects if o.kind == "Service" and not o.group]
     services += [s for a in addons for s in ADDON_SERVICES.get(a, [])]
     services += [KUBERNETES_SERVICE] + kubelet_services(objects)
-    cluster = Cluster(pods, policies_of(objects), namespaces_of(objects), services, pod_ips=vpc,
+    cluster = Cluster(pods, policies_of(objects), namespaces_of(objects), services, pod_ips=nodes,
                       service_ips=IPSet.of(service_cidr_of(plan, vpc_cidr)))
     d = Derivation(cluster, vpc, objects, list(plan.resources))
-    api = External("kube-apiserver (EKS endpoint ENIs in the VPC)", vpc)
+    d.control_plane = control_plane
+    api = External("kube-apiserver (EKS endpoint ENIs in the control-plane subnets)", control_plane)
     d.api = api
     d.vpc_resolver = External("Route 53 Resolver (the VPC's base address + 2)",
                               IPSet.of(f"{names.vpc_resolver_ip(vpc_cidr)}/32"))
     d.selectorless[("default", "kubernetes")] = api
     for s in kubelet_services(objects):
-        d.selectorless[service_key(s)] = External("kubelets (node IPs in the VPC)", vpc)
+        d.selectorless[service_key(s)] = External("kubelets (node IPs in the node subnets)", nodes)
     dns(d)
     pod_identity(d)
     api_server(d, api, addon_rbac)
@@ -124,6 +129,13 @@ def build(plan: Any, vpc_cidr: str | None = None) -> Derivation:
     connection_secrets(d)
     load_balancers(d)
     return d
+
+
+def _union(cidrs: list[str]) -> IPSet:
+    out = IPSet()
+    for c in cidrs:
+        out = out | IPSet.of(c)
+    return out
 
 
 # ------------------------------------------------------------------------------------ verdicts

@@ -1,6 +1,6 @@
 """The pods and Services no object of the plan describes: the EKS add-ons' (ADDON_PODS), the
 `default/kubernetes` Service, the kubelet Service prometheus-operator maintains and the pods it
-makes for a Prometheus or Alertmanager; the VPC and service CIDRs."""
+makes for a Prometheus or Alertmanager; the VPC, subnet and service CIDRs."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from plan.reachability import (
 
 ADDON = "aws:eks/addon:Addon"
 VPC = "aws:ec2/vpc:Vpc"
+SUBNET = "aws:ec2/subnet:Subnet"
+EKS_CLUSTERS = ("eks:index:Cluster", "aws:eks/cluster:Cluster")
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 
 # What each EKS add-on runs (its manifests as EKS installs them: labels, ports, hostNetwork, service
 # account): the add-ons are EKS-managed, so no object of the plan describes their pods.
@@ -124,3 +127,44 @@ def service_cidr_of(plan: Any, vpc_cidr: str) -> str:
         if isinstance(cfg, dict) and cfg.get("serviceIpv4Cidr"):
             return cfg["serviceIpv4Cidr"]
     return "172.20.0.0/16" if ipaddress.ip_network(vpc_cidr).subnet_of(ipaddress.ip_network("10.0.0.0/8")) else "10.100.0.0/16"
+
+
+def _of_type(plan: Any, *types: str) -> list[Any]:
+    return [r for r in plan.resources if r.type in types]
+
+
+def _input_urns(r: Any, *keys: str) -> list[str]:
+    """The resources the inputs `keys` of `r` came from (its options' inputDependencies)."""
+    deps = (getattr(r, "options", None) or {}).get("inputDependencies") or {}
+    return [u for k in keys for u in deps.get(k, [])]
+
+
+def _subnet_cidrs(plan: Any, urns: list[str]) -> list[str]:
+    by_urn = {r.urn: r for r in _of_type(plan, SUBNET)}
+    return [by_urn[u].inputs["cidrBlock"] for u in urns if u in by_urn and by_urn[u].inputs.get("cidrBlock")]
+
+
+def control_plane_cidrs_of(plan: Any) -> list[str]:
+    """The CIDRs of the EKS cluster's subnets (its vpcConfig.subnetIds, pulumi-eks `subnetIds` or
+    `privateSubnetIds`/`publicSubnetIds`), where EKS puts the control plane's network interfaces:
+    the Kubernetes API's addresses in the VPC. The subnets are the ones the id inputs came from
+    (the resource's input dependencies). No cluster in the plan: the VPC CIDR."""
+    for c in _of_type(plan, *EKS_CLUSTERS):
+        cidrs = _subnet_cidrs(plan, _input_urns(c, "subnetIds", "privateSubnetIds", "publicSubnetIds", "vpcConfig"))
+        if cidrs:
+            return cidrs
+    return [vpc_cidr_of(plan)]
+
+
+def node_cidrs_of(plan: Any, objects: list[Any]) -> list[str]:
+    """The CIDRs nodes (and so pods: the VPC CNI gives them addresses of their node's subnet) get:
+    the managed node groups' subnets and those Karpenter's EC2NodeClasses select by tag
+    (spec.subnetSelectorTerms[].tags: every tag must match; "*" any value). None found: the VPC."""
+    out = _subnet_cidrs(plan, [u for g in _of_type(plan, NODE_GROUP) for u in _input_urns(g, "subnetIds")])
+    terms = [t.get("tags") or {} for o in objects if o.kind == "EC2NodeClass"
+             for t in (o.manifest.get("spec") or {}).get("subnetSelectorTerms") or [] if t.get("tags")]
+    for s in _of_type(plan, SUBNET):
+        tags = s.inputs.get("tags") or {}
+        if any(all(k in tags and v in ("*", tags[k]) for k, v in term.items()) for term in terms):
+            out.append(s.inputs["cidrBlock"])
+    return sorted(set(out)) or [vpc_cidr_of(plan)]

@@ -51,6 +51,7 @@ class Derivation:
     unresolved: list[dict[str, Any]] = field(default_factory=list)
     selectorless: dict[tuple[str, str], External] = field(default_factory=dict)  # Services whose endpoints are not pods
     api: External | None = None
+    control_plane: IPSet | None = None    # the EKS cluster's subnets: the API server's own addresses
     vpc_resolver: External | None = None   # where a pod with dnsPolicy Default sends its queries
     # Indexes (every lookup a dict access, not a scan: the derivations stay linear in the plan's size)
     named: dict[tuple[str, str | None, str], list[Any]] = field(default_factory=dict)   # (kind, ns, name) -> objects

@@ -79,7 +79,7 @@ def api_server(d: Derivation, api: External, extra: set[tuple[str, str]]) -> Non
 
 
 def webhooks(d: Derivation) -> None:
-    src = External("kube-apiserver (EKS control plane ENIs in the VPC)", d.vpc)
+    src = External("kube-apiserver (EKS control plane ENIs in the control-plane subnets)", d.control_plane or d.vpc)
 
     def call(service: dict[str, Any] | None, why: str) -> None:
         if not service:
