@@ -22,7 +22,6 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
-import yaml
 
 from components import names
 from components.agentgateway import TenantContext, agentgateway_plane, proxy_monitor
@@ -53,6 +52,7 @@ from components.k8s import (
     selector,
 )
 from components.models import ModelEndpoint
+from domain.yamlfile import load_yaml_all
 
 GATEWAY_CLASS = "kgateway"                       # created by the kgateway chart
 RETRY_ON = ["5xx", "reset", "connect-failure"]
@@ -111,8 +111,8 @@ def in_cluster_url() -> str:
 
 @cache
 def _crd_file(path: Path) -> tuple[dict[str, Any], ...]:
-    # libyaml when present: the pure-Python loader takes seconds on the Gateway API CRDs.
-    return tuple(d for d in yaml.load_all(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if d)
+    # (libyaml: the pure-Python loader takes seconds on the Gateway API CRDs.)
+    return tuple(d for d in load_yaml_all(path.read_text()) if d)
 
 
 def load_crds(directory: Path) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
+from domain.yamlfile import read_yaml
 
 INSTANCES_FILE = Path(__file__).resolve().parent.parent / "platform" / "instances.yaml"
 """Path of the instance facts file (repo root / platform / instances.yaml)."""
@@ -71,7 +71,7 @@ def _parse(instance_type: str, raw: object) -> InstanceFacts:
 
 @lru_cache(maxsize=1)
 def _load() -> dict[str, InstanceFacts]:
-    data = yaml.safe_load(INSTANCES_FILE.read_text(encoding="utf-8"))
+    data = read_yaml(INSTANCES_FILE)
     entries = (data or {}).get("instanceTypes")
     if not isinstance(entries, dict):
         raise TypeError(f"{INSTANCES_FILE}: top-level key 'instanceTypes' must be a mapping")

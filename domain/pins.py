@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from domain.yamlfile import read_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PLATFORM_DIR = ROOT / "platform"
@@ -16,7 +16,7 @@ PLATFORM_DIR = ROOT / "platform"
 @cache
 def platform_data(file: str) -> Any:
     """A YAML data file of `platform/` (chart pins, images, instance facts), read once."""
-    return yaml.safe_load((PLATFORM_DIR / file).read_text())
+    return read_yaml(PLATFORM_DIR / file)
 
 
 def chart_pin(key: str) -> dict[str, str]:

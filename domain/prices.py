@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from domain.yamlfile import read_yaml
 
 PRICES_FILE = Path(__file__).resolve().parent.parent / "platform" / "prices.yaml"
 
@@ -44,7 +44,7 @@ def _region(name: str, raw: dict[str, Any]) -> RegionPrices:
 
 @lru_cache(maxsize=1)
 def price_table() -> PriceTable:
-    raw = yaml.safe_load(PRICES_FILE.read_text(encoding="utf-8"))
+    raw = read_yaml(PRICES_FILE)
     return PriceTable(str(raw["date"]), str(raw["source"]), float(raw["spotFraction"]), int(raw["hoursPerMonth"]),
                       {name: _region(name, r) for name, r in raw["regions"].items()})
 

@@ -73,6 +73,22 @@ def _struct(value: Mapping) -> struct_pb2.Struct:
     return s
 
 
+def _struct_of_json(value: Mapping) -> struct_pb2.Struct:
+    """`_struct` of a value that is JSON already (no second round trip through the encoder)."""
+    s = struct_pb2.Struct()
+    s.update(value)
+    return s
+
+
+def _downgraded(properties: struct_pb2.Struct) -> struct_pb2.Struct:
+    """A request's properties with resource references downgraded; the request's own Struct when it
+    holds none (the plan's monitor downgrades them before recording: the usual case), as a
+    Struct -> dict -> Struct round trip gives back the same Struct."""
+    if _RESOURCE_SIG.encode() not in properties.SerializeToString():
+        return properties
+    return _struct(downgrade(json_format.MessageToDict(properties)))
+
+
 def _level(value: Any, policy_name: str) -> EnforcementLevel:
     if isinstance(value, EnforcementLevel):
         return value
@@ -171,21 +187,22 @@ def evaluate(requests: Iterable, states: Mapping[str, Mapping], environment: str
     for request, urn in requests:
         if request.type == "pulumi:pulumi:Stack":
             continue
-        inputs = downgrade(json_format.MessageToDict(request.object))
+        properties = _downgraded(request.object)
         opts = proto.AnalyzerResourceOptions(parent=request.parent, protect=request.protect)
         rules = resource_rules.of(request.type)
         if rules is not None:
             response = rules.Analyze(proto.AnalyzeRequest(
-                type=request.type, properties=_struct(inputs), urn=urn, name=request.name, options=opts), None)
+                type=request.type, properties=properties, urn=urn, name=request.name, options=opts), None)
             findings += [_finding(d, urn) for d in response.diagnostics]
 
         state = states.get(urn)
-        outputs = downgrade(json.loads(json.dumps(state, default=str)), True) if state is not None else inputs
+        outputs = (downgrade(json.loads(json.dumps(state, default=str)), True) if state is not None
+                   else json_format.MessageToDict(properties))
         # Dependencies are sets (the SDK sends them in whatever order it gathered them): sorted.
         prop_deps = {k: proto.AnalyzerPropertyDependencies(urns=sorted(v.urns))
                      for k, v in request.propertyDependencies.items()}
         stack_resources.append(proto.AnalyzerResource(
-            type=request.type, properties=_struct(outputs or {}), urn=urn, name=request.name,
+            type=request.type, properties=_struct_of_json(outputs or {}), urn=urn, name=request.name,
             parent=request.parent, options=opts, dependencies=sorted(request.dependencies),
             propertyDependencies=prop_deps))
 

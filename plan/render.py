@@ -27,16 +27,16 @@ from typing import Any
 
 import yaml
 
+from domain.yamlfile import SAFE_LOADER
 from plan.objects import HELM_RELEASE, K8sObject, crd_scopes, namespaced
 
 ROOT = Path(__file__).resolve().parent.parent
 HELM = Path(os.environ.get("AGENTIC_HELM", ROOT / "tools" / "helm" / "bin" / "helm"))
 CACHE_DIR = Path(os.environ.get("AGENTIC_RENDER_CACHE", ROOT / ".cache" / "render"))
 HOOK = "helm.sh/hook"
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _Loader(_LOADER):  # type: ignore[misc,valid-type]
+class _Loader(SAFE_LOADER):  # type: ignore[misc,valid-type]
     """Safe loader that also reads the YAML `=` (value) tag some rendered CRDs contain."""
 
 

@@ -5,6 +5,7 @@ YAML (plan/report.py) and an object's schema verdict (plan/admission/schema.py).
 from __future__ import annotations
 
 import types
+from pathlib import PurePosixPath
 
 import pytest
 import yaml
@@ -51,6 +52,18 @@ def test_the_key_tells_apart_what_json_would_not():
     keys = {memo.key(v) for v in ({"a": 1}, {"a": "1"}, {"a": 1.0}, {"a": True}, {1: 1}, {"1": 1}, {"a": 1, "b": 2},
                                   {"b": 2, "a": 1})}
     assert len(keys) == 8   # order matters too: a manifest's YAML keeps its keys' order
+
+
+def test_equal_values_have_one_key_however_they_share_objects():
+    shared = {"name": "x"}
+    separate = [{"name": "x"}, {"name": "".join(["x"])}]
+    assert plan_cache.digest([shared, shared]) == plan_cache.digest(separate)
+    assert plan_cache.digest((1, [2.5, None])) != plan_cache.digest([1, [2.5, None]])   # a tuple is not a list
+
+
+def test_a_value_marshal_cannot_write_is_keyed_by_its_repr():
+    assert plan_cache.digest(("builtin", PurePosixPath("/a"))) != plan_cache.digest(("builtin", PurePosixPath("/b")))
+    assert plan_cache.digest(("builtin", PurePosixPath("/a"))) == plan_cache.digest(("builtin", PurePosixPath("/a")))
 
 
 def test_new_code_or_a_new_library_version_starts_afresh(tmp_path):

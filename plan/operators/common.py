@@ -12,8 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from domain.yamlfile import read_yaml
 from plan.objects import K8sObject
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +25,7 @@ Obj = dict[str, Any]
 @cache
 def pins() -> dict[str, Any]:
     """platform/operators.yaml."""
-    return yaml.safe_load(DATA.read_text())
+    return read_yaml(DATA)
 
 
 def controller_label(operator: str) -> str:

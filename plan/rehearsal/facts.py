@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from domain.yamlfile import read_yaml
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DURATIONS_FILE = ROOT / "platform" / "durations.yaml"
@@ -58,7 +58,7 @@ def hazard(cls: str, level: str, message: str, resources: Iterable[str] = (), ob
 
 @cache
 def durations() -> dict[str, Any]:
-    return yaml.safe_load(DURATIONS_FILE.read_text())
+    return read_yaml(DURATIONS_FILE)
 
 
 def seconds(text: Any) -> int | None:
