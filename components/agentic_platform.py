@@ -87,6 +87,17 @@ class AgenticPlatform(pulumi.ComponentResource):
 
     def _layers(self, config: PlatformConfig, secrets: dict[str, Any], cluster_name: str, tags: dict[str, str],
                 child: pulumi.ResourceOptions) -> None:
+        """Every layer, in the order each one's inputs exist."""
+        k8s = self._network_and_cluster(config, cluster_name, tags, child)
+        self._tenancy_and_nodes(config, cluster_name, tags, k8s)
+        self._observability_and_data(config, cluster_name, tags, k8s)
+        self._models_and_gateway(config, secrets, tags, k8s)
+        self._agents(config, secrets, cluster_name, tags, k8s)
+        self.outputs: dict[str, Any] = self._stack_outputs()
+
+    def _network_and_cluster(self, config: PlatformConfig, cluster_name: str, tags: dict[str, str],
+                             child: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
+        """The VPC and the EKS cluster; returns the options of every Kubernetes object below."""
         self.network = Network("network", NetworkArgs(config.network, cluster_name, tags), child)
         self.cluster = Cluster("cluster", ClusterArgs(
             config=config.cluster, cluster_name=cluster_name, vpc_id=self.network.vpc_id,
@@ -94,7 +105,11 @@ class AgenticPlatform(pulumi.ComponentResource):
             control_plane_subnet_ids=self.network.control_plane_subnet_ids, protect_data=config.protect_data,
             tags=tags), child)
         # Every Kubernetes object below uses the cluster's provider, inherited from its layer.
-        k8s = pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.cluster.provider})
+        return pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.cluster.provider})
+
+    def _tenancy_and_nodes(self, config: PlatformConfig, cluster_name: str, tags: dict[str, str],
+                           k8s: pulumi.ResourceOptions) -> None:
+        """Namespaces, quotas and NetworkPolicies; Karpenter and its NodePools; where pods run."""
         # Namespaces, quotas, NetworkPolicies and RBAC first: every other layer deploys into them.
         # observability-node runs one node-exporter per node: its quota follows the most nodes the
         # system node group and the Karpenter pools can have.
@@ -123,6 +138,10 @@ class AgenticPlatform(pulumi.ComponentResource):
         # the NodePool itself; model servers and the GPU stack on the GPU NodePools.
         self.system_nodes = NodeSource("system", (self.cluster.system_nodes,))
         self.platform_nodes = self.karpenter.platform_nodes
+
+    def _observability_and_data(self, config: PlatformConfig, cluster_name: str, tags: dict[str, str],
+                                k8s: pulumi.ResourceOptions) -> None:
+        """Prometheus and Grafana, OpenCost, the GPU stack, the data services and LangFuse."""
         # Observability pods run in the tenancy layer's namespaces.
         obs_deps: list[pulumi.Resource] = [*self.tenancy.namespaces.values()]
         self.observability = Observability("observability", ObservabilityArgs(
@@ -159,6 +178,10 @@ class AgenticPlatform(pulumi.ComponentResource):
             credentials=self.observability.langfuse_credentials,
             db_password=self.observability.langfuse_db_password, nodes=self.platform_nodes,
             depends_on=[*obs_deps, self.cluster.storage_class, *self.data.connection_secrets]), k8s)
+
+    def _models_and_gateway(self, config: PlatformConfig, secrets: dict[str, Any], tags: dict[str, str],
+                            k8s: pulumi.ResourceOptions) -> None:
+        """Model serving and, when configured, the inference gateway in front of it."""
         # Models: pods need their namespace, the GPU NodePools and device plugin (destroy order: the
         # servers go before the NodePools), and the ServiceMonitor/PodMonitor CRDs.
         self.model_serving = ModelServing("models", ModelServingArgs(
@@ -183,6 +206,10 @@ class AgenticPlatform(pulumi.ComponentResource):
                 namespaces=self.tenancy.namespaces, model_dependencies=dict(self.models),
                 platform_nodes=self.platform_nodes, system_nodes=self.system_nodes,
                 monitoring=self.observability.monitoring_crds), k8s)
+
+    def _agents(self, config: PlatformConfig, secrets: dict[str, Any], cluster_name: str, tags: dict[str, str],
+                k8s: pulumi.ResourceOptions) -> None:
+        """The agent runtime (kagent) and its agents."""
         # Agents last: kagent talks to the gateway, reads the data layer's connection Secrets, and its
         # ScaledObjects need the model layer's KEDA.
         self.agent_runtime = AgentRuntime("agents", AgentRuntimeArgs(
@@ -196,8 +223,6 @@ class AgenticPlatform(pulumi.ComponentResource):
             otlp_grpc_endpoint=self.observability.otlp_grpc_endpoint, namespaces=self.tenancy.namespaces,
             keda_release=self.model_serving.keda, connection_secrets=self.data.connection_secrets,
             nodes=self.platform_nodes), k8s)
-
-        self.outputs: dict[str, Any] = self._stack_outputs()
 
     def _stack_outputs(self) -> dict[str, Any]:
         """The stack's outputs, from the layers' typed outputs."""
