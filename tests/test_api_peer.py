@@ -15,6 +15,7 @@ from components.config import NetworkConfig
 from domain.subnets import plan_subnets
 from plan.connections import build
 from plan.connections.addons import control_plane_cidrs_of, node_cidrs_of
+from plan.connections.images import endpoint_host
 from plan.engine import ROOT
 from plan.reachability import NS_NAME_LABEL, IPSet
 from tests.conftest import stack_doc, write_stack
@@ -177,3 +178,24 @@ def test_the_api_server_is_modelled_at_the_control_plane_subnets(prod_plan):
     hooks = [c for c in conns if c.get("from_peer", "").startswith("kube-apiserver")]
     assert api and hooks and all(c["allowed"] for c in api + hooks)
     assert {c["from"].split("/")[0] for c in api} >= {names.NS_COST, names.NS_GATEWAY, names.NS_AGENTS}
+
+
+# ------------------------------------------------------------------------------------ OpenCost's AWS endpoints
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_opencost_calls_ec2_in_the_cluster_region(stack, request):
+    """OpenCost's spot prices: EC2 DescribeSpotPriceHistory through a client of the node's region
+    (opencost pkg/cloud/aws/spotpricehistory.go), i.e. ec2.<region>.amazonaws.com; the price list
+    stays on pricing.us-east-1 whatever the region."""
+    plan = request.getfixturevalue(f"{stack}_plan")
+    why = " ".join(c["why"] for c in plan.extras["reachability"]["connections"]
+                   if c["from"].startswith(f"{names.NS_COST}/") and c["port"] == 443)
+    assert f"(ec2.{plan.region}.amazonaws.com)" in why and "(pricing.us-east-1.amazonaws.com)" in why
+    assert "(ec2.amazonaws.com)" not in why
+
+
+def test_endpoint_hosts_follow_the_partition():
+    assert endpoint_host("ec2.{region}.{suffix}", "eu-central-1") == "ec2.eu-central-1.amazonaws.com"
+    assert endpoint_host("ec2.{region}.{suffix}", "cn-northwest-1") == "ec2.cn-northwest-1.amazonaws.com.cn"
+    assert endpoint_host("pricing.{pricing_region}.{suffix}", "cn-northwest-1") == "pricing.cn-north-1.amazonaws.com.cn"
+    assert endpoint_host("pricing.{pricing_region}.{suffix}", "ap-south-1") == "pricing.us-east-1.amazonaws.com"

@@ -149,7 +149,7 @@ def _with(stack: str, change) -> dict:
     for o in objects:
         o.manifest = copy.deepcopy(o.manifest)
     change(objects)
-    return connections.reachability(SimpleNamespace(objects=objects, resources=plan.resources))
+    return connections.reachability(SimpleNamespace(objects=objects, resources=plan.resources, region=plan.region))
 
 
 def _one(objects, kind: str, ns: str, name: str):

@@ -124,7 +124,7 @@ def build(plan: Any, vpc_cidr: str | None = None) -> Derivation:
     routes(d)
     gateway_extensions(d)
     addresses(d)
-    built_in_endpoints(d)
+    built_in_endpoints(d, plan.region)
     custom_resources(d)
     connection_secrets(d)
     load_balancers(d)
