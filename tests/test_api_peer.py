@@ -4,16 +4,18 @@ are carved after the existing ones, so no existing subnet moves."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
 from components import names
 from components.config import NetworkConfig
 from domain.subnets import plan_subnets
-from plan.connections import build
+from plan.connections import build, reachability
 from plan.connections.addons import control_plane_cidrs_of, node_cidrs_of
 from plan.connections.images import endpoint_host
 from plan.engine import ROOT
@@ -199,3 +201,23 @@ def test_endpoint_hosts_follow_the_partition():
     assert endpoint_host("ec2.{region}.{suffix}", "cn-northwest-1") == "ec2.cn-northwest-1.amazonaws.com.cn"
     assert endpoint_host("pricing.{pricing_region}.{suffix}", "cn-northwest-1") == "pricing.cn-north-1.amazonaws.com.cn"
     assert endpoint_host("pricing.{pricing_region}.{suffix}", "ap-south-1") == "pricing.us-east-1.amazonaws.com"
+
+
+def test_a_cluster_on_the_node_subnets_is_caught(prod_plan):
+    """The plan takes the API server's addresses from the cluster resource's subnets, not from the
+    config: a cluster put back on the node subnets (its interfaces there) while the policies name the
+    control-plane CIDRs leaves every API client denied, and the plan exits 1."""
+    private = [s.urn for s in prod_plan.by_type(SUBNET) if s.name.startswith("network-private-")]
+    resources = []
+    for r in prod_plan.resources:
+        if r.type == "eks:index:Cluster":
+            deps = {**r.options["inputDependencies"], "subnetIds": private}
+            r = dataclasses.replace(r, options={**r.options, "inputDependencies": deps})
+        resources.append(r)
+    moved = SimpleNamespace(objects=prod_plan.objects, resources=resources, region=prod_plan.region)
+    assert control_plane_cidrs_of(moved) == EXISTING["prod"]["private"]
+    denied = reachability(moved)["denied"]
+    assert denied and all(c.get("to_peer", "").startswith("kube-apiserver") or
+                          c.get("from_peer", "").startswith("kube-apiserver") for c in denied)
+    assert {c["from"].split("/")[0] for c in denied} >= {names.NS_COST, names.NS_GATEWAY}
+    assert not prod_plan.extras["reachability"]["denied"]
