@@ -164,8 +164,10 @@ class Karpenter(pulumi.ComponentResource):
 
     def _chart(self, name: str, args: KarpenterArgs, ordering: list[pulumi.Resource]) -> None:
         """The chart: CRDs in their own release (owned once), the controller with skip_crds."""
-        base = pulumi.ResourceOptions(parent=self, depends_on=[args.system_nodes, *args.depends_on])
-        self.crd_release = helm_release(f"{name}-crd", "karpenter-crd", namespace=NAMESPACE, values={}, opts=base)
+        # CRDs only (karpenter-crd 1.14.1 renders no workload): Helm waits for them to be Established,
+        # which needs the API server, not nodes or the Pod Identity agent.
+        self.crd_release = helm_release(f"{name}-crd", "karpenter-crd", namespace=NAMESPACE, values={},
+                                        opts=pulumi.ResourceOptions(parent=self))
         self.release = helm_release(
             name, "karpenter", namespace=NAMESPACE, skip_crds=True,
             values={

@@ -69,3 +69,16 @@ def res(name: str, typ: str, deps: list[str] = (), inputs: dict | None = None, *
     return Resource(urn=urn, type=typ, name=name, parent=None, custom=True, protect=kw.pop("protect", False),
                     dependencies=list(deps), inputs=inputs or {}, options=kw.pop("options", {}), **kw)
 
+
+def annotated(plan: Plan, urn: str, annotations: dict[str, str | None]) -> Plan:
+    """A copy of a plan whose objects from `urn` carry other annotations (None removes one)."""
+    objs = []
+    for o in plan.objects:
+        if o.source == urn:
+            m = copy.deepcopy(o.manifest)
+            ann = m["metadata"].setdefault("annotations", {})
+            for k, v in annotations.items():
+                ann.pop(k, None) if v is None else ann.__setitem__(k, v)
+            o = dataclasses.replace(o, manifest=m)
+        objs.append(o)
+    return variant(plan, objects=objs)

@@ -22,6 +22,7 @@ from tests.rehearsal_cases import (
     NODEPOOL,
     RELEASE,
     SERVICE,
+    annotated,
     edit,
     found,
     one,
@@ -181,20 +182,6 @@ def test_gpu_pods_before_the_device_plugin(dev_plan):
 
 
 # --------------------------------------------------------------------------------- up: awaits
-
-def annotated(plan: Plan, urn: str, annotations: dict[str, str | None]) -> Plan:
-    """A copy of a plan whose objects from `urn` carry other annotations (None removes one)."""
-    objs = []
-    for o in plan.objects:
-        if o.source == urn:
-            m = copy.deepcopy(o.manifest)
-            ann = m["metadata"].setdefault("annotations", {})
-            for k, v in annotations.items():
-                ann.pop(k, None) if v is None else ann.__setitem__(k, v)
-            o = dataclasses.replace(o, manifest=m)
-        objs.append(o)
-    return variant(plan, objects=objs)
-
 
 def test_model_service_on_the_default_await(prod_plan):
     """A model Service awaited without customTimeouts waits pulumi-kubernetes' 10 minutes; its pods

@@ -19,7 +19,9 @@ from plan.rehearsal.timing import schedule
 from plan.rehearsal.world import build_world
 from tests.conftest import write_stack
 from tests.rehearsal_cases import (
+    RELEASE,
     SERVICE,
+    annotated,
     edit,
     found,
     one,
@@ -217,3 +219,55 @@ def test_a_load_balancer_service_waits_for_its_pods_and_its_address_together(pro
     lb = rehearsal.durations()["loadBalancer"]["seconds"]
     assert "meanwhile the load balancer" in st.note
     assert st.seconds == st.apply_s + lb
+
+
+# ------------------------------------------------------------------------------ Services' awaits
+
+def test_the_nlb_is_created_beside_the_gateway_and_lasts_until_its_proxy_pods(prod_plan):
+    """The NLB Service no longer waits for the Gateway: the controller provisions the NLB while
+    kgateway starts, and the Service's await (endpoints settled with no not-ready address, and the
+    NLB's address) ends when the proxy pods kgateway creates from the Gateway are Ready."""
+    nlb = one(prod_plan, SERVICE, "gateway-nlb")
+    gw = one(prod_plan, "kubernetes:gateway.networking.k8s.io/v1:Gateway", "gateway-gateway")
+    lbc = release(prod_plan, "aws-load-balancer-controller")
+    w = build_world(prod_plan, None)
+    assert not w.graph.after(nlb.urn, gw.urn) and w.graph.after(nlb.urn, lbc.urn)
+    sched = schedule(w)
+    st = sched["steps"][nlb.urn]
+    assert [ps.obj.source for ps in st.endpoints_from] == [gw.urn]
+    lb = rehearsal.durations()["loadBalancer"]["seconds"]
+    assert sched["finish"][nlb.urn] > sched["finish"][gw.urn] > sched["begin"][nlb.urn]
+    assert sched["finish"][nlb.urn] >= sched["begin"][nlb.urn] + st.apply_s + lb
+
+
+def test_a_service_longer_than_its_await_waiting_for_pods_made_later(prod_plan):
+    nlb = one(prod_plan, SERVICE, "gateway-nlb")
+    sched = schedule(build_world(prod_plan, None))
+    waited = sched["finish"][nlb.urn] - sched["begin"][nlb.urn]
+    assert waited > rehearsal.durations()["loadBalancer"]["seconds"] + 10
+    short = annotated(prod_plan, nlb.urn, {"pulumi.com/timeoutSeconds": str(waited - 5)})
+    hz = [h for h in found(rehearse(short), "await-timeout") if nlb.urn in h["resources"]]
+    assert hz and f"may take {waited}s" in hz[0]["message"]
+    enough = annotated(prod_plan, nlb.urn, {"pulumi.com/timeoutSeconds": str(waited + 5)})
+    assert not [h for h in found(rehearse(enough), "await-timeout") if nlb.urn in h["resources"]]
+
+
+def test_a_service_created_before_its_pods_only_settles(dev_plan):
+    """Dev's in-cluster PostgreSQL: its StatefulSet waits for its Service, so the Service's await
+    sees no pods and ends once its endpoints settle (service.go, pulumi/pulumi-kubernetes#3142),
+    and the StatefulSet pays the node launch -- not the Service."""
+    svc = one(dev_plan, SERVICE, "langfuse-stores-postgresql")
+    sts = one(dev_plan, "kubernetes:apps/v1:StatefulSet", "langfuse-stores-postgresql")
+    w = build_world(dev_plan, None)
+    assert w.graph.after(sts.urn, svc.urn)
+    steps = schedule(w)["steps"]
+    assert steps[svc.urn].seconds == steps[svc.urn].apply_s + 10 and "settle" in steps[svc.urn].note
+    assert "node 90s" in steps[sts.urn].note
+
+
+def test_karpenter_crds_wait_for_no_nodes(any_plan):
+    (ng,) = any_plan.by_type(NODEGROUP)
+    crds = next(r for r in any_plan.by_type(RELEASE) if r.inputs["name"] == "karpenter-crd")
+    w = build_world(any_plan, None)
+    assert not w.graph.after(crds.urn, ng.urn)
+    assert w.graph.after(release(any_plan, "karpenter").urn, crds.urn)

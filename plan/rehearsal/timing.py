@@ -139,6 +139,7 @@ class Step:
     apply_s: int = 2
     pools: frozenset[str] = frozenset()
     waits_for: str | None = None     # the kind of workload a declared object's await waits for
+    endpoints_from: tuple[PodSet, ...] = ()   # a Service's pods: it is Ready no earlier than they are
 
 
 def step_of(w: World, urn: str, warm: frozenset[str], waits: dict[str, NodeWait]) -> Step:
@@ -169,10 +170,15 @@ def step_of(w: World, urn: str, warm: frozenset[str], waits: dict[str, NodeWait]
         o = objs[0] if objs else None
         if o is not None and declared_timeout(r, o) is not None:
             pods = [ps for ps in awaited_pods(w, urn) if ps.awaited]
+            settle = 0
             if o.kind == "Service":
-                pods = service_pods(w, o)
+                pods = [ps for ps in service_pods(w, o) if not settled_before(w, urn, ps)]
+                settle = SERVICE_SETTLE_S if service_pods(w, o) else 0
             starts = [pod_start(w, ps, warm) for ps in pods]
             lb = durations()["loadBalancer"]["seconds"] if (o.manifest.get("spec") or {}).get("type") == "LoadBalancer" else 0
+            if not starts and settle and not lb:
+                return Step(urn, base + settle, f"awaits Service {o.ref}: its pods are Ready before it or created "
+                            f"after it: the endpoints settle ({settle}s)", apply_s=base)
             if starts or lb:
                 slow = max(starts, key=lambda s: s.expected, default=None)
                 note = (f"awaits {o.kind} {o.ref}: " + (slow.parts if slow else "")
@@ -183,12 +189,51 @@ def step_of(w: World, urn: str, warm: frozenset[str], waits: dict[str, NodeWait]
                 # run (pulumi-kubernetes provider/pkg/await/service.go: one watch loop, ready when
                 # serviceReady and endpoints ready): the longer of the two, not their sum
                 return Step(urn, base + max(slow.expected if slow else 0, lb), note, awaited=True, apply_s=base,
-                            pools=frozenset(s.pool for s in starts if s.pool), waits_for=kinds[0])
+                            pools=frozenset(s.pool for s in starts if s.pool), waits_for=kinds[0],
+                            endpoints_from=tuple(pods) if o.kind == "Service" else ())
     nw = waits.get(urn)
     if nw is not None and nw.beside:
         return Step(urn, base, f"EKS add-on created beside {nw.source.name}: CREATING/DEGRADED until its pods run "
                     f"there; ACTIVE at max({base}s, nodes ready + pod start {nw.pod_start_s}s) ({source})", apply_s=base)
     return Step(urn, base, source, apply_s=base)
+
+
+# pulumi-kubernetes provider/pkg/await/service.go: every Endpoints update restarts a 10 s settle
+SERVICE_SETTLE_S = 10
+
+
+def settled_before(w: World, svc: str, ps: PodSet) -> bool:
+    """The Service's await does not wait for these pods: it succeeds once its endpoints settle with
+    no not-ready address (pulumi-kubernetes provider/pkg/await/service.go checkAndLogStatus:
+    serviceReady && endpointsSettled && !endpointsPending; zero endpoints count since
+    pulumi/pulumi-kubernetes#3142). So it waits only for pods starting meanwhile: not for pods
+    whose owner is created after it (none exist yet) nor for pods an earlier step awaited Ready."""
+    src = ps.obj.source
+    if w.graph.after(src, svc):
+        return True
+    return w.graph.after(svc, src) and any(p.obj is ps.obj and p.awaited for p in awaited_pods(w, src))
+
+
+def endpoint_waits(w: World, steps: dict[str, Step], warm: dict[str, frozenset[str]]) -> Late:
+    """A Service's await ends once its endpoints hold a ready address (pulumi-kubernetes
+    provider/pkg/await/service.go), so no earlier than the pods it selects run: after the step
+    that makes them (a Deployment that awaits them: its end; a custom resource whose controller
+    creates them, or a workload not awaited: its end + their start, on the pools warm by then).
+    Owners ordered after the Service itself are left out."""
+    g, out = w.graph, {}
+    for u, st in steps.items():
+        needs: set[str] = set()
+        extra = 0
+        for ps in st.endpoints_from:
+            src = ps.obj.source
+            if src == u or src not in steps or g.after(src, u):
+                continue
+            needs.add(src)
+            if ps.obj.controller or skip_await(ps.obj) or not steps[src].awaited:
+                extra = max(extra, pod_start(w, ps, warm[src] | steps[src].pools).expected)
+        if needs:
+            out[u] = (tuple(sorted(needs)), extra)
+    return out
 
 
 def release_phases(w: World, urn: str, warm: frozenset[str]) -> tuple[list[tuple[str, PodSet, PodStart]], set[str]]:
@@ -233,6 +278,7 @@ def schedule(w: World, goal_minutes: float | None = None) -> dict[str, Any]:
         warm[u] = seen
         steps[u] = step_of(w, u, seen, waits)
     dur = {u: s.seconds for u, s in steps.items()}
+    late.update(endpoint_waits(w, steps, warm))
     order = late_order(g, late)
     finish, via = longest(g, dur, late=late, order=order)
     end = max(finish, key=lambda u: (finish[u], -g.order[u]), default=None)

@@ -328,6 +328,8 @@ def await_timeouts(w: World, sched: dict[str, Any]) -> list[dict[str, Any]]:
         lb = durations()["loadBalancer"]["seconds"] if (o.manifest.get("spec") or {}).get("type") == "LoadBalancer" else 0
         worst = max(starts, key=lambda s: s.allowed)
         need = max(worst.allowed, lb)   # awaited together (service.go), as in timing.step_of
+        # a Service created before the step that makes its pods waits for that step too
+        need = max(need, sched["finish"].get(urn, 0) - sched["begin"].get(urn, 0))
         if need > timeout:
             custom = ((r.options or {}).get("customTimeouts") or {}).get("create")
             out.append(hazard("await-timeout", MANDATORY,
