@@ -280,12 +280,8 @@ class InferenceGateway(pulumi.ComponentResource):
                   "infrastructure": {"parametersRef": {"group": KGATEWAY, "kind": "GatewayParameters",
                                                        "name": names.GATEWAY_NAME}},
                   "listeners": listeners})
-        # Not after the Gateway: the Service uses none of its outputs, and its await (endpoints and
-        # the NLB's address, one watch loop in pulumi-kubernetes provider/pkg/await/service.go)
-        # simply lasts until kgateway's proxy pods are Ready, while the controller provisions the
-        # NLB meanwhile. After the LBC: it reconciles the Service (`aws-load-balancer-type:
-        # external`), and on destroy the Service goes first while the controller still runs to
-        # delete the NLB.
+        # Not after the Gateway (no output used): its await lasts until the proxy pods are Ready
+        # (service.go) while the NLB is provisioned meanwhile; after the LBC (docstring below).
         self.load_balancer = self._load_balancer(name, cfg, proxy_labels, opts_(self.lbc, *gw_ns_deps))
 
     def _rate_limits(self, name: str) -> list[k8s.apiextensions.CustomResource]:
