@@ -38,9 +38,11 @@ def test_critical_path_is_a_chain_of_waits(any_plan):
     path = up["criticalPath"]
     assert path[0]["startMinutes"] == 0 and path[0]["after"] is None
     for prev, step in zip(path, path[1:], strict=False):
-        assert step["after"] in ("dependsOn", "input", "parent", "provider", "nodes"), step
-        # "nodes": an EKS add-on created beside its node group, whose end the nodes decided
+        assert step["after"] in ("dependsOn", "input", "parent", "provider", "nodes", "pods"), step
+        # "nodes": an EKS add-on created beside its node group, whose end the nodes decided;
+        # "pods": a Service whose pods' owner ended later
         assert step["after"] != "nodes" or step["type"] == ADDON, step
+        assert step["after"] != "pods" or step["type"] == SERVICE, step
         assert step["startMinutes"] == pytest.approx(prev["startMinutes"] + prev["minutes"], abs=0.15), (prev, step)
     by_urn = {r.urn: r for r in any_plan.resources}
     assert all(by_urn[s["urn"]].type == s["type"] for s in path)

@@ -26,7 +26,7 @@ from typing import Any
 
 from plan.rehearsal.addons import addon_hazards
 from plan.rehearsal.destroy import buckets, controllers_outlive, dedupe, deletion_protection, kept, snapshots, vpc_leftovers
-from plan.rehearsal.facts import GOAL_MINUTES, MANDATORY, durations, hazard, minutes, seconds
+from plan.rehearsal.facts import ADDON, GOAL_MINUTES, MANDATORY, durations, hazard, minutes, seconds
 from plan.rehearsal.timing import schedule
 from plan.rehearsal.up import api_access, await_timeouts, crd_order, namespace_order, placement, webhook_order
 from plan.rehearsal.world import awaited_pods, build_world
@@ -46,11 +46,13 @@ def rehearse(plan: Any, config: Any = None) -> dict[str, Any]:
     up = dedupe([*up, *await_timeouts(w, sched)])
     up = dedupe([*up, *addon_hazards(w, sched)])
     steps, finish, start = sched["steps"], sched["finish"], sched["start"]
-    # "after": the edge kind that made the step wait, or "nodes" for an add-on whose end its
-    # node source's nodes decided (plan/rehearsal/addons.py)
+    # "after": the edge kind that made the step wait, or what decided its end without an edge:
+    # "nodes" for an add-on created beside its node source (plan/rehearsal/addons.py), "pods" for
+    # a Service whose pods' owner came later (timing.endpoint_waits)
     path = [{"urn": u, "name": w.graph.by_urn[u].name, "type": w.graph.by_urn[u].type,
              "startMinutes": minutes(start[u]), "minutes": minutes(finish[u] - start[u]),
-             "why": steps[u].note, "after": (w.graph.up_preds[u].get(sched["path"][i - 1]) or "nodes") if i else None}
+             "why": steps[u].note, "after": (w.graph.up_preds[u].get(sched["path"][i - 1])
+                       or ("nodes" if w.graph.by_urn[u].type == ADDON else "pods")) if i else None}
             for i, u in enumerate(sched["path"])]
     return {
         "up": {"minutes": minutes(sched["makespan_s"]), "criticalPathMinutes": minutes(sched["critical_s"]),

@@ -18,7 +18,10 @@ def late_order(g: Graph, late: Late | None) -> list[str]:
     """A topological order in which every node wait comes after the resources it waits for."""
     if not late:
         return g.topo
-    return g.ordered({u: needs for u, (needs, _) in late.items()})
+    order = g.ordered({u: needs for u, (needs, _) in late.items()})
+    # a wait that closed a cycle would leave steps out: then the plain order (longest() skips a
+    # wait whose needs have not finished yet)
+    return order if len(order) == len(g.topo) else g.topo
 
 
 def longest(g: Graph, dur: dict[str, int], skip: frozenset[tuple[str, str]] = frozenset(),
