@@ -149,3 +149,6 @@ def test_every_figure_names_its_source():
             entries = entry.values() if key == "default" and table == "resources" else [entry]
             assert all(e.get("source") for e in entries), (table, key)
     assert all(v.get("source") for v in d["nodes"].values())
+    assert all(v.get("source") for v in d["addons"].values())
+    # a Deployment add-on says what its pods tolerate and how long they take to start
+    assert all(v.get("tolerations") and v.get("podStart") for v in d["addons"].values() if v["workload"] == "Deployment")
