@@ -54,6 +54,7 @@ aws/amazon-network-policy-controller-k8s) deviates in ways that matter here:
 
 from __future__ import annotations
 
+from domain.selectors import selector_matches
 from plan.reachability.cluster import Cluster
 from plan.reachability.matrix import matrix_lines, namespace_matrix
 from plan.reachability.model import (
@@ -66,7 +67,6 @@ from plan.reachability.model import (
     Policy,
     as_int,
     container_ports,
-    selector_matches,
 )
 from plan.reachability.objects import (
     NAMESPACE,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.selectors import selector_matches
 from plan.reachability.model import (
     BUILTIN_NAMESPACES,
     NS_NAME_LABEL,
@@ -13,7 +14,6 @@ from plan.reachability.model import (
     Pod,
     Policy,
     as_int,
-    selector_matches,
 )
 from plan.reachability.sets import MAX_PORT, IPSet, PortSet
 

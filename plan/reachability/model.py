@@ -1,5 +1,5 @@
 """The endpoints and policies the evaluator judges: pods (one per pod template), addresses outside
-the pod network, NetworkPolicies, and label selectors."""
+the pod network, NetworkPolicies (label selectors: domain/selectors.py)."""
 
 from __future__ import annotations
 
@@ -10,32 +10,6 @@ from plan.reachability.sets import IPSet
 
 NS_NAME_LABEL = "kubernetes.io/metadata.name"
 BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-
-
-def selector_matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
-    """metav1.LabelSelector semantics (LabelSelectorAsSelector): every matchLabels pair and every
-    expression must hold; `{}` matches everything. `None` matches nothing (callers say what an
-    absent selector means where it means something else)."""
-    if selector is None:
-        return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != str(value):
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), [str(v) for v in expr.get("values") or []]
-        if op == "In":
-            ok = key in labels and labels[key] in values
-        elif op == "NotIn":
-            ok = key not in labels or labels[key] not in values
-        elif op == "Exists":
-            ok = key in labels
-        elif op == "DoesNotExist":
-            ok = key not in labels
-        else:
-            raise ValueError(f"unknown label selector operator {op!r}")
-        if not ok:
-            return False
-    return True
 
 
 @dataclass(frozen=True)
