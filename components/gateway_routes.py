@@ -89,6 +89,22 @@ def rule(cfg: GatewayConfig, model: str, backend_refs: list[dict[str, Any]],
             "timeouts": {"request": cfg.request_timeout, "backendRequest": cfg.backend_timeout}}
 
 
+# The client's JWT (the JWT provider's default token source, the Authorization header) is kept on
+# the request for the agentgateway hop only (forwardToken, components/gateway.py `_jwt`), which
+# verifies it again; a model server kgateway routes to directly (TGI, vLLM without agentgateway)
+# has no use for a tenant's bearer token. A Gateway API RequestHeaderModifier becomes the Envoy
+# route's request_headers_to_remove (kgateway pkg/krtcollections/builtin.go at the pinned CRDs'
+# commit 061bfeaf), applied by the router as it forwards: after the jwt_authn filter has verified
+# the token and copied its tenant claim to x-tenant-id.
+DROP_CLIENT_TOKEN = {"type": "RequestHeaderModifier", "requestHeaderModifier": {"remove": ["Authorization"]}}
+
+
+def model_rule(cfg: GatewayConfig, model: str, backend_refs: list[dict[str, Any]],
+               tenant: str | None = None) -> dict[str, Any]:
+    """A rule of a route straight to model Services: the client's token dropped."""
+    return {**rule(cfg, model, backend_refs, tenant), "filters": [dict(DROP_CLIENT_TOKEN)]}
+
+
 FORWARD_ROUTE = "via-agentgateway"
 
 
@@ -158,7 +174,7 @@ class ModelRoutes:
             namespace=names.NS_GATEWAY, labels=labels(f"model-{model}", "gateway-route"),
             opts=self._opts(*self.deps, *self._serving(model)),
             spec={"parentRefs": [parent_ref()],
-                  "rules": [rule(self.cfg, model, self.backend_refs(self.settings(model)))]})
+                  "rules": [model_rule(self.cfg, model, self.backend_refs(self.settings(model)))]})
             for model, endpoint in self.endpoints.items() if not owner_only(self.cfg, endpoint)}
         return self.model_route
 
@@ -179,7 +195,7 @@ class ModelRoutes:
                 # instead of T x M x the resources of a model
                 opts=self._opts(*self.deps, *(d for m in group for d in self._route_or_serving(m))),
                 spec={"parentRefs": [parent_ref()],
-                      "rules": [rule(self.cfg, m, self.backend_refs(self.settings(m)), tenant) for m in group]})
+                      "rules": [model_rule(self.cfg, m, self.backend_refs(self.settings(m)), tenant) for m in group]})
         return out
 
     def _service_ref(self, endpoint: ModelEndpoint, weight: int) -> dict[str, Any]:
