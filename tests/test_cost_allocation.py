@@ -83,6 +83,18 @@ def test_a_threshold_for_an_unknown_tenant_names_its_key():
     assert any("cost.dailyTenantThresholdUsd" in line for line in e.value.lines())
 
 
+def test_one_opencost_replica_and_why(prod_plan):
+    """Each replica is a target of the chart's ServiceMonitor (one endpoint over the Service's pods)
+    exporting the same cost series: more would be summed once per replica."""
+    with pytest.raises(ConfigError) as e:
+        _config("dev", cost={"exporterReplicas": 2})
+    assert any("cost.exporterReplicas" in line and "once per replica" in line for line in e.value.lines())
+    (monitor,) = [o for o in prod_plan.objects if o.kind == "ServiceMonitor" and o.release == "opencost"]
+    (service,) = [o for o in prod_plan.objects if o.kind == "Service" and o.release == "opencost"]
+    assert [ep["port"] for ep in monitor.manifest["spec"]["endpoints"]] == ["http"]
+    assert monitor.manifest["spec"]["selector"]["matchLabels"].items() <= service.manifest["metadata"]["labels"].items()
+
+
 def test_rules_use_metrics_that_exist():
     """Every metric of the recording rule and the alerts is an OpenCost metric (platform/metrics.yaml,
     checked against opencost pkg/costmodel/metrics.go) or the recording rule itself."""
