@@ -15,7 +15,7 @@ from plan.reachability.model import (
     Policy,
     as_int,
 )
-from plan.reachability.sets import MAX_PORT, IPSet, PortSet
+from plan.reachability.sets import MAX_PORT, PROTOCOLS, IPSet, PortSet
 
 
 class Cluster:
@@ -45,6 +45,9 @@ class Cluster:
         self.ipblock_matches_pods = ipblock_matches_pods
         self._by_ns: dict[str, list[Policy]] = {}
         self._selected: dict[tuple[int, str], bool] = {}   # _selects_namespace's memo
+        # _block_overlaps' memo: (id of an address set, cidr, excepts) -> (that set, verdict); the entry
+        # holds the set, so no other set can take its id while the cluster lives.
+        self._overlapping: dict[tuple[int, str, tuple[str, ...]], tuple[IPSet, bool]] = {}
         for pol in policies:
             self._by_ns.setdefault(pol.namespace, []).append(pol)
 
@@ -94,10 +97,13 @@ class Cluster:
         return [(proto, number, end if end is not None and end >= number else number)]
 
     def rule_ports(self, rule: dict[str, Any], dst: Endpoint) -> PortSet:
+        return PortSet(self._rule_port_ranges(rule, dst))
+
+    def _rule_port_ranges(self, rule: dict[str, Any], dst: Endpoint) -> list[tuple[str, int, int]]:
         ports = rule.get("ports")
         if not ports:
-            return PortSet.everything()
-        return PortSet(x for e in ports for x in self._ports_entry_set(e, dst))
+            return [(p, 1, MAX_PORT) for p in PROTOCOLS]
+        return [x for e in ports for x in self._ports_entry_set(e, dst)]
 
     # --- one direction
     def _direction(self, subject: Endpoint, other: Endpoint, kind: str, port: int, protocol: str, must: bool) -> bool:
@@ -147,7 +153,7 @@ class Cluster:
         dst = other if kind == "Egress" else subject
         key = "to" if kind == "Egress" else "from"
         ips = self.ips_of(other)
-        out = PortSet()
+        out: list[tuple[str, int, int]] = []   # the union of the rules' ports, merged once at the end
         for pol in policies:
             for rule in pol.rules(kind):
                 peers = rule.get(key)
@@ -157,12 +163,21 @@ class Cluster:
                         break
                     block = peer.get("ipBlock")
                     if block:
-                        hit = bool(ips) and ips.overlaps(IPSet.of(block["cidr"], block.get("except") or ()))  # type: ignore[union-attr]
+                        hit = ips is not None and self._block_overlaps(ips, block)
                     else:
                         hit = self._selector_peer(peer, pol.namespace, other, must=False)
                 if hit:
-                    out = out | self.rule_ports(rule, dst)
-        return out
+                    out += self._rule_port_ranges(rule, dst)
+        return PortSet(out)
+
+    def _block_overlaps(self, ips: IPSet, block: dict[str, Any]) -> bool:
+        """Does an ipBlock overlap `ips`? Once per (address set, ipBlock): the namespace matrix asks
+        it for every pair of pods, against a handful of sets and blocks."""
+        excepts = tuple(block.get("except") or ())
+        key = (id(ips), block["cidr"], excepts)
+        if key not in self._overlapping:
+            self._overlapping[key] = (ips, bool(ips) and ips.overlaps(IPSet.of(block["cidr"], excepts)))
+        return self._overlapping[key][1]
 
     def peer_namespaces(self, subject: Pod, kind: str, namespaces: list[str]) -> set[str] | None:
         """The namespaces (of `namespaces`) whose pods `subject` may have as a peer in direction `kind`
