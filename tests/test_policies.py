@@ -1,16 +1,14 @@
 """Every policy rule: a violating input it catches and a compliant input it passes.
 
 Inputs are ``RegisterResourceRequest``s fed to ``plan.policy_harness.evaluate`` -- the same interface the
-offline plan uses -- built directly (``Res``) or recorded from a small program under Pulumi mocks
-(``plan.engine.execute``). Assertions are on the harness output: policy name and level.
+offline plan uses -- built directly (``Res``, tests/policy_builders.py; the cases: tests/policy_cases.py)
+or recorded from a small program under Pulumi mocks (``plan.engine.execute``). Assertions are on the
+harness output: policy name and level.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from google.protobuf import struct_pb2
@@ -20,423 +18,27 @@ from pulumi_policy import ResourceValidationPolicy
 from plan.policy_harness import evaluate
 from policies import ALL_POLICIES, ENVIRONMENTS, POLICY_NAMES, load_policy_config
 from policies.common import TypedResourcePolicy
-
-ROOT = Path(__file__).resolve().parent.parent
-STACK_URN = "urn:pulumi:prod::agentic-platform::pulumi:pulumi:Stack::agentic-platform-prod"
-
-
-@dataclass
-class Res:
-    type: str
-    name: str
-    props: dict
-    protect: bool = False
-    deps: dict = field(default_factory=dict)  # property -> [urn]
-    outputs: dict | None = None
-
-    @property
-    def urn(self) -> str:
-        return f"urn:pulumi:prod::agentic-platform::{self.type}::{self.name}"
-
-    @property
-    def id(self) -> str:
-        return f"{self.name}-id"
-
-
-def _requests(resources):
-    """(RegisterResourceRequest, urn, mocked state) per resource."""
-    out = []
-    for r in resources:
-        obj = struct_pb2.Struct()
-        obj.update(json.loads(json.dumps(r.props)))
-        req = proto.RegisterResourceRequest(
-            type=r.type, name=r.name, object=obj, protect=r.protect, parent=STACK_URN, custom=True,
-            dependencies=sorted({u for us in r.deps.values() for u in us}),
-            propertyDependencies={k: proto.RegisterResourceRequest.PropertyDependencies(urns=v)
-                                  for k, v in r.deps.items()})
-        out.append((req, r.urn, r.outputs if r.outputs is not None else r.props))
-    return out
-
-
-def run(resources, env="prod"):
-    recorded = _requests(resources)
-    return evaluate([(req, urn) for req, urn, _ in recorded], {urn: state for _, urn, state in recorded}, env)
-
-
-def hits(findings, policy):
-    return [f for f in findings if f["policy"] == policy]
-
-
-# ----------------------------------------------------------------------------- builders
-
-
-def meta(name, ns=None):
-    m = {"name": name}
-    if ns:
-        m["namespace"] = ns
-    return m
-
-
-GOOD_CONTAINER = {
-    "name": "app", "image": "vllm/vllm-openai:v0.11.0",
-    "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
-    "securityContext": {"allowPrivilegeEscalation": False},
-}
-
-
-def deployment(name="app", ns="ai-agents", container=None, pod=None, kind="Deployment"):
-    c = {**GOOD_CONTAINER, **(container or {})}
-    pod_spec = {"securityContext": {"runAsNonRoot": True}, "containers": [c], **(pod or {})}
-    group = {"Job": "batch/v1", "CronJob": "batch/v1", "Pod": "core/v1"}.get(kind, "apps/v1")
-    if kind == "Pod":
-        spec = pod_spec
-    elif kind == "CronJob":
-        spec = {"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": {"spec": pod_spec}}}}
-    else:
-        spec = {"template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec}}
-    return Res(f"kubernetes:{group}:{kind}", name, {"metadata": meta(name, ns), "spec": spec})
-
-
-def namespace(name, deny=True, quota=True, gpu=0):
-    out = [Res("kubernetes:core/v1:Namespace", f"ns-{name}", {"metadata": meta(name)})]
-    if deny:
-        out.append(Res("kubernetes:networking.k8s.io/v1:NetworkPolicy", f"{name}-deny",
-                       {"metadata": meta("default-deny", name),
-                        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}))
-    if quota:
-        hard = {"requests.cpu": "10", "requests.memory": "20Gi"}
-        if gpu:
-            hard["requests.nvidia.com/gpu"] = str(gpu)
-        out.append(Res("kubernetes:core/v1:ResourceQuota", f"{name}-quota",
-                       {"metadata": meta("quota", name), "spec": {"hard": hard}}))
-    return out
-
-
-DEPLOYER = "arn:aws:iam::123456789012:role/PulumiDeployer"
-CREATOR_TAG = "agentic.platform/cluster-creator-admin"
-
-
-def eks_component(**over):
-    props = {"endpointPublicAccess": False, "endpointPrivateAccess": True,
-             "encryptionConfigKeyArn": "arn:aws:kms:us-west-2:123456789012:key/k",
-             "enabledClusterLogTypes": ["api", "audit", "authenticator"], "authenticationMode": "API",
-             "clusterTags": {CREATOR_TAG: DEPLOYER}}
-    props.update(over)
-    return Res("eks:index:Cluster", "eks", {k: v for k, v in props.items() if v is not None})
-
-
-def eks_leaf(vpc=None, **over):
-    props = {"vpcConfig": {"endpointPublicAccess": False, "endpointPrivateAccess": True, "subnetIds": ["s"],
-                           **(vpc or {})},
-             "encryptionConfig": {"resources": ["secrets"], "provider": {"keyArn": "arn:aws:kms:k"}},
-             "enabledClusterLogTypes": ["api", "audit", "authenticator", "scheduler"],
-             "accessConfig": {"authenticationMode": "API"}, "tags": {"Name": "eks", CREATOR_TAG: DEPLOYER}}
-    props.update(over)
-    return Res("aws:eks/cluster:Cluster", "eks-leaf", {k: v for k, v in props.items() if v is not None})
-
-
-TLS_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{
-    "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-    "Resource": ["arn:aws:s3:::docs", "arn:aws:s3:::docs/*"],
-    "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})
-
-
-def bucket(name="docs", *, pab=True, sse="aws:kms", versioning="Enabled", tls=True, link="deps",
-           protect=True, v2=False, logging="access-logs-bkt", force_destroy=None):
-    """A bucket and its pulumi-aws v7 companions; ``link`` = how companions point at it:
-    'deps' (property dependency + mocked id), 'id' (mocked id only), 'name' (real bucket name only).
-    ``logging``: the bucket its server access logs go to (None: no BucketLogging)."""
-    props = {"bucket": f"{name}-bkt", "forceDestroy": not protect if force_destroy is None else force_destroy}
-    b = Res("aws:s3/bucketV2:BucketV2" if v2 else "aws:s3/bucket:Bucket", name, props, protect=protect)
-    ref = {"id": b.id, "deps": b.id, "name": f"{name}-bkt"}[link]
-    deps = {"bucket": [b.urn]} if link == "deps" else {}
-    out = [b]
-    if pab:
-        flags = {"blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True,
-                 "restrictPublicBuckets": True}
-        if pab == "partial":
-            flags["restrictPublicBuckets"] = False
-        out.append(Res("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", f"{name}-pab",
-                       {"bucket": ref, **flags}, deps=deps))
-    if sse:
-        sfx = "V2" if v2 else ""
-        out.append(Res(f"aws:s3/bucketServerSideEncryptionConfiguration{sfx}:"
-                       f"BucketServerSideEncryptionConfiguration{sfx}", f"{name}-sse",
-                       {"bucket": ref, "rules": [{"applyServerSideEncryptionByDefault": {
-                           "sseAlgorithm": sse, "kmsMasterKeyId": "arn:aws:kms:k"}, "bucketKeyEnabled": True}]},
-                       deps=deps))
-    if versioning:
-        out.append(Res("aws:s3/bucketVersioning:BucketVersioning", f"{name}-ver",
-                       {"bucket": ref, "versioningConfiguration": {"status": versioning}}, deps=deps))
-    if tls:
-        out.append(Res("aws:s3/bucketPolicy:BucketPolicy", f"{name}-pol", {"bucket": ref, "policy": TLS_POLICY},
-                       deps=deps))
-    if logging:
-        out.append(Res("aws:s3/bucketLogging:BucketLogging", f"{name}-logs",
-                       {"bucket": ref, "targetBucket": logging, "targetPrefix": f"{name}/"}, deps=deps))
-    return out
-
-
-def log_target(sse="AES256", link="deps"):
-    """An access-log destination bucket and a bucket logging into it."""
-    target = bucket("logs", sse=sse, logging=None)
-    ref = {"deps": target[0].id, "name": "logs-bkt"}[link]
-    source = bucket("src", logging=ref)
-    if link == "deps":
-        source[-1].deps["targetBucket"] = [target[0].urn]
-    return [*target, *source]
-
-
-def pod_role(condition):
-    statement = {"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
-                 "Action": ["sts:AssumeRole", "sts:TagSession"]}
-    if condition is not None:
-        statement["Condition"] = condition
-    return Res("aws:iam/role:Role", "pod-role",
-               {"assumeRolePolicy": json.dumps({"Version": "2012-10-17", "Statement": [statement]})})
-
-
-SCOPED = {"StringEquals": {"aws:SourceAccount": "123456789012"},
-          "ArnLike": {"aws:SourceArn": ["arn:aws:eks:us-west-2:123456789012:cluster/c"]}}
-
-
-def iam_doc(action="s3:GetObject", resource="arn:aws:s3:::docs/*"):
-    return json.dumps({"Version": "2012-10-17",
-                       "Statement": [{"Effect": "Allow", "Action": action, "Resource": resource}]})
-
-
-def nodepool(limits=True, taint=True, req=None, replicas=None):
-    tmpl = {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"},
-            "requirements": req or [{"key": "karpenter.k8s.aws/instance-family", "operator": "In",
-                                     "values": ["p5", "g6e"]}]}
-    if taint:
-        tmpl["taints"] = [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]
-    spec = {"template": {"spec": tmpl}}
-    if limits:
-        spec["limits"] = {"nvidia.com/gpu": 64} if replicas is None else {"nodes": str(replicas)}
-    if replicas is not None:   # a static NodePool (warm nodes): only limits.nodes is allowed
-        spec["replicas"] = replicas
-    return Res("kubernetes:karpenter.sh/v1:NodePool", "gpu-pool",
-               {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": meta("gpu"), "spec": spec})
-
-
-def release(version):
-    props = {"chart": "karpenter", "repositoryOpts": {"repo": "oci://public.ecr.aws/karpenter"},
-             "namespace": "kube-system"}
-    if version is not None:
-        props["version"] = version
-    return Res("kubernetes:helm.sh/v3:Release", "karpenter", props)
-
-
-def gpu_workload(ns):
-    return deployment("llm", ns, container={"resources": {
-        "requests": {"cpu": "4", "memory": "32Gi", "nvidia.com/gpu": "1"},
-        "limits": {"cpu": "8", "memory": "64Gi", "nvidia.com/gpu": "1"}}})
-
-
-# ----------------------------------------------------------------------------- the rule matrix
-# policy -> ([violating cases], [compliant cases]); each case is a list of resources.
-
-CASES: dict[str, tuple[list, list]] = {
-    "eks-endpoint-not-public": (
-        [[eks_component(endpointPublicAccess=None)],
-         [eks_component(endpointPublicAccess=True, publicAccessCidrs=["10.0.0.0/8", "0.0.0.0/0"])],
-         [eks_component(endpointPublicAccess=True, publicAccessCidrs=["::/0"])],
-         [eks_leaf(vpc={"endpointPublicAccess": True})],
-         [eks_leaf(vpc={"endpointPublicAccess": True, "publicAccessCidrs": ["0.0.0.0/0"]})]],
-        [[eks_component()],
-         [eks_component(endpointPublicAccess=True, publicAccessCidrs=["203.0.113.0/24"])],
-         [eks_leaf()],
-         [eks_leaf(vpc={"endpointPublicAccess": True, "publicAccessCidrs": ["198.51.100.7/32"]})]],
-    ),
-    "eks-secrets-encryption": (
-        [[eks_component(encryptionConfigKeyArn=None)], [eks_leaf(encryptionConfig=None)],
-         [eks_leaf(encryptionConfig={"resources": [], "provider": {"keyArn": "k"}})]],
-        [[eks_component()], [eks_leaf()]],
-    ),
-    "eks-control-plane-logging": (
-        [[eks_component(enabledClusterLogTypes=["api"])], [eks_component(enabledClusterLogTypes=None)],
-         [eks_leaf(enabledClusterLogTypes=["audit", "authenticator"])]],
-        [[eks_component()], [eks_leaf()]],
-    ),
-    "eks-authentication-mode-api": (
-        [[eks_component(authenticationMode=None)], [eks_component(authenticationMode="API_AND_CONFIG_MAP")],
-         [eks_leaf(accessConfig={"authenticationMode": "CONFIG_MAP"})]],
-        [[eks_component()], [eks_leaf()]],
-    ),
-    "kms-key-rotation": (
-        [[Res("aws:kms/key:Key", "k", {"description": "x"}, protect=True)],
-         [Res("aws:kms/key:Key", "k", {"enableKeyRotation": False}, protect=True)]],
-        [[Res("aws:kms/key:Key", "k", {"enableKeyRotation": True}, protect=True)],
-         [Res("aws:kms/key:Key", "k", {"customerMasterKeySpec": "RSA_2048", "keyUsage": "SIGN_VERIFY"},
-              protect=True)]],
-    ),
-    "sqs-encryption": (
-        [[Res("aws:sqs/queue:Queue", "q", {"messageRetentionSeconds": 300})],
-         [Res("aws:sqs/queue:Queue", "q", {"sqsManagedSseEnabled": False})]],
-        [[Res("aws:sqs/queue:Queue", "q", {"sqsManagedSseEnabled": True})],
-         [Res("aws:sqs/queue:Queue", "q", {"kmsMasterKeyId": "alias/aws/sqs"})]],
-    ),
-    "iam-no-admin-wildcard": (
-        [[Res("aws:iam/policy:Policy", "p", {"policy": iam_doc("*", "*")})],
-         [Res("aws:iam/rolePolicy:RolePolicy", "rp", {"role": "r", "policy": iam_doc(["*"], ["*"])})],
-         [Res("aws:iam/role:Role", "r", {"assumeRolePolicy": "{}",
-                                          "inlinePolicies": [{"name": "x", "policy": iam_doc("*:*", "*")}]})],
-         [Res("aws:iam/policy:Policy", "p", {"policy": json.loads(iam_doc("*", "*"))})]],
-        [[Res("aws:iam/policy:Policy", "p", {"policy": iam_doc()})],
-         [Res("aws:iam/policy:Policy", "p", {"policy": iam_doc("s3:*", "*")})],
-         [Res("aws:iam/role:Role", "r", {"assumeRolePolicy": "{}",
-                                          "inlinePolicies": [{"name": "x", "policy": iam_doc()}]})]],
-    ),
-    "nodes-require-imdsv2": (
-        [[Res("aws:ec2/launchTemplate:LaunchTemplate", "lt", {"metadataOptions": {"httpTokens": "optional"}})],
-         [Res("aws:ec2/launchTemplate:LaunchTemplate", "lt", {"imageId": "ami-1"})],
-         [Res("eks:index:ManagedNodeGroup", "system", {"instanceTypes": ["m7i.large"]})],
-         [Res("aws:eks/nodeGroup:NodeGroup", "ng", {"clusterName": "c"})],
-         [Res("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass", "nc", {"spec": {"amiFamily": "AL2023"}})]],
-        [[Res("aws:ec2/launchTemplate:LaunchTemplate", "lt", {"metadataOptions": {"httpTokens": "required"}})],
-         [Res("eks:index:ManagedNodeGroup", "system", {"enableIMDSv2": True})],
-         [Res("eks:index:ManagedNodeGroup", "system", {"launchTemplate": {"id": "lt-id", "version": "1"}})],
-         [Res("aws:eks/nodeGroup:NodeGroup", "ng", {"launchTemplate": {"id": "lt-id", "version": "1"}})],
-         [Res("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass", "nc",
-              {"spec": {"metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1}}})]],
-    ),
-    "stateful-resources-protected": (
-        [[Res("aws:s3/bucket:Bucket", "b", {})], [Res("aws:kms/key:Key", "k", {"enableKeyRotation": True})],
-         [Res("aws:rds/instance:Instance", "db", {})], [Res("aws:rds/cluster:Cluster", "dbc", {})],
-         [Res("aws:elasticache/replicationGroup:ReplicationGroup", "redis", {})]],
-        [[Res("aws:s3/bucket:Bucket", "b", {}, protect=True)],
-         [Res("aws:elasticache/replicationGroup:ReplicationGroup", "redis", {}, protect=True)],
-         [Res("aws:sqs/queue:Queue", "q", {"sqsManagedSseEnabled": True})]],
-    ),
-    "s3-public-access-blocked": (
-        [bucket(pab=False), bucket(pab="partial"), bucket(pab="partial", link="name"),
-         bucket(pab=False, v2=True)],
-        [bucket(), bucket(link="id"), bucket(link="name"), bucket(v2=True)],
-    ),
-    "s3-sse-kms": (
-        [bucket(sse=False), bucket(sse="AES256"), bucket(sse="AES256", link="id"), log_target(sse="aws:kms")],
-        [bucket(), bucket(sse="aws:kms:dsse"), bucket(v2=True, link="name"), log_target(),
-         log_target(link="name")],
-    ),
-    "s3-access-logging": (
-        [bucket(logging=None), bucket(logging=None, link="name"),
-         [*bucket(logging=None), *bucket("other")]],
-        [bucket(), bucket(link="name"), log_target(), log_target(link="name")],
-    ),
-    "s3-force-destroy-matches-protection": (
-        [bucket(protect=False, force_destroy=False), bucket(protect=True, force_destroy=True),
-         [Res("aws:s3/bucket:Bucket", "b", {})]],
-        [bucket(), bucket(protect=False), bucket(v2=True, protect=False)],
-    ),
-    "pod-identity-trust-scoped": (
-        [[pod_role(None)], [pod_role({"StringEquals": {"aws:SourceAccount": "123456789012"}})],
-         [pod_role({"ArnLike": {"aws:SourceArn": "arn:aws:eks:us-west-2:123456789012:cluster/c"}})]],
-        [[pod_role(SCOPED)],
-         [Res("aws:iam/role:Role", "node", {"assumeRolePolicy": json.dumps({"Version": "2012-10-17", "Statement": [
-             {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})})]],
-    ),
-    "eks-cluster-creator-declared": (
-        [[eks_component(clusterTags=None)], [eks_leaf(tags={"Name": "eks"})],
-         [eks_component(accessEntries={"deployer": {"principalArn": DEPLOYER, "type": "STANDARD"}})],
-         [eks_leaf(), Res("aws:eks/accessEntry:AccessEntry", "entry",
-                          {"clusterName": "eks", "principalArn": DEPLOYER})]],
-        [[eks_component()], [eks_leaf()],
-         [eks_component(accessEntries={"ops": {"principalArn": "arn:aws:iam::123456789012:role/Ops"}})]],
-    ),
-    "s3-versioning": (
-        [bucket(versioning=False), bucket(versioning="Suspended")],
-        [bucket(), bucket(link="id")],
-    ),
-    "s3-tls-only": (
-        [bucket(tls=False),
-         [*bucket(tls=False), Res("aws:s3/bucketPolicy:BucketPolicy", "other-pol",
-                                  {"bucket": "other-bucket", "policy": TLS_POLICY})]],
-        [bucket(), bucket(link="name")],
-    ),
-    "k8s-resources-requests-limits": (
-        [[deployment(container={"resources": {"requests": {"cpu": "1", "memory": "1Gi"}}})],
-         [deployment(container={"resources": {}}, kind="StatefulSet")],
-         [deployment(pod={"initContainers": [{"name": "init", "image": "busybox:1.36"}]}, kind="Job")]],
-        [[deployment()], [deployment(kind="DaemonSet")], [deployment(kind="CronJob")]],
-    ),
-    "k8s-no-privileged": (
-        [[deployment(container={"securityContext": {"privileged": True}})],
-         [deployment(pod={"hostNetwork": True}, kind="DaemonSet")],
-         [deployment(pod={"hostPID": True}, kind="Pod")],
-         [deployment(pod={"hostIPC": True}, kind="Job")]],
-        [[deployment()],
-         [deployment(ns="kube-system", pod={"hostNetwork": True}, container={"securityContext": {"privileged": True}},
-                     kind="DaemonSet")]],
-    ),
-    "k8s-images-pinned": (
-        [[deployment(container={"image": "nginx"})], [deployment(container={"image": "nginx:latest"})],
-         [deployment(container={"image": "registry.local:5000/team/app"})],
-         [deployment(pod={"initContainers": [{**GOOD_CONTAINER, "name": "init", "image": "busybox"}]})]],
-        [[deployment()], [deployment(container={"image": "registry.local:5000/team/app:1.2.3"})],
-         [deployment(container={"image": "ghcr.io/x/y@sha256:" + "a" * 64})]],
-    ),
-    "k8s-run-as-non-root": (
-        [[deployment(pod={"securityContext": {}})],
-         [deployment(container={"securityContext": {"runAsNonRoot": False}})],
-         [deployment(pod={"securityContext": {"runAsUser": 0}}, kind="StatefulSet")]],
-        [[deployment()],
-         [deployment(pod={"securityContext": {}}, container={"securityContext": {"runAsNonRoot": True}})],
-         [deployment(ns="gpu-operator", pod={"securityContext": {}})]],
-    ),
-    "k8s-no-loadbalancer-services": (
-        [[Res("kubernetes:core/v1:Service", "svc", {"metadata": meta("svc", "ai-agents"),
-                                                     "spec": {"type": "LoadBalancer"}})]],
-        [[Res("kubernetes:core/v1:Service", "svc", {"metadata": meta("gw", "ai-gateway"),
-                                                     "spec": {"type": "LoadBalancer"}})],
-         [Res("kubernetes:core/v1:Service", "svc", {"metadata": meta("svc", "ai-agents"),
-                                                     "spec": {"type": "ClusterIP"}})]],
-    ),
-    "helm-release-version-pinned": (
-        [[release(None)], [release("")], [release("latest")], [release("^1.14.0")], [release("~1.14")],
-         [release(">=1.0.0")], [release("1.x")],
-         [Res("kubernetes:helm.sh/v4:Chart", "c", {"chart": "oci://x/y"})]],
-        [[release("1.14.1")], [release("v2.4.3")], [release("0.9.12")],
-         [Res("kubernetes:helm.sh/v4:Chart", "c", {"chart": "oci://x/y", "version": "88.5.3"})]],
-    ),
-    "gpu-nodepool-limits-and-taint": (
-        [[nodepool(limits=False)], [nodepool(taint=False)], [nodepool(limits=False, replicas=2)],
-         [nodepool(limits=False, req=[{"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gt",
-                                       "values": ["0"]}])],
-         [nodepool(limits=False, req=[{"key": "node.kubernetes.io/instance-type", "operator": "In",
-                                       "values": ["p4d.24xlarge"]}])]],
-        [[nodepool()], [nodepool(replicas=2)],
-         [nodepool(limits=False, taint=False, req=[{"key": "karpenter.k8s.aws/instance-category",
-                                                    "operator": "In", "values": ["m", "c"]}])]],
-    ),
-    "namespace-default-deny-network-policy": (
-        [namespace("ai-agents", deny=False),
-         [*namespace("ai-agents", deny=False),
-          Res("kubernetes:networking.k8s.io/v1:NetworkPolicy", "allow",
-              {"metadata": meta("allow-dns", "ai-agents"),
-               "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"ports": [{"port": 53}]}]}})],
-         [*namespace("ai-agents", deny=False),
-          Res("kubernetes:networking.k8s.io/v1:NetworkPolicy", "deny-other-ns",
-              {"metadata": meta("default-deny", "other"),
-               "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}})]],
-        [namespace("ai-agents"),
-         [*namespace("ai-agents", deny=False),
-          Res("kubernetes:networking.k8s.io/v1:NetworkPolicy", "in",
-              {"metadata": meta("deny-in", "ai-agents"), "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}),
-          Res("kubernetes:networking.k8s.io/v1:NetworkPolicy", "out",
-              {"metadata": meta("deny-out", "ai-agents"), "spec": {"podSelector": {}, "policyTypes": ["Egress"]}})]],
-    ),
-    "namespace-resource-quota": (
-        [namespace("tenant-a", quota=False)],
-        [namespace("tenant-a")],
-    ),
-    "gpu-requests-need-gpu-quota": (
-        [[*namespace("ai-inference"), gpu_workload("ai-inference")],
-         [*namespace("ai-inference", quota=False), gpu_workload("ai-inference")]],
-        [[*namespace("ai-inference", gpu=8), gpu_workload("ai-inference")],
-         [*namespace("ai-agents"), deployment()]],
-    ),
-}
+from tests.policy_builders import (
+    CREATOR_TAG,
+    DEPLOYER,
+    GOOD_CONTAINER,
+    ROOT,
+    TLS_POLICY,
+    Res,
+    bucket,
+    eks_component,
+    eks_leaf,
+    gpu_workload,
+    hits,
+    iam_doc,
+    meta,
+    namespace,
+    nodepool,
+    recorded_requests,
+    release,
+    run,
+)
+from tests.policy_cases import CASES
 
 
 def test_every_rule_has_cases():
@@ -624,7 +226,7 @@ def test_every_resource_rule_names_the_types_it_reads():
     seen = []
     rule = TypedResourcePolicy(name="only-queues", description="d", resource_types=("aws:sqs/queue:Queue",),
                                validate=lambda args, report: (seen.append(args.resource_type), report("no")))
-    findings = evaluate([(req, urn) for req, urn, _ in _requests([Res("aws:kms/key:Key", "k", {}),
+    findings = evaluate([(req, urn) for req, urn, _ in recorded_requests([Res("aws:kms/key:Key", "k", {}),
                                                                   Res("aws:sqs/queue:Queue", "q", {})])],
                         {}, "prod", [rule])
     assert seen == ["aws:sqs/queue:Queue"] and [f["urn"] for f in findings] == [Res("aws:sqs/queue:Queue", "q", {}).urn]

@@ -1,0 +1,232 @@
+"""The rule matrix of tests/test_policies.py: for every policy rule, violating and compliant cases (each a
+list of resources from tests/policy_builders.py)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.policy_builders import (
+    DEPLOYER,
+    GOOD_CONTAINER,
+    SCOPED,
+    TLS_POLICY,
+    Res,
+    bucket,
+    deployment,
+    eks_component,
+    eks_leaf,
+    gpu_workload,
+    iam_doc,
+    log_target,
+    meta,
+    namespace,
+    nodepool,
+    pod_role,
+    release,
+)
+
+# ----------------------------------------------------------------------------- the rule matrix
+# policy -> ([violating cases], [compliant cases]); each case is a list of resources.
+
+CASES: dict[str, tuple[list, list]] = {
+    "eks-endpoint-not-public": (
+        [[eks_component(endpointPublicAccess=None)],
+         [eks_component(endpointPublicAccess=True, publicAccessCidrs=["10.0.0.0/8", "0.0.0.0/0"])],
+         [eks_component(endpointPublicAccess=True, publicAccessCidrs=["::/0"])],
+         [eks_leaf(vpc={"endpointPublicAccess": True})],
+         [eks_leaf(vpc={"endpointPublicAccess": True, "publicAccessCidrs": ["0.0.0.0/0"]})]],
+        [[eks_component()],
+         [eks_component(endpointPublicAccess=True, publicAccessCidrs=["203.0.113.0/24"])],
+         [eks_leaf()],
+         [eks_leaf(vpc={"endpointPublicAccess": True, "publicAccessCidrs": ["198.51.100.7/32"]})]],
+    ),
+    "eks-secrets-encryption": (
+        [[eks_component(encryptionConfigKeyArn=None)], [eks_leaf(encryptionConfig=None)],
+         [eks_leaf(encryptionConfig={"resources": [], "provider": {"keyArn": "k"}})]],
+        [[eks_component()], [eks_leaf()]],
+    ),
+    "eks-control-plane-logging": (
+        [[eks_component(enabledClusterLogTypes=["api"])], [eks_component(enabledClusterLogTypes=None)],
+         [eks_leaf(enabledClusterLogTypes=["audit", "authenticator"])]],
+        [[eks_component()], [eks_leaf()]],
+    ),
+    "eks-authentication-mode-api": (
+        [[eks_component(authenticationMode=None)], [eks_component(authenticationMode="API_AND_CONFIG_MAP")],
+         [eks_leaf(accessConfig={"authenticationMode": "CONFIG_MAP"})]],
+        [[eks_component()], [eks_leaf()]],
+    ),
+    "kms-key-rotation": (
+        [[Res("aws:kms/key:Key", "k", {"description": "x"}, protect=True)],
+         [Res("aws:kms/key:Key", "k", {"enableKeyRotation": False}, protect=True)]],
+        [[Res("aws:kms/key:Key", "k", {"enableKeyRotation": True}, protect=True)],
+         [Res("aws:kms/key:Key", "k", {"customerMasterKeySpec": "RSA_2048", "keyUsage": "SIGN_VERIFY"},
+              protect=True)]],
+    ),
+    "sqs-encryption": (
+        [[Res("aws:sqs/queue:Queue", "q", {"messageRetentionSeconds": 300})],
+         [Res("aws:sqs/queue:Queue", "q", {"sqsManagedSseEnabled": False})]],
+        [[Res("aws:sqs/queue:Queue", "q", {"sqsManagedSseEnabled": True})],
+         [Res("aws:sqs/queue:Queue", "q", {"kmsMasterKeyId": "alias/aws/sqs"})]],
+    ),
+    "iam-no-admin-wildcard": (
+        [[Res("aws:iam/policy:Policy", "p", {"policy": iam_doc("*", "*")})],
+         [Res("aws:iam/rolePolicy:RolePolicy", "rp", {"role": "r", "policy": iam_doc(["*"], ["*"])})],
+         [Res("aws:iam/role:Role", "r", {"assumeRolePolicy": "{}",
+                                          "inlinePolicies": [{"name": "x", "policy": iam_doc("*:*", "*")}]})],
+         [Res("aws:iam/policy:Policy", "p", {"policy": json.loads(iam_doc("*", "*"))})]],
+        [[Res("aws:iam/policy:Policy", "p", {"policy": iam_doc()})],
+         [Res("aws:iam/policy:Policy", "p", {"policy": iam_doc("s3:*", "*")})],
+         [Res("aws:iam/role:Role", "r", {"assumeRolePolicy": "{}",
+                                          "inlinePolicies": [{"name": "x", "policy": iam_doc()}]})]],
+    ),
+    "nodes-require-imdsv2": (
+        [[Res("aws:ec2/launchTemplate:LaunchTemplate", "lt", {"metadataOptions": {"httpTokens": "optional"}})],
+         [Res("aws:ec2/launchTemplate:LaunchTemplate", "lt", {"imageId": "ami-1"})],
+         [Res("eks:index:ManagedNodeGroup", "system", {"instanceTypes": ["m7i.large"]})],
+         [Res("aws:eks/nodeGroup:NodeGroup", "ng", {"clusterName": "c"})],
+         [Res("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass", "nc", {"spec": {"amiFamily": "AL2023"}})]],
+        [[Res("aws:ec2/launchTemplate:LaunchTemplate", "lt", {"metadataOptions": {"httpTokens": "required"}})],
+         [Res("eks:index:ManagedNodeGroup", "system", {"enableIMDSv2": True})],
+         [Res("eks:index:ManagedNodeGroup", "system", {"launchTemplate": {"id": "lt-id", "version": "1"}})],
+         [Res("aws:eks/nodeGroup:NodeGroup", "ng", {"launchTemplate": {"id": "lt-id", "version": "1"}})],
+         [Res("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass", "nc",
+              {"spec": {"metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1}}})]],
+    ),
+    "stateful-resources-protected": (
+        [[Res("aws:s3/bucket:Bucket", "b", {})], [Res("aws:kms/key:Key", "k", {"enableKeyRotation": True})],
+         [Res("aws:rds/instance:Instance", "db", {})], [Res("aws:rds/cluster:Cluster", "dbc", {})],
+         [Res("aws:elasticache/replicationGroup:ReplicationGroup", "redis", {})]],
+        [[Res("aws:s3/bucket:Bucket", "b", {}, protect=True)],
+         [Res("aws:elasticache/replicationGroup:ReplicationGroup", "redis", {}, protect=True)],
+         [Res("aws:sqs/queue:Queue", "q", {"sqsManagedSseEnabled": True})]],
+    ),
+    "s3-public-access-blocked": (
+        [bucket(pab=False), bucket(pab="partial"), bucket(pab="partial", link="name"),
+         bucket(pab=False, v2=True)],
+        [bucket(), bucket(link="id"), bucket(link="name"), bucket(v2=True)],
+    ),
+    "s3-sse-kms": (
+        [bucket(sse=False), bucket(sse="AES256"), bucket(sse="AES256", link="id"), log_target(sse="aws:kms")],
+        [bucket(), bucket(sse="aws:kms:dsse"), bucket(v2=True, link="name"), log_target(),
+         log_target(link="name")],
+    ),
+    "s3-access-logging": (
+        [bucket(logging=None), bucket(logging=None, link="name"),
+         [*bucket(logging=None), *bucket("other")]],
+        [bucket(), bucket(link="name"), log_target(), log_target(link="name")],
+    ),
+    "s3-force-destroy-matches-protection": (
+        [bucket(protect=False, force_destroy=False), bucket(protect=True, force_destroy=True),
+         [Res("aws:s3/bucket:Bucket", "b", {})]],
+        [bucket(), bucket(protect=False), bucket(v2=True, protect=False)],
+    ),
+    "pod-identity-trust-scoped": (
+        [[pod_role(None)], [pod_role({"StringEquals": {"aws:SourceAccount": "123456789012"}})],
+         [pod_role({"ArnLike": {"aws:SourceArn": "arn:aws:eks:us-west-2:123456789012:cluster/c"}})]],
+        [[pod_role(SCOPED)],
+         [Res("aws:iam/role:Role", "node", {"assumeRolePolicy": json.dumps({"Version": "2012-10-17", "Statement": [
+             {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})})]],
+    ),
+    "eks-cluster-creator-declared": (
+        [[eks_component(clusterTags=None)], [eks_leaf(tags={"Name": "eks"})],
+         [eks_component(accessEntries={"deployer": {"principalArn": DEPLOYER, "type": "STANDARD"}})],
+         [eks_leaf(), Res("aws:eks/accessEntry:AccessEntry", "entry",
+                          {"clusterName": "eks", "principalArn": DEPLOYER})]],
+        [[eks_component()], [eks_leaf()],
+         [eks_component(accessEntries={"ops": {"principalArn": "arn:aws:iam::123456789012:role/Ops"}})]],
+    ),
+    "s3-versioning": (
+        [bucket(versioning=False), bucket(versioning="Suspended")],
+        [bucket(), bucket(link="id")],
+    ),
+    "s3-tls-only": (
+        [bucket(tls=False),
+         [*bucket(tls=False), Res("aws:s3/bucketPolicy:BucketPolicy", "other-pol",
+                                  {"bucket": "other-bucket", "policy": TLS_POLICY})]],
+        [bucket(), bucket(link="name")],
+    ),
+    "k8s-resources-requests-limits": (
+        [[deployment(container={"resources": {"requests": {"cpu": "1", "memory": "1Gi"}}})],
+         [deployment(container={"resources": {}}, kind="StatefulSet")],
+         [deployment(pod={"initContainers": [{"name": "init", "image": "busybox:1.36"}]}, kind="Job")]],
+        [[deployment()], [deployment(kind="DaemonSet")], [deployment(kind="CronJob")]],
+    ),
+    "k8s-no-privileged": (
+        [[deployment(container={"securityContext": {"privileged": True}})],
+         [deployment(pod={"hostNetwork": True}, kind="DaemonSet")],
+         [deployment(pod={"hostPID": True}, kind="Pod")],
+         [deployment(pod={"hostIPC": True}, kind="Job")]],
+        [[deployment()],
+         [deployment(ns="kube-system", pod={"hostNetwork": True}, container={"securityContext": {"privileged": True}},
+                     kind="DaemonSet")]],
+    ),
+    "k8s-images-pinned": (
+        [[deployment(container={"image": "nginx"})], [deployment(container={"image": "nginx:latest"})],
+         [deployment(container={"image": "registry.local:5000/team/app"})],
+         [deployment(pod={"initContainers": [{**GOOD_CONTAINER, "name": "init", "image": "busybox"}]})]],
+        [[deployment()], [deployment(container={"image": "registry.local:5000/team/app:1.2.3"})],
+         [deployment(container={"image": "ghcr.io/x/y@sha256:" + "a" * 64})]],
+    ),
+    "k8s-run-as-non-root": (
+        [[deployment(pod={"securityContext": {}})],
+         [deployment(container={"securityContext": {"runAsNonRoot": False}})],
+         [deployment(pod={"securityContext": {"runAsUser": 0}}, kind="StatefulSet")]],
+        [[deployment()],
+         [deployment(pod={"securityContext": {}}, container={"securityContext": {"runAsNonRoot": True}})],
+         [deployment(ns="gpu-operator", pod={"securityContext": {}})]],
+    ),
+    "k8s-no-loadbalancer-services": (
+        [[Res("kubernetes:core/v1:Service", "svc", {"metadata": meta("svc", "ai-agents"),
+                                                     "spec": {"type": "LoadBalancer"}})]],
+        [[Res("kubernetes:core/v1:Service", "svc", {"metadata": meta("gw", "ai-gateway"),
+                                                     "spec": {"type": "LoadBalancer"}})],
+         [Res("kubernetes:core/v1:Service", "svc", {"metadata": meta("svc", "ai-agents"),
+                                                     "spec": {"type": "ClusterIP"}})]],
+    ),
+    "helm-release-version-pinned": (
+        [[release(None)], [release("")], [release("latest")], [release("^1.14.0")], [release("~1.14")],
+         [release(">=1.0.0")], [release("1.x")],
+         [Res("kubernetes:helm.sh/v4:Chart", "c", {"chart": "oci://x/y"})]],
+        [[release("1.14.1")], [release("v2.4.3")], [release("0.9.12")],
+         [Res("kubernetes:helm.sh/v4:Chart", "c", {"chart": "oci://x/y", "version": "88.5.3"})]],
+    ),
+    "gpu-nodepool-limits-and-taint": (
+        [[nodepool(limits=False)], [nodepool(taint=False)], [nodepool(limits=False, replicas=2)],
+         [nodepool(limits=False, req=[{"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gt",
+                                       "values": ["0"]}])],
+         [nodepool(limits=False, req=[{"key": "node.kubernetes.io/instance-type", "operator": "In",
+                                       "values": ["p4d.24xlarge"]}])]],
+        [[nodepool()], [nodepool(replicas=2)],
+         [nodepool(limits=False, taint=False, req=[{"key": "karpenter.k8s.aws/instance-category",
+                                                    "operator": "In", "values": ["m", "c"]}])]],
+    ),
+    "namespace-default-deny-network-policy": (
+        [namespace("ai-agents", deny=False),
+         [*namespace("ai-agents", deny=False),
+          Res("kubernetes:networking.k8s.io/v1:NetworkPolicy", "allow",
+              {"metadata": meta("allow-dns", "ai-agents"),
+               "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"ports": [{"port": 53}]}]}})],
+         [*namespace("ai-agents", deny=False),
+          Res("kubernetes:networking.k8s.io/v1:NetworkPolicy", "deny-other-ns",
+              {"metadata": meta("default-deny", "other"),
+               "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}})]],
+        [namespace("ai-agents"),
+         [*namespace("ai-agents", deny=False),
+          Res("kubernetes:networking.k8s.io/v1:NetworkPolicy", "in",
+              {"metadata": meta("deny-in", "ai-agents"), "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}),
+          Res("kubernetes:networking.k8s.io/v1:NetworkPolicy", "out",
+              {"metadata": meta("deny-out", "ai-agents"), "spec": {"podSelector": {}, "policyTypes": ["Egress"]}})]],
+    ),
+    "namespace-resource-quota": (
+        [namespace("tenant-a", quota=False)],
+        [namespace("tenant-a")],
+    ),
+    "gpu-requests-need-gpu-quota": (
+        [[*namespace("ai-inference"), gpu_workload("ai-inference")],
+         [*namespace("ai-inference", quota=False), gpu_workload("ai-inference")]],
+        [[*namespace("ai-inference", gpu=8), gpu_workload("ai-inference")],
+         [*namespace("ai-agents"), deployment()]],
+    ),
+}
+
+
