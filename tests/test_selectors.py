@@ -39,7 +39,8 @@ def test_an_unknown_operator_is_not_a_selector():
 
 
 def test_the_reachability_model_and_the_connections_use_this_one():
+    # (a webhook's absent selector means every object: plan.rehearsal.up passes {})
     # (plan.connections re-binds `monitoring` to a function: the modules by their names)
     for name in ("plan.reachability", "plan.reachability.cluster", "plan.connections.derivation",
-                 "plan.connections.monitoring"):
+                 "plan.connections.monitoring", "plan.rehearsal.up"):
         assert importlib.import_module(name).selector_matches is selector_matches, name

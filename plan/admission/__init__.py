@@ -1,2 +1,2 @@
 """Admission as the API server and its admission plugins would do it: schema, Pod Security,
-ResourceQuota and LimitRange, references, images and Pod Identity (plan/admission/admit.py runs them)."""
+ResourceQuota and LimitRange, references, images, pod DNS and Pod Identity (plan/admission/admit.py runs them)."""

@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from domain.instances import instance_facts
-from plan.admission import images, node_pools, pod_identity, quota, references, schema
+from plan.admission import images, node_pools, pod_dns, pod_identity, quota, references, schema
 from plan.admission.pod_security import check_pod, enforce_level, pod_templates
 from plan.objects import K8sObject
 
@@ -111,6 +111,7 @@ def admit(objects: list[K8sObject], resources: list[Any], *, kube_version: str) 
     findings += [_finding(o, "reference", msg) for o, msg in references.check(objects)]
     findings += [_finding(o, "nodePool", msg) for o, msg in node_pools.check(objects)]
     findings += [_finding(o, "image", msg) for o, msg in images.check(objects)]
+    findings += [_finding(o, "podDNS", msg) for o, msg in pod_dns.check(objects)]
     findings += [_finding(None, "podIdentity", msg, urn)
                  for urn, msg in pod_identity.check(objects, resources, addon_accounts(resources))]
     return findings
@@ -119,7 +120,7 @@ def admit(objects: list[K8sObject], resources: list[Any], *, kube_version: str) 
 def summary_lines(findings: list[dict[str, Any]], objects: list[K8sObject]) -> list[str]:
     by_check = Counter(f["check"] for f in findings)
     lines = [f"{len(objects)} objects admitted against Kubernetes schemas, Pod Security, quotas, references, "
-             f"static NodePools, images and Pod Identity: {len(findings)} rejection(s)" +
+             f"static NodePools, images, pod DNS and Pod Identity: {len(findings)} rejection(s)" +
              (" (" + ", ".join(f"{k} {n}" for k, n in sorted(by_check.items())) + ")" if findings else "")]
     for f in findings:
         lines.append(f"  [{f['check']}] {f['object'] or f['source']}: {f['message']}")

@@ -23,7 +23,11 @@ def dns(d: Derivation) -> None:
     from its own address, so its egress policy must allow that, not CoreDNS."""
     pods = [p for p in d.cluster.pods if not p.wildcard and not p.host_network and p.labels.get("k8s-app") != "kube-dns"]
     for p in pods:
-        servers = ([d.vpc_resolver] if p.resolver == "node" and d.vpc_resolver is not None else
+        if p.resolver == "node" and d.vpc_resolver is None:   # no VPC CIDR known: say so, allow nothing
+            d.unresolved.append({"from": [p.ref], "to": "the VPC's Route 53 Resolver", "why": f"DNS (dnsPolicy {p.dns_policy})",
+                                 "problem": "the VPC's CIDR (hence its resolver's address) is unknown"})
+            continue
+        servers = ([d.vpc_resolver] if p.resolver == "node" else
                    [External(f"nameserver {ip} (dnsConfig)", IPSet.of(f"{ip}/32")) for ip in p.nameservers]
                    if p.resolver == "none" else [])
         for server in servers:

@@ -7,6 +7,7 @@ import re
 from collections import defaultdict
 from typing import Any
 
+from domain.selectors import selector_matches
 from plan.admission.pod_security import pod_templates
 from plan.objects import CLUSTER_SCOPED, HELM_RELEASE, K8sObject
 from plan.rehearsal.facts import (
@@ -66,26 +67,6 @@ def plural(o: K8sObject, crd_plurals: dict[tuple[str, str], str]) -> str:
         return PLURALS[o.kind]
     k = o.kind.lower()
     return k[:-1] + "ies" if k.endswith("y") else k + "es" if k.endswith(("s", "x", "ch", "sh")) else k + "s"
-
-
-def selector_matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
-    """metav1.LabelSelector; an empty (or absent) selector matches everything."""
-    if not selector:
-        return True
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for e in selector.get("matchExpressions") or []:
-        key, op, values = e.get("key"), e.get("operator"), set(e.get("values") or [])
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
 
 
 def rule_matches(rule: dict[str, Any], group: str, version: str, resource: str, namespaced: bool) -> bool:
@@ -153,9 +134,9 @@ def webhook_order(w: World) -> list[dict[str, Any]]:
                 ns_labels = w.namespace_labels.get(ns or "default", {"kubernetes.io/metadata.name": ns or "default"})
             else:
                 ns_labels = None
-            if ns_labels is not None and not selector_matches(hook.get("namespaceSelector"), ns_labels):
+            if ns_labels is not None and not selector_matches(hook.get("namespaceSelector") or {}, ns_labels):
                 continue
-            if not selector_matches(hook.get("objectSelector"), labels):
+            if not selector_matches(hook.get("objectSelector") or {}, labels):
                 continue
             if creator == owner:
                 if kind == "Pod" and o.kind != "Pod":   # its own pods, created after the webhook exists
