@@ -107,3 +107,56 @@ def test_failover_backend_is_checked_against_the_pinned_kgateway_crd(kgw_plan):
     bad = K8sObject({**failover[0].manifest, "spec": {**failover[0].manifest["spec"], "type": "RoundRobinGroups"}}, "t")
     [(_, message)] = schema.check([crd, bad], "1.34.0")
     assert "RoundRobinGroups" in message
+
+
+@pytest.fixture
+def fresh_helm_version():
+    """helm_version's in-process answer forgotten before and after (a fake binary's must not stay)."""
+    render.helm_version.cache_clear()
+    yield
+    render.helm_version.cache_clear()
+
+
+def test_helm_version_is_asked_once_per_binary(tmp_path, monkeypatch, fresh_helm_version):
+    """`helm version` is kept per binary (plan.cache): a repeat asks no process; a new binary (another
+    path, or the same path rewritten) is asked afresh."""
+    from plan import cache as plan_cache
+
+    monkeypatch.setattr(plan_cache, "CACHE_ROOT", tmp_path / "cache")
+    calls = tmp_path / "calls"
+
+    def fake_helm(name: str, version: str):
+        path = tmp_path / name
+        path.write_text(f"#!/bin/sh\necho x >> {calls}\necho {version}\n")
+        path.chmod(0o755)
+        return path
+
+    def asked(path) -> str:
+        monkeypatch.setattr(render, "HELM", path)
+        render.helm_version.cache_clear()
+        return render.helm_version()
+
+    one = fake_helm("helm-a", "v3.17.2+a")
+    assert asked(one) == asked(one) == "v3.17.2+a"
+    assert calls.read_text().count("x") == 1
+    assert asked(fake_helm("helm-b", "v3.18.0+b")) == "v3.18.0+b"
+    os.utime(one, ns=(1, 1))   # the same path, another binary (mtime changed)
+    assert asked(one) == "v3.17.2+a" and calls.read_text().count("x") == 3
+
+
+@pytest.mark.program
+def test_a_repeat_render_starts_from_the_apis_it_ended_with(prod_plan, tmp_path, monkeypatch):
+    """render_all remembers the API set its loop ends with (plan.cache): a repeat plan of the same
+    releases renders once, with that set, and gets the same objects as the loop from scratch."""
+    from plan import cache as plan_cache
+    from plan import objects as k8s_objects
+
+    monkeypatch.setattr(plan_cache, "CACHE_ROOT", tmp_path)
+    declared, passes, real_render = k8s_objects.declared(prod_plan), [], render.render
+    monkeypatch.setattr(render, "render", lambda plan, kube, apis: passes.append(apis) or real_render(plan, kube, apis))
+    cold = render.render_all(prod_plan, declared, "1.34.0")
+    cold_passes = len(passes)
+    assert cold_passes >= 2   # the charts' CRDs add APIs that change what other charts render
+    warm = render.render_all(prod_plan, declared, "1.34.0")
+    assert passes[cold_passes:] == [passes[cold_passes - 1]]
+    assert [(o.source, o.manifest) for o in warm] == [(o.source, o.manifest) for o in cold]
