@@ -30,7 +30,8 @@ import importlib
 import json
 import pkgutil
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
@@ -40,7 +41,7 @@ from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
 import policies
-from plan.cache import Memo
+from plan.cache import Memo, digest
 from policies import (
     ALL_POLICIES,
     PACK_ENFORCEMENT_LEVEL,
@@ -182,7 +183,7 @@ def evaluate(requests: Iterable, states: Mapping[str, Mapping], environment: str
     resource_rules = _ResourceRules(policies, config)
     stack_policies = [p for p in policies if not isinstance(p, ResourceValidationPolicy)]
 
-    findings: list[dict] = []
+    questions: list[_Question] = []
     stack_resources: list[proto.AnalyzerResource] = []
     for request, urn in requests:
         if request.type == "pulumi:pulumi:Stack":
@@ -191,9 +192,10 @@ def evaluate(requests: Iterable, states: Mapping[str, Mapping], environment: str
         opts = proto.AnalyzerResourceOptions(parent=request.parent, protect=request.protect)
         rules = resource_rules.of(request.type)
         if rules is not None:
-            response = rules.Analyze(proto.AnalyzeRequest(
-                type=request.type, properties=properties, urn=urn, name=request.name, options=opts), None)
-            findings += [_finding(d, urn) for d in response.diagnostics]
+            analyzed = proto.AnalyzeRequest(type=request.type, properties=properties, urn=urn, name=request.name,
+                                            options=opts)
+            questions.append(_Question(rules, analyzed.SerializeToString(deterministic=True),
+                                       lambda analyzed=analyzed: analyzed, urn, None))
 
         state = states.get(urn)
         outputs = (downgrade(json.loads(json.dumps(state, default=str)), True) if state is not None
@@ -206,6 +208,7 @@ def evaluate(requests: Iterable, states: Mapping[str, Mapping], environment: str
             parent=request.parent, options=opts, dependencies=sorted(request.dependencies),
             propertyDependencies=prop_deps))
 
+    findings = _resource_findings(questions, policies, config)
     if stack_policies:
         findings += _analyze_stack(stack_policies, config, sorted(stack_resources, key=lambda r: r.urn))
     return findings
@@ -234,6 +237,38 @@ def _analyze_stack(rules: list, config: Mapping, resources: list) -> list[dict]:
     return json.loads(_STACK_VERDICTS.text(key, run))
 
 
+@dataclass(frozen=True)
+class _Question:
+    """One resource analyzed by the resource rules of its type."""
+    rules: _PolicyAnalyzerServicer
+    key: bytes                                  # all the analysis depends on (the request, or its inputs)
+    request: Callable[[], proto.AnalyzeRequest]  # built only when the verdict is not stored
+    urn: str
+    ref: str | None                             # a rendered object's name for the findings' `object`
+
+
+# The resource rules' verdicts, kept like the stack's (same code and version in the key): one entry
+# per plan's question (the rules, the config, every resource's key, sorted: the program registers
+# resources in no fixed order) holding each resource's findings by its key, so a repeat plan reads one
+# file and reports them in its own order, as a cold plan would.
+_RESOURCE_VERDICTS = Memo("policies-resources", code=_STACK_VERDICTS.code, versions=_STACK_VERDICTS.versions)
+
+
+def _resource_findings(questions: list[_Question], policies: list, config: Mapping) -> list[dict]:
+    keys = [hashlib.sha256(q.key + (q.ref or "").encode()).hexdigest() for q in questions]
+
+    def run() -> dict[str, list[dict]]:
+        return {key: [_finding(d, q.urn, q.ref) for d in q.rules.Analyze(q.request(), None).diagnostics]
+                for key, q in zip(keys, questions, strict=True)}
+
+    if not all(any(r is p for p in ALL_POLICIES) for r in policies):
+        by_key = run()   # ad-hoc rules (tests): their code is not in the key
+    else:
+        by_key = json.loads(_RESOURCE_VERDICTS.text(
+            (sorted(p.name for p in policies), config, sorted(set(keys))), lambda: json.dumps(run())))
+    return [f for key in keys for f in by_key[key]]
+
+
 def type_token(api_version: str, kind: str) -> str:
     """The pulumi-kubernetes type token of a Kubernetes object: `apps/v1` Deployment ->
     `kubernetes:apps/v1:Deployment`, `v1` Pod -> `kubernetes:core/v1:Pod`."""
@@ -249,18 +284,21 @@ def evaluate_objects(objects: Iterable[tuple[Mapping, str, str]], environment: s
     through the same rules, as if it were a typed resource of its kind. `objects`: (manifest, urn to
     report, object name for the finding's `object`); stack rules (which correlate declared
     resources) do not run here."""
-    resource_rules = _ResourceRules(ALL_POLICIES if policies is None else policies, load_policy_config(environment))
-    findings: list[dict] = []
+    policies = list(ALL_POLICIES if policies is None else policies)
+    config = load_policy_config(environment)
+    resource_rules = _ResourceRules(policies, config)
+    questions: list[_Question] = []
     for manifest, urn, ref in objects:
         typ = type_token(str(manifest.get("apiVersion", "")), str(manifest.get("kind", "")))
         rules = resource_rules.of(typ)
         if rules is None:
             continue   # no resource rule reads it (CRDs, RBAC, ConfigMaps): skip the costly proxying
         name = str((manifest.get("metadata") or {}).get("name", ""))
-        response = rules.Analyze(proto.AnalyzeRequest(type=typ, properties=_struct(manifest), urn=urn, name=name,
-                                                      options=proto.AnalyzerResourceOptions()), None)
-        findings += [_finding(d, urn, ref) for d in response.diagnostics]
-    return findings
+        questions.append(_Question(rules, digest((typ, urn, name, manifest)).encode(),
+                                   lambda typ=typ, manifest=manifest, urn=urn, name=name: proto.AnalyzeRequest(
+                                       type=typ, properties=_struct(manifest), urn=urn, name=name,
+                                       options=proto.AnalyzerResourceOptions()), urn, ref))
+    return _resource_findings(questions, policies, config)
 
 
 def has_mandatory(findings: Iterable[Mapping]) -> bool:

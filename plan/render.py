@@ -192,9 +192,9 @@ def api_versions(objects: list[K8sObject]) -> tuple[str, ...]:
 
 
 # The API set render_all's loop ends with, per question (every release's render key with the
-# declared APIs, in key order: the program registers them in no fixed order): a repeat plan starts from it and renders (reads the cache) once instead of twice.
-# Starting from the loop's own end point for the same inputs, the loop stops after one pass with
-# the same renders.
+# declared APIs, sorted: the program registers the releases in no fixed order): a repeat plan starts
+# from it and renders (reads the cache) once instead of twice. Started from its own end point for
+# the same inputs, the loop stops after one pass with the same renders.
 _FIXPOINTS = Memo("render-apis", code=(sys.modules[__name__],))
 
 

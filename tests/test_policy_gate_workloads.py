@@ -268,3 +268,25 @@ def test_a_stack_verdict_is_remembered_only_for_the_question_it_answered(rec, tm
                                    "message": "the stored answer"}]))
     rec.requests = clean
     assert flagged(rec.run(rule), rule.name) == {"stored"}   # a hit is read, not recomputed
+
+
+def test_a_resource_verdict_is_remembered_only_for_the_question_it_answered(rec, tmp_path, monkeypatch):
+    """The resource rules' verdicts are memoized (plan/cache.py) per plan question, each resource's
+    findings by its own request: a broken recording is a new question; the clean one, asked again
+    in another order, gets its stored answer in its own order."""
+    monkeypatch.setattr(plan_cache, "CACHE_ROOT", tmp_path)
+    rule = aws_rules.kms_key_rotation
+    assert flagged(rec.run(rule), rule.name) == set()
+    (stored,) = (tmp_path / "policies-resources").iterdir()
+    key = rec.urns("aws:kms/key:Key")[0]
+    clean = list(rec.requests)
+    rec.edit(key, lambda p: p.update(enableKeyRotation=False))
+    assert flagged(rec.run(rule), rule.name) == {key}
+    assert len(list((tmp_path / "policies-resources").iterdir())) == 2
+    answers = json.loads(stored.read_text())
+    mine = next(k for k, found in answers.items() if not found)
+    answers[mine] = [{"policy": rule.name, "level": "mandatory", "urn": "stored", "object": None,
+                      "message": "the stored answer"}]
+    stored.write_text(json.dumps(answers))
+    rec.requests = clean[::-1]
+    assert "stored" in flagged(rec.run(rule), rule.name)   # a hit is read, not recomputed
