@@ -16,6 +16,7 @@ from components.aws import pod_identity_role
 from components.config import ClusterConfig
 from components.k8s import labels, meta
 from domain.coldstart import cache_volume_parameters
+from domain.durations import timeout_seconds
 
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator"]
@@ -45,9 +46,12 @@ VPC_CNI_CONFIGURATION = {"enableNetworkPolicy": "true"}
 # policies/ reads it (eks-cluster-creator-declared).
 CLUSTER_CREATOR_TAG = "agentic.platform/cluster-creator-admin"
 API_PORT = 443
-# An add-on created beside the node group waits for its nodes: the node group's create window
-# (60 min) + the add-on's own (20 min), the AWS provider's defaults (node_group.go, addon.go).
-NODE_WAITING_ADDON_TIMEOUT = "80m"
+
+
+def node_waiting_addon_timeout() -> str:
+    """An add-on created beside the node group waits for its nodes: the node group's whole create
+    window plus the add-on's own, the AWS provider's defaults (platform/durations.yaml `timeouts`)."""
+    return f"{(timeout_seconds('nodeGroupCreate') + timeout_seconds('addonCreate')) // 60}m"
 
 
 @dataclass
@@ -277,12 +281,13 @@ class Cluster(pulumi.ComponentResource):
         # They need the CNI their pods get addresses from, and (EBS CSI) the Pod Identity agent.
         # The create timeout covers the node group's whole create window (the provider's node group
         # default, 60 min, node_group.go) plus the add-on's own default 20 min (addon.go).
-        self.coredns = self._addon("coredns", [vpc_cni], create_timeout=NODE_WAITING_ADDON_TIMEOUT)
+        node_waiting = node_waiting_addon_timeout()
+        self.coredns = self._addon("coredns", [vpc_cni], create_timeout=node_waiting)
         ebs = pod_identity_role(f"{name}-ebs-csi", cluster_name=self.cluster_name, namespace="kube-system",
                                 service_account="ebs-csi-controller-sa", managed_policy_arns=(EBS_CSI_POLICY,),
                                 tags=tags, opts=child)
         self.ebs_csi = self._addon("aws-ebs-csi-driver", [vpc_cni, self.pod_identity_agent],
-                                   create_timeout=NODE_WAITING_ADDON_TIMEOUT,
+                                   create_timeout=node_waiting,
                                    pod_identity_associations=[{"role_arn": ebs.role.arn,
                                                                "service_account": "ebs-csi-controller-sa"}])
         # Node health: a DaemonSet on every node (GPU nodes included) that reports GPU (NVIDIA

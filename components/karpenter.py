@@ -28,12 +28,10 @@ from components.node_pools import (
     tenant_of,
     warm_pool_spec,
 )
+from domain.durations import timeout_seconds
 from domain.units import duration_seconds
 
 NAMESPACE = names.NS_SYSTEM
-# What a NodePool's delete may take beyond its drain: Karpenter then awaits the instances'
-# termination (awaitVolumeDetachment, awaitInstanceTermination: a GPU instance's shutdown).
-NODE_TERMINATION_MARGIN_S = 600
 SERVICE_ACCOUNT = "karpenter"
 NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
@@ -349,4 +347,5 @@ def node_pool_delete_timeout(pool: CpuPoolConfig | GpuPoolConfig) -> pulumi.Cust
     IsEvictable; terminator.go deletes them then). The default 10 min would fail the `pulumi up`
     that takes warmNodes to 0 under a model, or a destroy, while the cluster carries on. Foreground
     stays: on destroy the controller must outlive its nodes (docs/rehearsal.md controller-outlives)."""
-    return pulumi.CustomTimeouts(delete=f"{duration_seconds(pool.termination_grace_period) + NODE_TERMINATION_MARGIN_S}s")
+    margin = timeout_seconds("nodeTerminationMargin")   # volume detachment, instance termination
+    return pulumi.CustomTimeouts(delete=f"{duration_seconds(pool.termination_grace_period) + margin}s")

@@ -8,10 +8,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from domain.durations import durations, timeout_seconds
 from plan import rehearsal
 from plan.engine import read_stack, run_program
 from plan.objects import declared
-from plan.rehearsal.addons import ADDON_CREATE_TIMEOUT_S, node_waits
+from plan.rehearsal.addons import addon_timeout, node_waits
 from plan.rehearsal.clock import list_schedule, longest
 from plan.rehearsal.facts import ADDON, NODEGROUP
 from plan.rehearsal.graph import Graph
@@ -129,7 +130,8 @@ def test_deployment_addons_are_created_beside_the_node_group(any_plan):
     for name in ("coredns", "aws-ebs-csi-driver"):
         r = addon(any_plan, name)
         assert not w.graph.after(r.urn, ng.urn), f"{name} waits for the node group"
-        assert rehearsal.seconds(r.options["customTimeouts"]["create"]) >= 3600 + ADDON_CREATE_TIMEOUT_S
+        window = timeout_seconds("nodeGroupCreate") + timeout_seconds("addonCreate")
+        assert rehearsal.seconds(r.options["customTimeouts"]["create"]) == window
         nw = waits[r.urn]
         assert nw.beside and nw.needs == (ng.urn,)
         assert sched["finish"][r.urn] == max(sched["begin"][r.urn] + sched["steps"][r.urn].seconds,
@@ -138,6 +140,17 @@ def test_deployment_addons_are_created_beside_the_node_group(any_plan):
     # the Pod Identity agent before the EBS CSI controller asks it for credentials
     assert w.graph.after(addon(any_plan, "aws-ebs-csi-driver").urn, addon(any_plan, "eks-pod-identity-agent").urn)
 
+
+def test_await_windows_are_sourced_data_the_rehearsal_reads(any_plan):
+    """The provider defaults and margins the components build timeouts from live in
+    platform/durations.yaml `timeouts`, each with its source; an add-on without customTimeouts is
+    judged against the same add-on default the components add to the node group's window."""
+    windows = durations()["timeouts"]
+    assert {"nodeGroupCreate", "addonCreate", "nodeTerminationMargin"} <= set(windows)
+    assert all(int(w["seconds"]) > 0 and w["source"].strip() for w in windows.values())
+    r = addon(any_plan, "eks-pod-identity-agent")
+    assert "customTimeouts" not in r.options or not r.options["customTimeouts"].get("create")
+    assert addon_timeout(r) == timeout_seconds("addonCreate")
 
 def after_node_group(plan, addon_name: str):
     """Today's wiring before this change: the add-on depends on the system node group."""

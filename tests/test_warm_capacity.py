@@ -13,7 +13,7 @@ import yaml
 
 from components import names
 from components.config import ConfigError
-from components.karpenter import NODE_TERMINATION_MARGIN_S
+from domain.durations import timeout_seconds
 from domain.instances import instance_facts
 from domain.units import duration_seconds
 from plan.admission.node_pools import check as node_pool_check
@@ -185,7 +185,7 @@ def test_warm_nodes_to_zero_deletes_the_static_pool(tmp_path):
     assert warm.urn not in {r.urn for r in after.resources}
     assert not [n for n, r in _node_pools(after).items() if "replicas" in r.inputs["spec"]]
     grace = duration_seconds(warm.inputs["spec"]["template"]["spec"]["terminationGracePeriod"])
-    assert _delete_timeout(before, warm.urn) == f"{grace + NODE_TERMINATION_MARGIN_S}s" and grace >= 3600
+    assert _delete_timeout(before, warm.urn) == f"{grace + timeout_seconds('nodeTerminationMargin')}s" and grace >= 3600
     for plan, gate in ((before, True), (after, None)):
         (release,) = [r for r in plan.by_type("kubernetes:helm.sh/v3:Release") if r.inputs.get("name") == "karpenter"]
         assert release.inputs["values"]["settings"]["featureGates"].get("staticCapacity") is gate

@@ -24,9 +24,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from domain.durations import durations
 from plan.rehearsal.addons import addon_hazards
 from plan.rehearsal.destroy import buckets, controllers_outlive, dedupe, deletion_protection, kept, snapshots, vpc_leftovers
-from plan.rehearsal.facts import ADDON, GOAL_MINUTES, MANDATORY, durations, hazard, minutes, seconds
+from plan.rehearsal.facts import ADDON, GOAL_MINUTES, MANDATORY, hazard, minutes, seconds
 from plan.rehearsal.timing import schedule
 from plan.rehearsal.up import api_access, await_timeouts, crd_order, namespace_order, placement, webhook_order
 from plan.rehearsal.world import awaited_pods, build_world

@@ -15,11 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from domain.durations import durations, timeout_seconds
 from plan.rehearsal.clock import Late
-from plan.rehearsal.facts import ADDON, MANDATORY, durations, hazard, seconds
+from plan.rehearsal.facts import ADDON, MANDATORY, hazard, seconds
 from plan.rehearsal.world import NodeSource, World, fitting, misfit
-
-ADDON_CREATE_TIMEOUT_S = 1200   # addon.go: Timeouts.Create schema.DefaultTimeout(20 * time.Minute)
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ def late_of(waits: dict[str, NodeWait]) -> Late:
 
 def addon_timeout(r: Any) -> int:
     custom = seconds(((r.options or {}).get("customTimeouts") or {}).get("create"))
-    return custom if custom is not None else ADDON_CREATE_TIMEOUT_S
+    return custom if custom is not None else timeout_seconds("addonCreate")
 
 
 def addon_hazards(w: World, sched: dict[str, Any]) -> list[dict[str, Any]]:

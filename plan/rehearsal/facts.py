@@ -1,17 +1,12 @@
-"""The rehearsal's constants and data: Pulumi's and Helm's defaults, platform/durations.yaml, hazards."""
+"""The rehearsal's constants: Pulumi's and Helm's defaults, hazards. Its data, platform/durations.yaml,
+is read by domain/durations.py, the reader the components' timeouts use too."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-from domain.yamlfile import read_yaml
-
-ROOT = Path(__file__).resolve().parent.parent.parent
-DURATIONS_FILE = ROOT / "platform" / "durations.yaml"
 MANDATORY, ADVISORY = "mandatory", "advisory"
 GPU = "nvidia.com/gpu"
 NODEGROUP = "aws:eks/nodeGroup:NodeGroup"
@@ -54,11 +49,6 @@ PLURALS = {"Endpoints": "endpoints", "Ingress": "ingresses", "IngressClass": "in
 def hazard(cls: str, level: str, message: str, resources: Iterable[str] = (), objects: Iterable[str] = ()) -> dict[str, Any]:
     return {"class": cls, "level": level, "resources": sorted(set(resources)), "objects": sorted(set(objects)),
             "message": message}
-
-
-@cache
-def durations() -> dict[str, Any]:
-    return read_yaml(DURATIONS_FILE)
 
 
 def seconds(text: Any) -> int | None:

@@ -9,10 +9,11 @@ from typing import Any
 from components import names
 from components.model_weights import WEIGHTS_OF_LABEL, copy_seconds
 from domain.coldstart import ColdStart, cold_start, image_repository
+from domain.durations import durations
 from plan.objects import HELM_RELEASE, K8sObject
 from plan.rehearsal.addons import NodeWait, late_of, node_waits
 from plan.rehearsal.clock import Late, late_order, list_schedule, longest
-from plan.rehearsal.facts import HOOK_JOB_RUN_S, MAX_LEVER_STEPS, PULUMI_AWAIT_S, durations, minutes, seconds
+from plan.rehearsal.facts import HOOK_JOB_RUN_S, MAX_LEVER_STEPS, PULUMI_AWAIT_S, minutes, seconds
 from plan.rehearsal.graph import Graph
 from plan.rehearsal.world import PodSet, World, awaited_pods, chart_name, fitting, helm_waits, ready_sources, skip_await
 

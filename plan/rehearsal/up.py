@@ -7,6 +7,7 @@ import re
 from collections import defaultdict
 from typing import Any
 
+from domain.durations import durations
 from domain.selectors import selector_matches
 from plan.admission.pod_security import pod_templates
 from plan.objects import CLUSTER_SCOPED, HELM_RELEASE, K8sObject
@@ -18,7 +19,6 @@ from plan.rehearsal.facts import (
     HELM_DEFAULT_TIMEOUT_S,
     MANDATORY,
     PLURALS,
-    durations,
     hazard,
 )
 from plan.rehearsal.timing import declared_timeout, name, pod_start, release_phases, service_pods

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components import names
+from domain.durations import durations
 from domain.instances import instance_facts
 from plan.admission.pod_security import pod_templates
 from plan.objects import HELM_RELEASE, K8sObject
-from plan.rehearsal.facts import ADDON, GPU, NODEGROUP, durations
+from plan.rehearsal.facts import ADDON, GPU, NODEGROUP
 from plan.rehearsal.graph import Graph
 
 # ============================================================================ nodes and placement
