@@ -93,7 +93,7 @@ def cost_rules(cfg: CostConfig, tenants: Sequence[str]) -> dict[str, Any]:
     return {"groups": groups}
 
 
-def opencost_values(cfg: CostConfig, cluster_name: str) -> dict[str, Any]:
+def opencost_values(cluster_name: str) -> dict[str, Any]:
     """The chart's values: the exporter only (no UI, no MCP server), restricted, on the platform's
     Prometheus (names.PROMETHEUS_URL), its ServiceMonitor on."""
     image = platform_data("images.yaml")["opencost"]
@@ -105,7 +105,16 @@ def opencost_values(cfg: CostConfig, cluster_name: str) -> dict[str, Any]:
         "opencost": {
             "exporter": {
                 "image": {"registry": image["registry"], "repository": image["repository"], "tag": str(image["tag"])},
-                "replicas": cfg.exporter_replicas,
+                # One replica, not configurable. Upstream runs replicas (opencost/opencost#1750: "You
+                # should be able to run a replicated opencost just fine"; chart 2.5.x added a
+                # PodDisruptionBudget for the API's availability, opencost-helm-chart#287), but every
+                # replica computes and exports the same series, and the chart's ServiceMonitor
+                # (templates/servicemonitor.yaml: one endpoint, the Service's pods) makes each pod a
+                # target: node_*_hourly_cost (no pod label of its own) would be counted once per
+                # replica by the dashboard's and TenantDailyCostHigh's sums, and the allocation series
+                # (honorLabels keeps their own namespace/pod/instance) would collide between targets.
+                # The platform reads OpenCost through Prometheus only (no UI, no API clients).
+                "replicas": 1,
                 # The cluster's name as OpenCost's cluster id (cluster_id label, allocation API).
                 "defaultClusterId": cluster_name,
                 "resources": resources("100m", "256Mi", cpu_limit="1", memory_limit="1Gi"),
@@ -153,7 +162,7 @@ class CostAllocation(pulumi.ComponentResource):
                                           tags=args.tags, opts=child)
         self.release = helm_release(
             f"{name}-opencost", "opencost", namespace=NS, release_name=RELEASE,
-            values=opencost_values(args.config, args.cluster_id),
+            values=opencost_values(args.cluster_id),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*after, *(args.nodes or ()),
                                                                   self.identity.association]))
         self.rules = custom_object(

@@ -85,10 +85,13 @@ def test_a_threshold_for_an_unknown_tenant_names_its_key():
 
 def test_one_opencost_replica_and_why(prod_plan):
     """Each replica is a target of the chart's ServiceMonitor (one endpoint over the Service's pods)
-    exporting the same cost series: more would be summed once per replica."""
+    exporting the same cost series: more would be summed once per replica. So the count is no
+    setting: a stack file that still sets the old cost.exporterReplicas gets the unknown-key error."""
     with pytest.raises(ConfigError) as e:
-        _config("dev", cost={"exporterReplicas": 2})
-    assert any("cost.exporterReplicas" in line and "once per replica" in line for line in e.value.lines())
+        _config("dev", cost={"exporterReplicas": 1})
+    assert any("cost.exporterReplicas" in line and "unknown key" in line for line in e.value.lines())
+    (deployment,) = [o for o in prod_plan.objects if o.kind == "Deployment" and o.release == "opencost"]
+    assert deployment.manifest["spec"]["replicas"] == 1
     (monitor,) = [o for o in prod_plan.objects if o.kind == "ServiceMonitor" and o.release == "opencost"]
     (service,) = [o for o in prod_plan.objects if o.kind == "Service" and o.release == "opencost"]
     assert [ep["port"] for ep in monitor.manifest["spec"]["endpoints"]] == ["http"]

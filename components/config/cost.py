@@ -23,22 +23,8 @@ class CostConfig(Section):
         description="per-tenant overrides of dailyTenantThresholdUsd (tenant name -> USD per day)")
     alert_for: str = Field("30m", pattern=r"^[0-9]+[mh]$",
                            description="how long the daily cost must stay above its threshold before the alert fires")
-    exporter_replicas: int = Field(
-        1, ge=1, description="OpenCost replicas: 1 (each replica is a scrape target of the same cost series)")
 
     def problems(self) -> Iterator[Problem]:
-        # Upstream runs replicas (opencost/opencost#1750: "You should be able to run a replicated
-        # opencost just fine"; chart 2.5.x added a PodDisruptionBudget for the API's availability,
-        # opencost-helm-chart#287), but every replica computes and exports the same series, and the
-        # chart's ServiceMonitor (templates/servicemonitor.yaml: one endpoint, the Service's pods)
-        # makes each pod a target: node_*_hourly_cost (no pod label of its own) would be counted
-        # once per replica by the dashboard's and TenantDailyCostHigh's sums, and the allocation
-        # series (honorLabels keeps their own namespace/pod/instance) would collide between targets.
-        # The platform reads OpenCost through Prometheus only (no UI, no API clients): one replica.
-        if self.exporter_replicas > 1:
-            yield "exporterReplicas", (f"{self.exporter_replicas}: each OpenCost replica is scraped and exports "
-                                       "the same cost series, which the dashboard and the cost alert would "
-                                       "count once per replica; use 1")
         for tenant, usd in self.tenant_thresholds_usd.items():
             if usd <= 0:
                 yield f"tenantThresholdsUsd.{tenant}", f"{usd:g} is not a positive USD amount per day"
