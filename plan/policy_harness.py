@@ -184,7 +184,7 @@ def evaluate(requests: Iterable, states: Mapping[str, Mapping], environment: str
     stack_policies = [p for p in policies if not isinstance(p, ResourceValidationPolicy)]
 
     questions: list[_Question] = []
-    stack_resources: list[proto.AnalyzerResource] = []
+    stack_inputs: list[tuple[str, tuple, Callable[[], proto.AnalyzerResource]]] = []
     for request, urn in requests:
         if request.type == "pulumi:pulumi:Stack":
             continue
@@ -196,44 +196,57 @@ def evaluate(requests: Iterable, states: Mapping[str, Mapping], environment: str
                                             options=opts)
             questions.append(_Question(rules, analyzed.SerializeToString(deterministic=True),
                                        lambda analyzed=analyzed: analyzed, urn, None))
-
-        state = states.get(urn)
-        outputs = (downgrade(json.loads(json.dumps(state, default=str)), True) if state is not None
-                   else json_format.MessageToDict(properties))
-        # Dependencies are sets (the SDK sends them in whatever order it gathered them): sorted.
-        prop_deps = {k: proto.AnalyzerPropertyDependencies(urns=sorted(v.urns))
-                     for k, v in request.propertyDependencies.items()}
-        stack_resources.append(proto.AnalyzerResource(
-            type=request.type, properties=_struct_of_json(outputs or {}), urn=urn, name=request.name,
-            parent=request.parent, options=opts, dependencies=sorted(request.dependencies),
-            propertyDependencies=prop_deps))
+        if stack_policies:
+            stack_inputs.append(_stack_input(request, urn, states.get(urn), properties, opts))
 
     findings = _resource_findings(questions, policies, config)
     if stack_policies:
-        findings += _analyze_stack(stack_policies, config, sorted(stack_resources, key=lambda r: r.urn))
+        findings += _analyze_stack(stack_policies, config, sorted(stack_inputs, key=lambda r: r[0]))
     return findings
 
 
+def _stack_input(request: Any, urn: str, state: Mapping | None, properties: struct_pb2.Struct,
+                 opts: proto.AnalyzerResourceOptions) -> tuple[str, tuple, Callable[[], proto.AnalyzerResource]]:
+    """(urn, what the resource's AnalyzerResource is made of, how to make it): the stack rules read
+    its outputs (the mocked state, its inputs when it has none), parent, options and dependencies."""
+    # Dependencies are sets (the SDK sends them in whatever order it gathered them): sorted.
+    deps = sorted(request.dependencies)
+    prop_deps = {k: sorted(v.urns) for k, v in sorted(request.propertyDependencies.items())}
+    outputs_key = (json.dumps(state, default=str, sort_keys=True) if state is not None
+                   else properties.SerializeToString(deterministic=True))
+
+    def build() -> proto.AnalyzerResource:
+        outputs = (downgrade(json.loads(json.dumps(state, default=str)), True) if state is not None
+                   else json_format.MessageToDict(properties))
+        return proto.AnalyzerResource(
+            type=request.type, properties=_struct_of_json(outputs or {}), urn=urn, name=request.name,
+            parent=request.parent, options=opts, dependencies=deps,
+            propertyDependencies={k: proto.AnalyzerPropertyDependencies(urns=v) for k, v in prop_deps.items()})
+
+    return urn, (request.type, urn, request.name, request.parent, request.protect, deps, prop_deps, outputs_key), build
+
+
 # The pack's own modules: a stack verdict is kept across plans (plan.cache) keyed by their source,
-# pulumi-policy's version, the config and the exact request (resources in URN order, so a repeat plan
-# asks the same question whatever order the program registered them in).
+# pulumi-policy's version, the config and everything the request is made of (each resource's state as
+# canonical JSON, its parent, options and dependencies; resources in URN order, so a repeat plan asks
+# the same question whatever order the program registered them in).
 _RULE_MODULES = tuple(importlib.import_module(f"policies.{m.name}") for m in pkgutil.iter_modules(policies.__path__)
                       if m.name != "__main__")   # (that one starts the pack's gRPC server)
 _STACK_VERDICTS = Memo("policies", code=(policies, *_RULE_MODULES, sys.modules[__name__]),
                        versions=(metadata.version("pulumi-policy"),))
 
 
-def _analyze_stack(rules: list, config: Mapping, resources: list) -> list[dict]:
-    """The stack rules' findings over every resource (AnalyzeStack); the pack's rules are memoized."""
-    request = proto.AnalyzeStackRequest(resources=resources)
-
+def _analyze_stack(rules: list, config: Mapping, resources: list[tuple[str, tuple, Callable]]) -> list[dict]:
+    """The stack rules' findings over every resource (AnalyzeStack, resources in URN order); the
+    pack's rules are memoized, keyed by what the resources are made of (built only on a miss)."""
     def run() -> str:
+        request = proto.AnalyzeStackRequest(resources=[build() for _urn, _key, build in resources])
         response = _analyzer(rules, config).AnalyzeStack(request, None)
         return json.dumps([_finding(d, None) for d in response.diagnostics])
 
     if not all(any(r is p for p in ALL_POLICIES) for r in rules):
         return json.loads(run())   # ad-hoc rules (tests): their code is not in the key
-    key = (sorted(r.name for r in rules), config, hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest())
+    key = (sorted(r.name for r in rules), config, digest([k for _urn, k, _build in resources]))
     return json.loads(_STACK_VERDICTS.text(key, run))
 
 
