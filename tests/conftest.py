@@ -15,7 +15,9 @@ naming the marker it needs."""
 from __future__ import annotations
 
 import copy
+import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +205,8 @@ def pytest_collection_modifyitems(config, items):
             tier = ("program" if PROGRAM_FIXTURES & used or any(c in src for c in PROGRAM_CALLS) else
                     "layer" if LAYER_FIXTURES & used or any(c in src for c in LAYER_CALLS) else "unit")
             item.add_marker(getattr(pytest.mark, tier))
-        if PROGRAM_FIXTURES & used or any(c in s for s in (src, *_fixture_sources(item)) for c in SHARED_PLAN_CALLS):
+        if (PROGRAM_FIXTURES & used or any(c in s for s in (src, *_fixture_sources(item)) for c in SHARED_PLAN_CALLS)
+                or _calls_any(src, _shared_plan_helpers(getattr(item, "module", None)))):
             on_shared_plan.append(item.nodeid)
     shared_plans.write_from_worker(config, on_shared_plan)
 
@@ -229,6 +232,30 @@ def _source(item) -> str:
         return inspect.getsource(item.function)
     except (AttributeError, OSError, TypeError):
         return ""
+
+
+@functools.cache
+def _shared_plan_helpers(module) -> frozenset[str]:
+    """The module's own functions that read a plan of the session cache, directly or through another
+    such function (`derivation(stack)` -> `plan_of(stack)`): a test calling one is on a shared plan."""
+    import inspect
+
+    sources = {}
+    for name, value in vars(module).items() if module is not None else ():
+        fn = getattr(value, "__wrapped__", value)   # @cache helpers
+        if inspect.isfunction(fn) and fn.__module__ == module.__name__ and not name.startswith("test_"):
+            try:
+                sources[name] = inspect.getsource(fn)
+            except (OSError, TypeError):
+                pass
+    found = {name for name, src in sources.items() if any(c in src for c in SHARED_PLAN_CALLS)}
+    while more := {name for name, src in sources.items() if name not in found and _calls_any(src, found)}:
+        found |= more
+    return frozenset(found)
+
+
+def _calls_any(src: str, functions: frozenset[str] | set[str]) -> bool:
+    return any(re.search(rf"(?<![\w.]){re.escape(f)}\(", src) for f in functions)
 
 
 def _fixture_sources(item) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -25,10 +26,13 @@ WORKER_INPUT_KEY = "shared_plans_file"
 
 
 def controller_file(config) -> str:
-    """The file the workers write to (one per run, made by the controller on first use)."""
+    """The file the workers write to (one per run, made by the controller on first use, in a
+    directory removed when the run ends)."""
     path = getattr(config, "_shared_plans_file", None)
     if path is None:
-        path = str(Path(tempfile.mkdtemp(prefix="pytest-shared-plans-")) / "nodeids.json")
+        directory = tempfile.mkdtemp(prefix="pytest-shared-plans-")
+        config.add_cleanup(lambda: shutil.rmtree(directory, ignore_errors=True))
+        path = str(Path(directory) / "nodeids.json")
         config._shared_plans_file = path
     return path
 
