@@ -35,6 +35,7 @@ from typing import Any
 
 import pulumi
 
+from components import names
 from components.k8s import container_security_context, resources
 from components.model_engine import vllm_args
 from domain.coldstart import compile_cache_gpu
@@ -95,13 +96,12 @@ def args_hash(m: Any) -> str:
 
 
 def model_root(m: Any) -> str:
-    """Every compile cache of a model lives under it (all vLLM tags, GPUs, configurations)."""
-    return f"{m.name}/compile-cache/"
+    return names.compile_cache_root(m.name)
 
 
 def cache_prefix(m: Any, pool: Any) -> str | None:
-    """The S3 prefix of the model's compile cache; None when it has none (see the module doc). A
-    model name is a DNS label (no `/`), so the prefix never falls inside a Hugging Face id's."""
+    """The S3 prefix of the model's compile cache; None when it has none (see the module doc). The
+    config refuses a weights prefix that overlaps it (components/config/rules.py)."""
     gpu = compile_cache_gpu(m, pool)
     if not uses_s3(m) or gpu is None:
         return None

@@ -54,8 +54,8 @@ DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}
 
 
 def s3_prefix(m: ModelConfig) -> str:
-    """Where an `s3`-cached model's weights live in the models bucket (its Hugging Face id)."""
-    return m.model.strip("/")
+    """Where an `s3`-cached model's weights live in the models bucket."""
+    return names.weights_prefix(m.model)
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,18 @@ def model_namespace(model) -> str:
     return model.tenant or NS_INFERENCE
 
 
+def weights_prefix(model_id: str) -> str:
+    """Where an `s3`-cached model's weights live in the models bucket: its Hugging Face id."""
+    return model_id.strip("/")
+
+
+def compile_cache_root(model_name: str) -> str:
+    """Where every compile cache of a model lives in the models bucket (all vLLM tags, GPUs and
+    configurations). It must not overlap a weights prefix (the config's cross-check): the weights
+    Job empties its prefix on a revision change and the servers load every object under it."""
+    return f"{model_name}/compile-cache/"
+
+
 def model_port(engine: str) -> int:
     """The engine's HTTP port (the seed's): vLLM 8000, TGI 8080."""
     return PORT_VLLM if engine == "vllm" else PORT_TGI

@@ -3,12 +3,15 @@ never fills the emptyDir it restores into (components/compile_cache.py)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from components import compile_cache
 from components.compile_cache import COMPILE_CACHE_GIB
-from components.config import GpuPoolConfig, ModelConfig
+from components.config import ConfigError, GpuPoolConfig, ModelConfig, validate
 from tests.fake_aws import install_aws, run_container
+from tests.tenant_gateway import prod_raw
 from tests.test_models import model_deployments, pod, program_config_models
 
 LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
@@ -94,3 +97,29 @@ def test_a_restore_within_its_share_is_copied(tmp_path):
 
 def test_a_restore_over_its_share_is_skipped(tmp_path):
     assert not _restore(tmp_path, 1001)
+
+
+@pytest.mark.parametrize("model_id, overlaps", [
+    ("llama-3-8b", True),                         # an id without an org equal to a model's name
+    ("llama-3-8b/compile-cache", True),           # weights inside the cache root
+    ("llama-3-8b-extra", False),                  # a prefix of the name, not of the path
+    ("meta-llama/Llama-3.1-8B-Instruct", False),  # prod's own id
+])
+def test_a_weights_prefix_over_a_compile_cache_is_a_key_path_error(model_id, overlaps):
+    """The weights Job empties and rewrites its whole prefix and the servers load every object under
+    it: a compile cache there (the review's `gpt2` named `gpt2`) would be deleted and served as weights."""
+    raw = prod_raw()
+    models = json.loads(raw["models"])
+    assert models[1]["name"] == "llama-3-8b" and models[1]["cache"] == "s3"
+    models[2].update(model=model_id)
+    raw["models"] = json.dumps(models)
+    try:
+        validate(raw, "prod")
+        lines = []
+    except ConfigError as err:   # (an id without model facts has its own problem: only ours counts)
+        lines = [line for line in err.lines() if "overlaps the compile cache" in line]
+    if not overlaps:
+        assert lines == []
+        return
+    assert lines and lines[0].startswith("agentic-platform:models[2].model: ")
+    assert "overlaps the compile cache llama-3-8b/compile-cache/ of models[1]" in lines[0], lines

@@ -7,7 +7,14 @@ from collections.abc import Callable, Iterable, Iterator
 
 from components.config.base import Problem, duplicates, quantity_value
 from components.config.stack import PlatformConfig
-from components.names import RESERVED_NAMESPACES, WARM_POOL_SUFFIX, cluster_name_problems, model_namespace
+from components.names import (
+    RESERVED_NAMESPACES,
+    WARM_POOL_SUFFIX,
+    cluster_name_problems,
+    compile_cache_root,
+    model_namespace,
+    weights_prefix,
+)
 from domain.instances import instance_facts
 from domain.sizing import (
     architecture,
@@ -63,6 +70,25 @@ def _shared_weights_prefix(cfg: PlatformConfig) -> Iterator[Problem]:
         if revision != m.revision:
             yield f"models[{i}].revision", (f"'{m.revision or 'main'}': models[{j}] copies {m.model} at "
                                             f"'{revision or 'main'}' into the same s3 prefix; use one revision")
+
+
+@cross_check  # a model's compile caches and another's weights must not share objects of the models bucket
+def _weights_apart_from_compile_caches(cfg: PlatformConfig) -> Iterator[Problem]:
+    """The weights Job empties its prefix on a revision change and may write and delete all of it,
+    and the servers load every object under it (`aws s3 sync`/runai streamer of the prefix), so a
+    compile cache under a weights prefix -- or weights under a cache root -- breaks both. A Hugging
+    Face id without an organisation (`gpt2`) equals a model name easily."""
+    roots = {compile_cache_root(m.name): j for j, m in enumerate(cfg.models)
+             if m.engine == "vllm" and m.compile_cache and m.cache == "s3"}
+    for i, m in enumerate(cfg.models):
+        if m.cache != "s3":
+            continue
+        prefix = weights_prefix(m.model) + "/"
+        for root, j in roots.items():
+            if root.startswith(prefix) or prefix.startswith(root):
+                yield f"models[{i}].model", (f"'{m.model}': its weights prefix {prefix} overlaps the compile cache "
+                                             f"{root} of models[{j}] ('{cfg.models[j].name}'); name the model "
+                                             "differently or use an org/name id")
 
 
 @cross_check  # cluster: also when the `cluster` key is absent (its defaults need a deployer and a way in)
