@@ -12,6 +12,7 @@ from domain.durations import durations, timeout_seconds
 from plan import rehearsal
 from plan.engine import read_stack, run_program
 from plan.objects import declared
+from plan.rehearsal import timing
 from plan.rehearsal.addons import addon_timeout, node_waits
 from plan.rehearsal.clock import list_schedule, longest
 from plan.rehearsal.facts import ADDON, NODEGROUP
@@ -286,3 +287,20 @@ def test_karpenter_crds_wait_for_no_nodes(any_plan):
     w = build_world(any_plan, None)
     assert not w.graph.after(crds.urn, ng.urn)
     assert w.graph.after(release(any_plan, "karpenter").urn, crds.urn)
+
+
+def test_awaits_the_platform_needs_and_the_last_step_are_no_levers(prod_plan, monkeypatch):
+    """neededReady (platform/durations.yaml) names awaits others need finished (LangFuse migrates
+    against its ClickHouse at start); without the table the search proposes dropping ClickHouse's
+    await, with it not. And never the last step's await: that ends `pulumi up` sooner, not LangFuse."""
+    table = rehearsal.durations()
+    assert "langfuse-stores-clickhouse" in table["neededReady"]
+    w = build_world(prod_plan, None)
+    sched = schedule(w, 20)
+    last = sched["path"][-1]
+    assert sched["levers"] == [] and w.graph.by_urn[last].name == "langfuse"
+    # (timing's own binding of durations(): the lever search reads neededReady through it)
+    monkeypatch.setattr(timing, "durations", lambda: {k: v for k, v in table.items() if k != "neededReady"})
+    levers = schedule(build_world(prod_plan, None), 20)["levers"]
+    named = {w.graph.by_urn[u].name for lv in levers if lv["kind"] == "await" for u in lv["resources"]}
+    assert "langfuse-stores-clickhouse" in named and "langfuse" not in named

@@ -84,7 +84,8 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             lines += [f"    -{lv['minutesSaved']} min: {lv['message']}" for lv in up["levers"]]
         else:
             lines.append(f"  over the {up['goalMinutes']}-min goal; no lever: every wait on the critical path is one "
-                         "a rule needs (node sources, CRDs, webhooks, namespaces, storage) or a step's own duration")
+                         "a rule needs (node sources, CRDs, webhooks, namespaces, storage), an await the platform needs "
+                         "(durations.yaml neededReady) or a step's own duration")
     for part, hz in (("up", up["hazards"]), ("destroy", down["hazards"])):
         n = sum(h["level"] == MANDATORY for h in hz)
         lines.append(f"{part}: {n} mandatory, {len(hz) - n} advisory hazard(s)"

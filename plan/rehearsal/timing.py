@@ -310,13 +310,14 @@ def levers(w: World, steps: dict[str, Step], dur: dict[str, int], total: int, la
     which a value known up front would avoid); (3) awaits on the path: a Helm release, or every
     declared object that waits for pods of one kind (e.g. the model servers' Deployments and
     Services), not waiting. Edges the rules need (node sources, CRDs, webhooks, namespaces,
-    controllers) are never candidates."""
+    controllers) are never candidates, nor the awaits of platform/durations.yaml `neededReady`."""
     g = w.graph
     succ: dict[str, list[str]] = defaultdict(list)
     for u, preds in g.up_preds.items():
         for p, kind in preds.items():
             if kind == "dependsOn" and (p, u) not in w.required:
                 succ[p].append(u)
+    needed = durations().get("neededReady") or {}   # awaits the platform needs, never a lever
     skip: frozenset[tuple[str, str]] = frozenset()
     zero: frozenset[str] = frozenset()
     current, out = total, []
@@ -353,16 +354,19 @@ def levers(w: World, steps: dict[str, Step], dur: dict[str, int], total: int, la
                                                "builds meanwhile"},
                                    frozenset({(a, b)}), frozenset()))
         seen: set[str] = set()
-        for u in (u for u in path if u in heavy):
+        # (not the path's last step: not awaiting it ends `pulumi up` sooner, not its pods' start --
+        # the estimate is the time to a serving platform, so only an await others queue behind counts)
+        for u in (u for u in path[:-1] if u in heavy):
             st = steps[u]
-            if u in zero or not st.awaited or st.seconds - st.apply_s < 60:
+            if u in zero or not st.awaited or st.seconds - st.apply_s < 60 or g.by_urn[u].name in needed:
                 continue
             group = u if g.by_urn[u].type == HELM_RELEASE else st.waits_for or g.by_urn[u].type
             if group in seen:
                 continue
             seen.add(group)
             members = frozenset([u] if group == u else [v for v, s2 in steps.items() if s2.awaited
-                                                       and s2.waits_for == group and s2.seconds - s2.apply_s >= 60])
+                                                       and s2.waits_for == group and s2.seconds - s2.apply_s >= 60
+                                                       and g.by_urn[v].name not in needed])
             kinds = "/".join(sorted({g.by_urn[v].type.rsplit(":", 1)[-1] for v in members}))
             what = (f"{name(g, u)} waits" if group == u else
                     f"{len(members)} awaits ({kinds}) wait for the pods of {group}s (e.g. {g.by_urn[u].name})")
