@@ -7,10 +7,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pulumi_random
 import pytest
+import yaml
+from pulumi.runtime import config as runtime_config
 
+import components.config.rules as rules
 from components import names
-from components.config import ConfigError, validate
+from components.config import ConfigError, secret_keys_from_pulumi, validate
 from plan.engine import ROOT
 from tests.conftest import stack_doc
 from tests.first_up_cases import BUCKET, LOGGING, SERVICE, plan_doc, plan_exit, problems_of
@@ -21,8 +25,6 @@ def test_langfuse_encryption_key_is_a_secret_output(any_plan):
     keys = [r for r in any_plan.resources if r.name.endswith("langfuse-encryption-key")]
     assert [r.type for r in keys] == ["random:index/randomBytes:RandomBytes"]
     assert keys[0].inputs["length"] == 32
-    import pulumi_random
-
     src = Path(pulumi_random.__file__).parent.joinpath("random_bytes.py").read_text()
     assert 'additional_secret_outputs=["base64", "hex"]' in src
 
@@ -88,10 +90,6 @@ def test_plain_text_secret_is_a_key_path_error(tmp_path):
 
 def test_the_program_sees_which_keys_are_secrets(monkeypatch):
     """`pulumi up` validates with the secret keys the language host passes (not only the plan)."""
-    from pulumi.runtime import config as runtime_config
-
-    from components.config import secret_keys_from_pulumi
-
     runtime_config.set_all_config({}, [])  # nothing left from a program an earlier test ran
     monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["agentic-platform:agentGatewayToken"]))
     assert secret_keys_from_pulumi() == {"agentGatewayToken"}
@@ -152,8 +150,6 @@ def test_tenants_cannot_take_a_reserved_namespace(tmp_path, tenant):
 
 
 def test_reserved_namespaces_have_one_home():
-    import components.config.rules as rules
-
     src = Path(rules.__file__).read_text()
     for ns in names.PLATFORM_NAMESPACES:
         assert f'"{ns}"' not in src.split("def _unique_names")[1].split("@cross_check")[0], ns
@@ -175,7 +171,5 @@ def test_node_monitoring_agent_and_node_repair(any_plan):
 
 
 def test_node_repair_key_is_the_pinned_charts():
-    import yaml
-
     values = yaml.safe_load((ROOT / "platform" / "chart-values" / "karpenter.values.yaml").read_text())
     assert values["settings"]["featureGates"]["nodeRepair"] is False  # the chart's default we turn on

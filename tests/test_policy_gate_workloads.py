@@ -4,7 +4,9 @@ levels per environment and the docs' table, and the memoized stack verdict."""
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 
 from plan import cache as plan_cache
 from plan.engine import ROOT
-from policies import ENVIRONMENTS, POLICY_NAMES, aws_rules, eks_rules, k8s_rules, stack_rules
+from policies import ENVIRONMENTS, POLICY_NAMES, aws_rules, eks_rules, k8s_rules, load_policy_config, stack_rules
 from tests.policy_recording import (
     BUCKET,
     DEPLOYMENT,
@@ -143,8 +145,6 @@ def test_eks_rules_see_the_cluster(rec):
 
 
 def test_sqs_and_iam_rules_see_their_resources(rec):
-    import json
-
     queues = rec.urns("aws:sqs/queue:Queue")
     for urn in queues:
         rec.edit(urn, lambda p: [p.pop(k, None) for k in ("sqsManagedSseEnabled", "kmsMasterKeyId")])
@@ -174,8 +174,6 @@ def test_force_destroy_follows_protection_on_every_bucket(rec, dev_plan):
 
 
 def test_every_pod_identity_role_is_scoped_to_the_cluster(rec):
-    import json
-
     rule = aws_rules.pod_identity_trust_scoped
     roles = [u for u in rec.urns("aws:iam/role:Role") if "pods.eks.amazonaws.com" in rec.inputs(u)["assumeRolePolicy"]]
     assert len(roles) >= 7 and rec.run(rule) == []
@@ -219,8 +217,6 @@ def test_cluster_creator_is_declared_and_has_no_second_entry(rec):
 def test_every_rule_is_exercised():
     """Every rule of the pack is broken by some mutation of the real plan in the policy gate's modules
     (tests/test_policy_gate*.py)."""
-    import ast
-
     modules = {"aws_rules": aws_rules, "eks_rules": eks_rules, "k8s_rules": k8s_rules, "stack_rules": stack_rules}
     sources = [f.read_text() for f in sorted(Path(__file__).parent.glob("test_policy_gate*.py"))]
     assert len(sources) == 2, "the policy gate's modules changed: update this test"
@@ -231,18 +227,12 @@ def test_every_rule_is_exercised():
 
 
 def test_levels_for_unprotected_data_per_environment():
-    from policies import load_policy_config
-
     levels = {env: load_policy_config(env)["stateful-resources-protected"]["enforcementLevel"] for env in ENVIRONMENTS}
     assert levels == {"dev": "disabled", "staging": "advisory", "prod": "mandatory"}
 
 
 def test_docs_table_matches_the_configs():
     """docs/policies.md lists every rule with the levels of policies/config.<env>.json."""
-    import re
-
-    from policies import load_policy_config
-
     text = (ROOT / "docs" / "policies.md").read_text()
     rows = {m[0]: (m[1], m[2], m[3]) for m in re.findall(
         r"^\| `([a-z0-9-]+)` \| [^|]+ \| (\w+) \| (\w+) \| (\w+) \|$", text, re.MULTILINE)}
