@@ -8,12 +8,16 @@ import sys
 import types
 import urllib.parse
 
+import pulumi
 import pytest
+import yaml
 
 from components import names
+from components.agents import AgentRuntime, AgentRuntimeArgs
 from components.config import AgentRuntimeConfig, ConfigError, validate
 from components.models import ModelEndpoint
 from plan.engine import ROOT, execute
+from tests.conftest import stack_doc, write_stack
 
 AGENT = "kubernetes:kagent.dev/v1alpha2:Agent"
 MODELCONFIG = "kubernetes:kagent.dev/v1alpha2:ModelConfig"
@@ -52,9 +56,7 @@ def endpoints(cfg) -> dict[str, ModelEndpoint]:
 
 
 def run_component(cfg, token="t0ken"):
-    import pulumi
 
-    from components.agents import AgentRuntime, AgentRuntimeArgs
 
     def body():
         AgentRuntime("agents", AgentRuntimeArgs(
@@ -210,7 +212,6 @@ def test_agents_resolve_to_catalog_models_and_declared_tools(any_plan):
 
 def _stack_models(plan) -> set[str]:
     # The catalog: the stack file's models (the ones the model layer serves and the gateway routes).
-    import yaml
 
     doc = yaml.safe_load((ROOT / f"Pulumi.{plan.stack}.yaml").read_text())
     return {m["name"] for m in doc["config"]["agentic-platform:models"]}
@@ -218,7 +219,6 @@ def _stack_models(plan) -> set[str]:
 
 @pytest.mark.slow
 def test_bad_agent_model_exits_2(tmp_path):
-    from tests.conftest import stack_doc, write_stack
 
     doc = stack_doc("prod")
     doc["config"]["agentic-platform:agents"][0]["model"] = "gpt-4-turbo"

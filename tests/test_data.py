@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from components.config import ConfigError, validate
-from plan.engine import ROOT, Plan, Resource
+from plan.engine import ROOT, Plan, Resource, read_stack, run_program
 from plan.report import to_json, write_manifests
-from tests.conftest import stack_doc, write_stack
+from tests.conftest import rendered, stack_doc, write_stack
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 BUCKET = "aws:s3/bucket:Bucket"
@@ -175,7 +175,6 @@ def test_dev_valkey_with_auth(dev_plan):
 def test_valkey_replica_when_configured(tmp_path):
     doc = stack_doc("dev")
     doc["config"]["agentic-platform:data"]["redis"]["replicas"] = 1
-    from plan.engine import read_stack, run_program
 
     plan = run_program(read_stack(str(write_stack(tmp_path, doc))))
     v = release(plan, "valkey").inputs["values"]
@@ -304,7 +303,6 @@ def test_statefulset_volumes_go_with_the_release_unless_data_is_protected(dev_pl
 
     assert etcd(dev_plan) == {"enabled": True, "whenDeleted": "Delete", "whenScaled": "Retain"}
     assert etcd(prod_plan)["enabled"] is False
-    from tests.conftest import rendered
 
     (sts,) = [o for o in rendered(dev_plan, "milvus") if o["kind"] == "StatefulSet" and "etcd" in o["metadata"]["name"]]
     assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"

@@ -13,13 +13,16 @@ import pytest
 import yaml
 
 from components import names
-from components.config import ConfigError, validate
+from components.agentgateway import local_rate_limit
+from components.config import ConfigError, TokenBucketConfig, validate
 from components.gateway import token_bucket
 from components.gateway_routes import chunks
 from components.gateway_tenants import kgateway_tenant_bucket
 from plan.admission.schema import crd_validator
 from plan.engine import ROOT, Plan
-from tests.conftest import STACKS, kgateway_only_doc, plan_file, plan_of, stack_doc, write_stack
+from plan.report import write_manifests
+from tests.conftest import STACKS, kgateway_only_doc, plan_file, plan_of, rendered, stack_doc, write_stack
+from tests.test_conformance import kube_version, problems, read_objects
 
 ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 POLICY = "kubernetes:gateway.kgateway.dev/v1alpha1:TrafficPolicy"
@@ -355,8 +358,6 @@ def _named(plan: Plan, typ: str) -> dict[tuple[str, str], dict]:
 
 
 def test_agentgateway_objects_all_validate(agw_plan, tmp_path):
-    from plan.report import write_manifests
-    from tests.test_conformance import kube_version, problems, read_objects
 
     objects = read_objects(write_manifests(agw_plan, tmp_path))
     assert not (found := problems(objects, kube_version("prod"))), "\n".join(found)
@@ -460,8 +461,6 @@ def test_agentgateway_off_by_default(dev_plan, kgw_plan):
     ({"maxTokens": 7, "tokensPerFill": 7, "fillInterval": "11s"}, {"requests": 2291, "unit": "Hours", "burst": 0}),
 ])
 def test_token_bucket_as_agentgateway_local_limit(bucket, expected):
-    from components.agentgateway import local_rate_limit
-    from components.config import TokenBucketConfig
 
     assert local_rate_limit(TokenBucketConfig.model_validate(bucket)) == expected
 
@@ -471,7 +470,6 @@ def test_lbc_registers_no_service_webhook(any_plan):
     chart registers mservice.elbv2.k8s.aws (failurePolicy Fail, every namespace), which rejects every
     Service created while the controller has no running pod (kubernetes-sigs/aws-load-balancer-
     controller#4140). Off; every pod webhook that stays is opt-in by label or Ignore."""
-    from tests.conftest import rendered
 
     (lbc,) = [r for r in any_plan.by_type(RELEASE) if r.inputs["name"] == "aws-load-balancer-controller"]
     assert lbc.inputs["values"]["enableServiceMutatorWebhook"] is False

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from components import names
+from components.config import GpuStackConfig
+from components.gpu_stack import dcgm_values
+from components.k8s import chart_archive, platform_data
 from plan.engine import Plan, read_stack, run_program
 from tests.conftest import stack_doc, write_stack
 
@@ -14,7 +17,6 @@ GPU_AFFINITY = {"key": "karpenter.k8s.aws/instance-gpu-count", "operator": "Gt",
 
 def _releases(plan: Plan) -> dict[str, dict]:
     """chart key (platform/charts.yaml) -> the release installing it"""
-    from components.k8s import chart_archive, platform_data
 
     keys = {chart_archive(k): k for k in platform_data("charts.yaml")}
     return {keys[r.inputs["chart"]]: r for r in plan.by_type(RELEASE)}
@@ -74,8 +76,6 @@ def test_gpu_operator_mode(tmp_path):
 def test_dcgm_scrape_timeout_never_exceeds_the_interval(any_plan, tmp_path):
     sm = _releases(any_plan)["dcgm-exporter"].inputs["values"]["serviceMonitor"]
     assert (sm["interval"], sm["scrapeTimeout"]) == ("15s", "10s")
-    from components.config import GpuStackConfig
-    from components.gpu_stack import dcgm_values
 
     fast = dcgm_values(GpuStackConfig.model_validate({"dcgmScrapeInterval": "5s"}))["serviceMonitor"]
     assert (fast["interval"], fast["scrapeTimeout"]) == ("5s", "5s")
@@ -84,7 +84,6 @@ def test_dcgm_scrape_timeout_never_exceeds_the_interval(any_plan, tmp_path):
 
 
 def test_never_is_not_a_scrape_interval():
-    from components.config import GpuStackConfig
 
     problems = list(GpuStackConfig.model_validate({"dcgmScrapeInterval": "Never"}).problems())
     assert [p for p, _ in problems] == ["dcgmScrapeInterval"]

@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from components import names
+from components.config import ConfigError, QuotaConfig, validate
 from components.model_weights import WEIGHTS_OF_LABEL
+from components.observability import NODE_EXPORTER_RESOURCES, node_exporter_quota
 from plan.admission.pod_security import check_pod
 from plan.engine import ROOT
 from tests.conftest import rendered, stack_doc, write_stack
@@ -147,8 +149,6 @@ def test_dev_langfuse_postgres_volume_goes_with_its_statefulset(dev_plan, prod_p
 
 
 def test_node_exporter_quota_follows_the_node_count():
-    from components.config import QuotaConfig
-    from components.observability import NODE_EXPORTER_RESOURCES, node_exporter_quota
 
     q = node_exporter_quota(137, QuotaConfig(services=3))
     hard = q.hard()
@@ -244,7 +244,6 @@ def test_bad_config_names_the_key(tmp_path):
 
 
 def test_clickhouse_quorum_rule():
-    from components.config import ConfigError, validate
 
     raw = {k.split(":", 1)[1]: (v if isinstance(v, str) else json.dumps(v))
            for k, v in stack_doc("dev")["config"].items() if k.startswith("agentic-platform:")}

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from plan.connections import build
 from plan.reachability import (
     Cluster,
     ContainerPort,
@@ -345,7 +346,6 @@ def test_plan_json_has_the_reachability_report(dev_plan):
 
 
 def test_widening_a_tenant_policy_breaks_the_isolation(prod_plan):
-    from plan.connections import build
 
     a, b = tenants_of(prod_plan)[:2]
     d = build(prod_plan)
@@ -382,7 +382,6 @@ def _every_pair(c: Cluster, pods: list[Pod]) -> list[dict]:
 def test_the_matrix_judges_only_pairs_that_can_meet_and_misses_nothing(stack, dev_plan, prod_plan):
     """namespace_matrix skips the pairs whose peer namespaces exclude each other (linear in pods
     for isolated tenants): it must equal the union over every pair of pods."""
-    from plan.connections import build
 
     d = build(dev_plan if stack == "dev" else prod_plan)
     pods = d.cluster.pods + probes(list(d.cluster.namespaces))

@@ -11,8 +11,12 @@ from collections import Counter
 
 import pytest
 
+from plan import cache as plan_cache
+from plan import objects as k8s_objects
 from plan import render
+from plan.admission import schema
 from plan.engine import ROOT
+from plan.objects import K8sObject
 from tests.conftest import STACKS, plan_of
 
 
@@ -95,8 +99,6 @@ def test_failover_backend_is_checked_against_the_pinned_kgateway_crd(kgw_plan):
     """The failover Backend of prod's kgateway variant (`type: PriorityGroups`) is admitted by the Backend CRD the
     kgateway-crds v2.4.3 release installs, not by a schema copied from another version; the same
     CRD rejects a type it does not know."""
-    from plan.admission import schema
-    from plan.objects import K8sObject
 
     (crd,) = [o for o in kgw_plan.objects if o.kind == "CustomResourceDefinition"
               and o.name == "backends.gateway.kgateway.dev"]
@@ -120,7 +122,6 @@ def fresh_helm_version():
 def test_helm_version_is_asked_once_per_binary(tmp_path, monkeypatch, fresh_helm_version):
     """`helm version` is kept per binary (plan.cache): a repeat asks no process; a new binary (another
     path, or the same path rewritten) is asked afresh."""
-    from plan import cache as plan_cache
 
     monkeypatch.setattr(plan_cache, "CACHE_ROOT", tmp_path / "cache")
     calls = tmp_path / "calls"
@@ -148,8 +149,6 @@ def test_helm_version_is_asked_once_per_binary(tmp_path, monkeypatch, fresh_helm
 def test_a_repeat_render_starts_from_the_apis_it_ended_with(prod_plan, tmp_path, monkeypatch):
     """render_all remembers the API set its loop ends with (plan.cache): a repeat plan of the same
     releases renders once, with that set, and gets the same objects as the loop from scratch."""
-    from plan import cache as plan_cache
-    from plan import objects as k8s_objects
 
     monkeypatch.setattr(plan_cache, "CACHE_ROOT", tmp_path)
     declared, passes, real_render = k8s_objects.declared(prod_plan), [], render.render
