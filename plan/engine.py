@@ -146,6 +146,33 @@ def redact(value: Any) -> Any:
     return value
 
 
+def _value(v: Any) -> Any:
+    """A protobuf Value as `redact(_strip(...))` of its `json_format.MessageToDict`, in one walk (the
+    inputs of every resource go through here: the generic converter was most of the cost)."""
+    kind = v.WhichOneof("kind")
+    if kind == "struct_value":
+        out = {k: _value(x) for k, x in v.struct_value.fields.items()}
+        sig = out.get(SIG)
+        if sig == RESOURCE_SIG:
+            return out["urn"]
+        if sig == SECRET_SIG:
+            return _mask(out.get("value"))
+        return out
+    if kind == "list_value":
+        return [_value(x) for x in v.list_value.values]
+    if kind == "number_value":
+        n = v.number_value
+        return int(n) if n.is_integer() else n
+    if kind is None or kind == "null_value":
+        return None
+    return getattr(v, kind)
+
+
+def request_inputs(struct: Any) -> dict[str, Any]:
+    """A RegisterResourceRequest's inputs: references as URNs, whole numbers as ints, secrets redacted."""
+    return {k: _value(x) for k, x in struct.fields.items()}
+
+
 class RecordingMonitor(MockMonitor):
     """The stock mock monitor, plus: resource references in inputs are turned into URNs before the
     monitor rehydrates them (which otherwise crosses event loops), and every request is kept."""
@@ -363,7 +390,7 @@ def execute(body: Callable[[], None], *, stack: str, config: dict[str, str], sec
     assert mocks.monitor is not None
     resources = []
     for req, urn in mocks.monitor.requests:
-        inputs = redact(_strip(json_format.MessageToDict(req.object)))
+        inputs = request_inputs(req.object)
         parent = req.parent or None
         if parent and parent.split("::")[-2].endswith("pulumi:pulumi:Stack"):
             parent = None
