@@ -181,13 +181,6 @@ def test_no_two_layers_import_each_other():
 # included). No allow-list: split what grows.
 MAX_FILE_LINES = 400
 MAX_CONSTRUCTOR_LINES = 60
-# Test files over the limit when the rule came to the tests (2026-12-02), each being split by the one
-# working on it; not an allow-list: an entry must still be over (test_pending_splits_are_still_over),
-# so it goes when its file is split.
-PENDING_SPLIT: dict[str, str] = {
-    "tests/test_gateway.py": "issue 17 (cpsub): split by topic",
-    "tests/test_reachability.py": "issue 17 (cpsub): split by topic",
-}
 
 
 def program_files() -> dict[str, Path]:
@@ -233,16 +226,8 @@ def test_files_and_constructors_are_short():
     files = {**program_files(), **suite_files()}
     assert {"components/models.py", "policies/aws_rules.py", "tools/charts/build.py", "tests/conftest.py",
             "tests/test_architecture.py"} <= set(files)
-    found = [p for name, path in files.items() if name not in PENDING_SPLIT
-             for p in size_problems(name, path.read_text(encoding="utf-8"))]
+    found = [p for name, path in files.items() for p in size_problems(name, path.read_text(encoding="utf-8"))]
     assert not found, "\n".join(found)
-
-
-def test_pending_splits_are_still_over():
-    files = suite_files()
-    done = [name for name in PENDING_SPLIT
-            if name not in files or len(files[name].read_text(encoding="utf-8").splitlines()) <= MAX_FILE_LINES]
-    assert not done, f"{done}: split (or gone); drop them from PENDING_SPLIT"
 
 
 def test_a_long_file_and_a_long_constructor_are_caught():

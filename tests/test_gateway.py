@@ -3,107 +3,35 @@ destroy order, the address output, config errors with key paths, optional Infere
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-import yaml
 
 from components import names
-from components.agentgateway import local_rate_limit
-from components.config import ConfigError, TokenBucketConfig, validate
-from components.gateway import token_bucket
+from components.config import ConfigError, validate
 from components.gateway_routes import chunks
-from components.gateway_tenants import kgateway_tenant_bucket
-from plan.admission.schema import crd_validator
-from plan.engine import ROOT, Plan
-from plan.report import write_manifests
-from tests.conftest import STACKS, kgateway_only_doc, plan_file, plan_of, rendered, stack_doc, write_stack
-from tests.test_conformance import kube_version, problems, read_objects
-
-ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
-POLICY = "kubernetes:gateway.kgateway.dev/v1alpha1:TrafficPolicy"
-BACKEND = "kubernetes:gateway.kgateway.dev/v1alpha1:Backend"
-GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
-RELEASE = "kubernetes:helm.sh/v3:Release"
-PATHS = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
-
-
-def stack_config(stack: str) -> dict:
-    return yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
-
-
-def kgateway_gateway(plan: Plan):
-    """The external entry's Gateway (prod also has agentgateway's, in no fixed order)."""
-    (gw,) = [r for r in plan.by_type(GATEWAY) if r.inputs["metadata"]["name"] == names.GATEWAY_NAME]
-    return gw
-
-
-def routes(plan: Plan) -> list[dict]:
-    return [r.inputs for r in plan.by_type(ROUTE)]
-
-
-def backend_hosts(plan: Plan, name: str) -> list[str]:
-    """The Service hosts a kgateway Backend sends to, in priority order."""
-    by_name = {b.inputs["metadata"]["name"]: b.inputs["spec"] for b in plan.by_type(BACKEND)}
-    spec = by_name[name]
-    if spec["type"] == "Static":
-        return [h["host"] for h in spec["static"]["hosts"]]
-    return [h for g in spec["priorityGroups"] for ref in g["backendRefs"] for h in backend_hosts(plan, ref["name"])]
-
-
-def primary_host(plan: Plan, ref: dict) -> str:
-    if ref["kind"] == "Service":
-        return f"{ref['name']}.{ref['namespace']}.svc.cluster.local"
-    return backend_hosts(plan, ref["name"])[0]
-
-
-def rules_for(plan: Plan, model: str, tenant: str | None = None) -> list[dict]:
-    out = []
-    for route in routes(plan):
-        for rule in route["spec"]["rules"]:
-            for match in rule["matches"]:
-                headers = {h["name"]: h["value"] for h in match["headers"]}
-                if headers.get("x-model-id") == model and headers.get("x-tenant-id") == tenant:
-                    out.append((route, rule, match))
-    return out
-
-
-AGW_BACKEND = "kubernetes:agentgateway.dev/v1alpha1:AgentgatewayBackend"
-AGW_POLICY = "kubernetes:agentgateway.dev/v1alpha1:AgentgatewayPolicy"
-
-
-def forwards_to_agentgateway(ref: dict) -> bool:
-    return ref["kind"] == "Service" and ref["name"] == names.AGENTGATEWAY_NAME and ref["port"] == names.GATEWAY_PORT
-
-
-def llm_providers(plan: Plan, ref: dict) -> list[dict]:
-    """The custom providers of an AgentgatewayBackend ref, in priority order (one without groups)."""
-    ai = _named(plan, AGW_BACKEND)[(ref["namespace"], ref["name"])]["spec"]["ai"]
-    if "provider" in ai:
-        return [ai["provider"]]
-    return [p for g in ai["groups"] for p in g["providers"]]
-
-
-def pools_behind(plan: Plan, ref: dict) -> list[str]:
-    """The InferencePools an AgentgatewayBackend ref sends to, in priority order."""
-    out = []
-    for p in llm_providers(plan, ref):
-        pool = p["custom"]["backendRef"]
-        assert (pool["group"], pool["kind"]) == ("inference.networking.k8s.io", "InferencePool")
-        out.append(pool["name"])
-    return out
-
-
-def pool_rule(plan: Plan, model: str) -> dict:
-    """The agentgateway Gateway's rule for a model id (on its pool route)."""
-    found = [(route, rule) for route, rule, _ in rules_for(plan, model)
-             if route["spec"]["parentRefs"][0]["name"] == names.AGENTGATEWAY_NAME]
-    assert {r["metadata"]["name"] for r, _ in found} == {f"pool-{model}"}, model
-    return found[0][1]
+from plan.engine import ROOT
+from tests.conftest import STACKS, plan_of, rendered, stack_doc, write_stack
+from tests.gateway_cases import (
+    AGW_POLICY,
+    PATHS,
+    POLICY,
+    RELEASE,
+    backend_hosts,
+    forwards_to_agentgateway,
+    kgateway_gateway,
+    llm_providers,
+    pool_rule,
+    pools_behind,
+    primary_host,
+    routes,
+    rules_for,
+    stack_config,
+    stack_raw,
+)
 
 
 @pytest.mark.program
@@ -324,15 +252,6 @@ def test_canary_to_unknown_model_is_a_key_path_error():
     assert "agentic-platform:gateway.routes[0].fallback: 'nope' is not a models name" in result.stderr
 
 
-def _raw(stack: str, **gateway_changes) -> dict[str, str]:
-    cfg = stack_config(stack)
-    gw = {**cfg["agentic-platform:gateway"], **gateway_changes}
-    raw = {k.split(":", 1)[1]: (v if isinstance(v, str) else json.dumps(v)) for k, v in cfg.items()
-           if k.startswith("agentic-platform:")}
-    raw["gateway"] = json.dumps(gw)
-    return raw
-
-
 @pytest.mark.parametrize(("changes", "path", "message"), [
     ({"loadBalancer": {"scheme": "internet-facing"}}, "gateway.loadBalancer.certificateArn", "needs HTTPS"),
     ({"loadBalancer": {"scheme": "internet-facing", "certificateArn": "arn:aws:acm:us-west-2:111122223333:certificate/x"}},
@@ -347,122 +266,10 @@ def _raw(stack: str, **gateway_changes) -> dict[str, str]:
 ])
 def test_bad_gateway_config_names_the_key(changes, path, message):
     with pytest.raises(ConfigError) as err:
-        validate(_raw("prod", **changes), "prod")
+        validate(stack_raw("prod", **changes), "prod")
     lines = [line for line in err.value.lines() if line.startswith(f"agentic-platform:{path}:")]
     assert lines and message in lines[0], err.value.lines()
 
-
-def _named(plan: Plan, typ: str) -> dict[tuple[str, str], dict]:
-    return {(r.inputs["metadata"].get("namespace", ""), r.inputs["metadata"]["name"]): r.inputs
-            for r in plan.by_type(typ)}
-
-
-def test_agentgateway_objects_all_validate(agw_plan, tmp_path):
-
-    objects = read_objects(write_manifests(agw_plan, tmp_path))
-    assert not (found := problems(objects, kube_version("prod"))), "\n".join(found)
-    kinds = {o.kind for o in objects}
-    assert {"InferencePool", "AgentgatewayPolicy", "AgentgatewayBackend", "AgentgatewayParameters"} <= kinds
-
-
-def test_agentgateway_pools_have_endpoint_pickers(agw_plan):
-    vllm = [m for m in stack_config("prod")["agentic-platform:models"] if m["engine"] == "vllm"]
-    assert vllm
-    pools = _named(agw_plan, "kubernetes:inference.networking.k8s.io/v1:InferencePool")
-    deployments = _named(agw_plan, "kubernetes:apps/v1:Deployment")
-    services = _named(agw_plan, "kubernetes:core/v1:Service")
-    assert {n for _, n in pools} == {m["name"] for m in vllm}
-    epp_image = yaml.safe_load((ROOT / "platform/images.yaml").read_text())["epp"]
-    for m in vllm:
-        ns = m.get("tenant") or names.NS_INFERENCE
-        pool = pools[(ns, m["name"])]["spec"]
-        assert pool["selector"]["matchLabels"] == {names.MODEL_LABEL: m["name"]}
-        assert pool["targetPorts"] == [{"number": names.PORT_VLLM}]
-        ref = pool["endpointPickerRef"]
-        # the picker the pool names exists, in the pool's namespace, on the port the pool names
-        svc = services[(ns, ref["name"])]["spec"]
-        assert ref["port"]["number"] in {p["port"] for p in svc["ports"]}
-        epp = deployments[(ns, ref["name"])]["spec"]
-        assert epp["selector"]["matchLabels"].items() <= epp["template"]["metadata"]["labels"].items()
-        assert svc["selector"].items() <= epp["template"]["metadata"]["labels"].items()
-        pod = epp["template"]["spec"]
-        container = pod["containers"][0]
-        assert container["image"] == f"{epp_image['registry']}/{epp_image['repository']}:{epp_image['tag']}"
-        args = container["args"]
-        assert args[args.index("--pool-name") + 1] == m["name"] and args[args.index("--pool-namespace") + 1] == ns
-        assert args[args.index("--pool-group") + 1] == "inference.networking.k8s.io"
-        # restricted Pod Security: the namespace enforces it
-        assert pod["securityContext"]["runAsNonRoot"] is True
-        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
-        assert container["resources"]["limits"] and container["readinessProbe"]
-    releases = {r.inputs["name"]: r.inputs for r in agw_plan.by_type(RELEASE)}
-    assert releases["agentgateway"]["values"]["inferenceExtension"] == {"enabled": True}
-    assert releases["agentgateway"]["skipCrds"] is True
-    assert releases["agentgateway"]["version"] == releases["agentgateway-crds"]["version"]
-
-
-def test_agentgateway_routes_send_model_ids_to_pools_behind_jwt_and_limits(agw_plan):
-    gw_cfg = stack_config("prod")["agentic-platform:gateway"]
-    gateways = _named(agw_plan, GATEWAY)
-    agw = gateways[(names.NS_GATEWAY, "ai-inference-agentgateway")]["spec"]
-    assert agw["gatewayClassName"] == "agentgateway"
-    pools = {n: ns for ns, n in _named(agw_plan, "kubernetes:inference.networking.k8s.io/v1:InferencePool")}
-    pool_routes = {}
-    for route in routes(agw_plan):
-        for rule in route["spec"]["rules"]:
-            for ref in rule["backendRefs"][:1]:   # the primary (a canary's: test_agentgateway_canary_...)
-                if ref["kind"] == "AgentgatewayBackend":
-                    # route -> the model's LLM backend (same namespace as its pool) -> the pool
-                    assert route["spec"]["parentRefs"][0]["name"] == "ai-inference-agentgateway"
-                    pool = llm_providers(agw_plan, ref)[0]["custom"]["backendRef"]
-                    assert pool["group"] == "inference.networking.k8s.io" and pool["kind"] == "InferencePool"
-                    assert ref["namespace"] == pools[pool["name"]]
-                    models = {h["value"] for mt in rule["matches"] for h in mt["headers"] if h["name"] == "x-model-id"}
-                    assert models == {pool["name"]}
-                    assert {mt["path"]["value"] for mt in rule["matches"]} == PATHS
-                    pool_routes[route["metadata"]["name"]] = pool["name"]
-    assert sorted(pool_routes.values()) == sorted(pools)
-    grants = _named(agw_plan, "kubernetes:gateway.networking.k8s.io/v1beta1:ReferenceGrant")
-    for ns in set(pools.values()):
-        assert {"group": "agentgateway.dev", "kind": "AgentgatewayBackend"} in grants[(ns, "ai-gateway-pools")][
-            "spec"]["to"]
-    policies = [p.inputs["spec"] for p in agw_plan.by_type("kubernetes:agentgateway.dev/v1alpha1:AgentgatewayPolicy")
-                if "traffic" in p.inputs["spec"]]
-    jwt = [p for p in policies if "jwtAuthentication" in p["traffic"]]
-    assert jwt and jwt[0]["targetRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
-                                            "name": "ai-inference-agentgateway"}]
-    provider = jwt[0]["traffic"]["jwtAuthentication"]["providers"][0]
-    assert provider["issuer"] == gw_cfg["jwt"]["issuer"]
-    assert gw_cfg["jwt"]["jwksUri"].endswith("/" + provider["jwks"]["remote"]["jwksPath"])
-    # the platform limit: the policy's local limit, or with tenant budgets the last (unconditional) entry
-    limited = {t["name"]: (p["traffic"]["rateLimit"].get("local") or
-                           p["traffic"]["rateLimit"]["conditional"][-1]["policy"]["local"])[0]
-               for p in policies if "rateLimit" in p["traffic"] for t in p["targetRefs"]}
-    assert set(limited) == set(pool_routes)
-    for bucket in limited.values():
-        assert bucket["requests"] >= 1 and bucket["unit"] in {"Seconds", "Minutes", "Hours"}
-
-
-def test_agentgateway_off_by_default(dev_plan, kgw_plan):
-    """dev sets no inferenceRouting (none, the default), the kgateway variant none explicitly."""
-    assert "inferenceRouting" not in stack_config("dev")["agentic-platform:gateway"] or \
-        stack_config("dev")["agentic-platform:gateway"]["inferenceRouting"] == "none"
-    for plan in (dev_plan, kgw_plan):
-        assert not plan.by_type("kubernetes:inference.networking.k8s.io/v1:InferencePool")
-        assert not [r for r in plan.by_type(RELEASE) if r.inputs["name"].startswith("agentgateway")]
-        assert not [r for r in routes(plan) if forwards_to_agentgateway(r["spec"]["rules"][0]["backendRefs"][0])]
-
-
-@pytest.mark.parametrize(("bucket", "expected"), [
-    ({"maxTokens": 1000, "tokensPerFill": 100, "fillInterval": "1s"}, {"requests": 100, "unit": "Seconds", "burst": 900}),
-    ({"maxTokens": 100, "tokensPerFill": 100, "fillInterval": "60s"}, {"requests": 100, "unit": "Minutes", "burst": 0}),
-    ({"maxTokens": 10, "tokensPerFill": 10, "fillInterval": "500ms"}, {"requests": 20, "unit": "Seconds", "burst": 0}),
-    ({"maxTokens": 7, "tokensPerFill": 7, "fillInterval": "7m"}, {"requests": 1, "unit": "Minutes", "burst": 0}),
-    ({"maxTokens": 7, "tokensPerFill": 7, "fillInterval": "11s"}, {"requests": 2291, "unit": "Hours", "burst": 0}),
-])
-def test_token_bucket_as_agentgateway_local_limit(bucket, expected):
-
-    assert local_rate_limit(TokenBucketConfig.model_validate(bucket)) == expected
 
 
 def test_lbc_registers_no_service_webhook(any_plan):
@@ -482,75 +289,3 @@ def test_lbc_registers_no_service_webhook(any_plan):
                     for e in (hook.get(sel) or {}).get("matchExpressions", []))
         targets_pods = "pods" in [res for rule in hook["rules"] for res in rule["resources"]]
         assert not targets_pods or gated or hook["failurePolicy"] == "Ignore", hook["name"]
-
-
-# ----------------------------------------------------------------------------- any number of models
-
-HTTPROUTE_CRD = ROOT / "platform" / "crds" / "gateway-api" / "gateway.networking.k8s.io_httproutes.yaml"
-
-
-def _httproute_validator():
-    crd = yaml.safe_load(HTTPROUTE_CRD.read_text())
-    raw = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")["schema"]["openAPIV3Schema"]
-    return crd_validator("gateway.networking.k8s.io/v1", "HTTPRoute", raw)
-
-
-def _many_models(n: int) -> dict:
-    """Prod served by kgateway alone (inferenceRouting: none) with n models (the extra ones shared, 1 GPU,
-    scale-to-zero): more than one HTTPRoute's
-    16 rules for every tenant."""
-    doc = kgateway_only_doc()
-    models = doc["config"]["agentic-platform:models"]
-    small = next(m for m in models if m["name"] == "llama-3-8b")
-    models.extend({**small, "name": f"extra-{i}", "minReplicas": 0, "maxReplicas": 1} for i in range(n - len(models)))
-    # room for them in ai-inference's quota (the quota rules are not what this is about)
-    doc["config"]["agentic-platform:platformQuotas"]["ai-inference"].update(
-        cpu="1000", memory="8Ti", cpuLimit="2000", memoryLimit="16Ti", gpu=100, pods=500)
-    return doc
-
-
-@pytest.fixture(scope="module")
-def thirty_models(tmp_path_factory) -> Plan:
-    return plan_file(str(write_stack(tmp_path_factory.mktemp("thirty"), _many_models(30), "thirty")), analysed=False)
-
-
-def test_vendored_schema_caps_an_httproute_at_16_rules():
-    """The cap the split exists for is the pinned CRD's: a 17-rule route fails its schema."""
-    rule = {"matches": [{"path": {"type": "Exact", "value": "/v1/completions"}}]}
-    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "r"},
-             "spec": {"rules": [rule] * 16}}
-    validator = _httproute_validator()
-    assert not list(validator.iter_errors(route))
-    assert any("16" in e.message or e.validator == "maxItems"
-               for e in validator.iter_errors({**route, "spec": {"rules": [rule] * 17}}))
-
-
-@pytest.mark.program
-def test_thirty_models_route_with_todays_semantics(thirty_models):
-    """30 models and 2 tenants: each tenant's rules spread over HTTPRoutes that each pass the pinned
-    schema (<= 16 rules) and the CEL cap of 128 matches; every (tenant, model) keeps exactly the
-    model route's backends (canary weights, fallback Backend), behind the tenant's bucket."""
-    plan = thirty_models
-    models = [m["name"] for m in _many_models(30)["config"]["agentic-platform:models"]]
-    tenants = [t["name"] for t in stack_config("prod")["agentic-platform:tenants"]]
-    validator = _httproute_validator()
-    for route in routes(plan):
-        errors = [e.message for e in validator.iter_errors(
-            {"apiVersion": route["apiVersion"], "kind": route["kind"], **route})]
-        assert not errors, (route["metadata"]["name"], errors[:2])
-        assert sum(len(r["matches"]) for r in route["spec"]["rules"]) <= 128
-    policies = [p.inputs["spec"] for p in plan.by_type(POLICY) if "rateLimit" in p.inputs["spec"]]
-    bucket_of = {t["name"]: p["rateLimit"]["local"]["tokenBucket"] for p in policies for t in p["targetRefs"]}
-    gw = validate(_raw("prod"), "prod").gateway
-    for model in models:
-        [(_, model_rule, _)] = {id(r): (ro, r, m) for ro, r, m in rules_for(plan, model)}.values()
-        for tenant in tenants:
-            found = rules_for(plan, model, tenant)
-            assert {m["path"]["value"] for _, _, m in found} == PATHS, (tenant, model)
-            route, rule, _ = found[0]
-            assert rule["backendRefs"] == model_rule["backendRefs"] and rule["timeouts"] == model_rule["timeouts"]
-            assert route["metadata"]["labels"][names.TENANT_LABEL] == tenant
-            assert bucket_of[route["metadata"]["name"]] == token_bucket(kgateway_tenant_bucket(gw, tenant))["tokenBucket"]
-    # two routes per tenant (16 + 14 rules); the first keeps its pre-split name
-    names_ = sorted(r["metadata"]["name"] for r in routes(plan) if r["metadata"]["name"].startswith("tenant-"))
-    assert names_ == sorted(n for t in tenants for n in (f"tenant-{t}", f"tenant-{t}.1"))
