@@ -43,7 +43,7 @@ def to_json(plan: Plan) -> dict[str, Any]:
         "resources": [{"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent, "custom": r.custom,
                        "protect": r.protect, "dependencies": r.dependencies, "options": r.options,
                        "inputs": r.inputs}
-                      for r in plan.resources],
+                      for r in sorted(plan.resources, key=lambda r: r.urn)],   # (registration order varies run to run)
         "outputs": plan.outputs,
         "policies": plan.policies,
         "mocked": MOCK_NOTE,
@@ -96,6 +96,7 @@ def write_manifests(plan: Plan, out_dir: Path) -> list[Path]:
         written.append(path)
         index.append({"file": str(rel), "apiVersion": obj.api_version, "kind": obj.kind, "namespace": obj.namespace,
                       "name": obj.name, "source": obj.source, "release": obj.release, "hook": obj.hook})
+    index.sort(key=lambda e: e["file"])   # stable across runs: objects come in registration order
     (out_dir / "index.json").write_text(json.dumps(index, indent=1))
     return written
 
