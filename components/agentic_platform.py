@@ -142,8 +142,11 @@ class AgenticPlatform(pulumi.ComponentResource):
     def _observability_and_data(self, config: PlatformConfig, cluster_name: str, tags: dict[str, str],
                                 k8s: pulumi.ResourceOptions) -> None:
         """Prometheus and Grafana, OpenCost, the GPU stack, the data services and LangFuse."""
-        # Observability pods run in the tenancy layer's namespaces.
-        obs_deps: list[pulumi.Resource] = [*self.tenancy.namespaces.values()]
+        # Observability runs in its two namespaces (kube-system's exporters' Services aside, which
+        # always exists); not after every tenant's namespace: nothing waits on what it does not use,
+        # and the edges would grow with tenants x observability objects.
+        obs_deps: list[pulumi.Resource] = [self.tenancy.namespaces[names.NS_OBSERVABILITY],
+                                           self.tenancy.namespaces[names.NS_HOST_MONITORING]]
         self.observability = Observability("observability", ObservabilityArgs(
             config=config.observability, storage_class=self.cluster.storage_class_name,
             cache_storage_class=self.cluster.cache_storage_class_name, nodes=self.platform_nodes,
