@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_preflight(config, stack)
 
+    # (imported here, after validation and the pre-flight branch: bad input exits 2 without loading them)
     from plan.analysis import analyse
     from plan.engine import run_program
     from plan.render import HelmMissingError, RenderError, helm_version
