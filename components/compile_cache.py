@@ -103,13 +103,9 @@ def cache_prefix(m: Any, pool: Any) -> str | None:
     """The S3 prefix of the model's compile cache; None when it has none (see the module doc). The
     config refuses a weights prefix that overlaps it (components/config/rules.py)."""
     gpu = compile_cache_gpu(m, pool)
-    if not uses_s3(m) or gpu is None:
+    if not m.compile_cache_in_s3 or gpu is None:
         return None
     return f"{model_root(m)}{engine_version(m)}/{gpu}/{args_hash(m)}"
-
-
-def uses_s3(m: Any) -> bool:
-    return m.engine == "vllm" and m.compile_cache and m.cache == "s3"
 
 
 def lifecycle_rules(models: list[Any], days: int) -> list[dict[str, Any]]:
@@ -118,7 +114,7 @@ def lifecycle_rules(models: list[Any], days: int) -> list[dict[str, Any]]:
     in use expires too and the next save puts it back); versioning keeps the expired version as
     non-current, which the bucket's own rule removes. One rule per model (S3 lifecycle filters take
     a literal prefix, no wildcard: docs.aws.amazon.com/AmazonS3/latest/userguide/intro-lifecycle-rules.html)."""
-    roots = sorted({model_root(m) for m in models if uses_s3(m)})
+    roots = sorted({model_root(m) for m in models if m.compile_cache_in_s3})
     return [{"id": f"expire-compile-cache-{root.split('/', 1)[0]}", "status": "Enabled",
              "filter": {"prefix": root}, "expiration": {"days": days}} for root in roots]
 

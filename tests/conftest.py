@@ -27,6 +27,7 @@ import yaml
 from components.config import NAMESPACE, ConfigError, validate
 from plan.engine import ROOT, Plan, read_stack, run_program, tune_gc
 from tests import shared_plans
+from tests.policy_recording import Recording
 
 tune_gc()   # every worker plans whole programs: the plan's collection thresholds (plan/engine.py)
 
@@ -327,3 +328,10 @@ def release_of(plan: Plan, chart: str):
 
     (r,) = [r for r in plan.by_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == chart_archive(chart)]
     return r
+
+
+@pytest.fixture
+def rec(prod_plan) -> Recording:
+    """prod's plan as the policy gate's tests read it (tests/policy_recording.py): one fixture for
+    tests/test_policy_gate*.py."""
+    return Recording(prod_plan)

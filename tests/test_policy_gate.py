@@ -40,12 +40,6 @@ from tests.policy_recording import (
     owned,
 )
 
-
-@pytest.fixture
-def rec(prod_plan) -> Recording:
-    return Recording(prod_plan)
-
-
 # ----------------------------------------------------------------------------- the clean plans
 
 

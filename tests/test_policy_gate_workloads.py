@@ -30,12 +30,6 @@ from tests.policy_recording import (
     pod_spec,
 )
 
-
-@pytest.fixture
-def rec(prod_plan) -> Recording:
-    return Recording(prod_plan)
-
-
 # ----------------------------------------------------------------------------- typed workloads
 
 

@@ -74,6 +74,12 @@ class ModelConfig(Section):
     weights_job: bool = Field(
         True, description="cache s3: a Job copies the weights from Hugging Face to the models bucket before the Deployment")
 
+    @property
+    def compile_cache_in_s3(self) -> bool:
+        """Its compile cache travels through the models bucket (components/compile_cache.py); the
+        cross-checks keep weights out of that prefix (components/config/rules.py)."""
+        return self.engine == "vllm" and self.compile_cache and self.cache == "s3"
+
     def problems(self) -> Iterator[Problem]:
         if self.min_replicas > self.max_replicas:
             yield "minReplicas", f"{self.min_replicas} is more than maxReplicas ({self.max_replicas})"

@@ -79,7 +79,7 @@ def _weights_apart_from_compile_caches(cfg: PlatformConfig) -> Iterator[Problem]
     compile cache under a weights prefix -- or weights under a cache root -- breaks both. A Hugging
     Face id without an organisation (`gpt2`) equals a model name easily."""
     roots = {compile_cache_root(m.name): j for j, m in enumerate(cfg.models)
-             if m.engine == "vllm" and m.compile_cache and m.cache == "s3"}
+             if m.compile_cache_in_s3}
     for i, m in enumerate(cfg.models):
         if m.cache != "s3":
             continue
