@@ -165,15 +165,15 @@ def test_the_addon_after_the_node_group_ends_later(dev_plan):
     ebs = addon(dev_plan, "aws-ebs-csi-driver").urn
     now = schedule(build_world(dev_plan, None))["finish"][ebs]
     before = schedule(build_world(after_node_group(dev_plan, "aws-ebs-csi-driver"), None))["finish"][ebs]
-    assert before - now == 90 - 40   # its own 1.5 min after the nodes vs the pods' start
+    assert before - now == 140 - 40   # its own 140 s after the nodes vs the pods' 40 s start
 
 
 def test_a_node_wait_longer_than_the_addon_timeout(dev_plan):
     r = addon(dev_plan, "aws-ebs-csi-driver")
     short = edit(dev_plan, lambda x: x.urn == r.urn,
-                 lambda x: {"options": {**x.options, "customTimeouts": {"create": "4m"}}})
+                 lambda x: {"options": {**x.options, "customTimeouts": {"create": "2m"}}})
     hz = [h for h in found(rehearse(short), "await-timeout") if r.urn in h["resources"]]
-    assert hz and "240s" in hz[0]["message"] and "node group" in hz[0]["message"]
+    assert hz and "120s" in hz[0]["message"] and "node group" in hz[0]["message"]
     assert not [h for h in found(rehearse(dev_plan), "await-timeout") if r.urn in h["resources"]]
 
 
