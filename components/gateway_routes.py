@@ -161,11 +161,6 @@ class ModelRoutes:
                     out[used] = self.model_deps[used]
         return list(out.values())
 
-    def _route_or_serving(self, model: str) -> list[pulumi.Resource]:
-        """What a tenant route's rule for `model` waits for: the model's route (which waits for the
-        model), or, for a model with no model route (owner_only), its serving components."""
-        return [self.model_route[model]] if model in self.model_route else self._serving(model)
-
     def model_routes(self) -> dict[str, k8s.apiextensions.CustomResource]:
         """One HTTPRoute per model (header x-model-id), one rule each; none for a model routed for its
         own tenant only (gateway_tenants.owner_only)."""
@@ -191,9 +186,15 @@ class ModelRoutes:
             out[route] = custom_object(
                 resource, f"{GATEWAY_API}/v1", "HTTPRoute", route, namespace=names.NS_GATEWAY,
                 labels=labels(route, "gateway-route", extra={names.TENANT_LABEL: tenant}),
-                # after its models' routes (each waits for its model): the same order, T x M dependencies
-                # instead of T x M x the resources of a model
-                opts=self._opts(*self.deps, *(d for m in group for d in self._route_or_serving(m))),
+                # Not after its models: a rule whose backend does not exist yet answers 500 for that
+                # backend alone, and the route's other rules serve (Gateway API HTTPRoute,
+                # HTTPBackendRef: "requests that would have otherwise been routed to an invalid
+                # backend" get a 500; platform/crds/gateway-api/gateway.networking.k8s.io_httproutes.yaml
+                # backendRefs description), and no tenant asks for a model before it exists. Waiting
+                # for them would be tenants x models dependencies, each walked by the SDK's cycle
+                # check (pulumi/runtime/resource_cycle_breaker.py): the program's one quadratic step
+                # (tests/test_scaling.py). Each model's own route still waits for its model.
+                opts=self._opts(*self.deps),
                 spec={"parentRefs": [parent_ref()],
                       "rules": [model_rule(self.cfg, m, self.backend_refs(self.settings(m)), tenant) for m in group]})
         return out

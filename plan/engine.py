@@ -18,11 +18,12 @@ from typing import Any
 
 import pulumi
 import yaml
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import resource as sdk_resource
-from pulumi.runtime import settings
-from pulumi.runtime.mocks import MockMonitor
-from pulumi.runtime.proto import source_pb2
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.mocks import MockMonitor, MockResourceArgs
+from pulumi.runtime.proto import resource_pb2, source_pb2
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from domain.yamlfile import load_yaml, read_yaml
 from plan.wire import RESOURCE_SIG, SECRET_TEXT, SIG, redact, request_inputs, strip_references
@@ -109,7 +110,8 @@ def program_config(stack: StackFile) -> dict[str, str]:
 
 class RecordingMonitor(MockMonitor):
     """The stock mock monitor, plus: resource references in inputs are turned into URNs before the
-    monitor rehydrates them (which otherwise crosses event loops), and every request is kept."""
+    monitor rehydrates them (which otherwise crosses event loops), every request is kept, and the
+    outputs echo the request's own wire values (echo_outputs)."""
 
     def __init__(self, mocks: PlanMocks):
         super().__init__(mocks)
@@ -122,10 +124,38 @@ class RecordingMonitor(MockMonitor):
             req.object.Clear()
             req.object.update(strip_references(json_format.MessageToDict(request.object)))
             request = req
-        resp = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
-            self.requests.append((request, resp.urn))
-        return resp
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == "pulumi:pulumi:Stack":
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        # As the stock MockMonitor.RegisterResource (pulumi 3.272 runtime/mocks.py): the inputs as
+        # Python values, the mocks' state kept for the policies, the state sent back as outputs
+        # (echo_outputs). No transforms: the mock monitor runs none and PlanMocks reads none.
+        _ensure_event_loop()   # deserializing may build secrets and resource references
+        inputs = rpc.deserialize_properties(request.object)
+        id_, state = self.mocks.new_resource(MockResourceArgs(
+            typ=request.type, name=request.name, inputs=inputs, provider=request.provider,
+            resource_id=request.importId, custom=request.custom or False))
+        self.resources[urn] = MockMonitor.ResourceRegistration(urn, id_, state)
+        self.requests.append((request, urn))
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=echo_outputs(request.object, inputs, state))
+
+
+def echo_outputs(wire_inputs: struct_pb2.Struct, inputs: dict[str, Any], state: dict[str, Any]) -> struct_pb2.Struct:
+    """The state as the wire's outputs. A property the mocks echo unchanged (the very object they
+    were given) is copied from the request as it came: it is already serialized, and the stock path
+    (serialize_properties of the deserialized value) gives the SDK the same values, each pass over a
+    big spec costing as much as the SDK's own. Only what the mocks add or change is serialized.
+    tests/test_engine_echo.py checks both give the program the same outputs."""
+    out = struct_pb2.Struct()
+    added = {}
+    for key, value in state.items():
+        if key in inputs and value is inputs[key]:
+            out.fields[key].CopyFrom(wire_inputs.fields[key])
+        else:
+            added[key] = value
+    if added:
+        out.MergeFrom(_sync_await(rpc.serialize_properties(added, {})))
+    return out
 
 
 def _arn(service: str, resource: str, region: str = "us-west-2") -> str:
