@@ -54,6 +54,12 @@ def node_waiting_addon_timeout() -> str:
     return f"{(timeout_seconds('nodeGroupCreate') + timeout_seconds('addonCreate')) // 60}m"
 
 
+def early_addon_timeout() -> str:
+    """An add-on created as the cluster turns ACTIVE may be retried until the add-on API is ready, up
+    to 20 minutes (platform/durations.yaml `timeouts.addonApiRetries`): its own default window after that."""
+    return f"{(timeout_seconds('addonCreate') + timeout_seconds('addonApiRetries')) // 60}m"
+
+
 @dataclass
 class ClusterArgs:
     config: ClusterConfig
@@ -211,13 +217,15 @@ class Cluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         # A DaemonSet: ACTIVE with no nodes yet, so it is created beside the node group. Pods that
         # get AWS credentials through Pod Identity (Karpenter, the EBS CSI controller) wait for it.
-        self.pod_identity_agent = self._addon("eks-pod-identity-agent", [])
+        # All three are created as the cluster turns ACTIVE, before the add-on API is ready.
+        early = early_addon_timeout()
+        self.pod_identity_agent = self._addon("eks-pod-identity-agent", [], create_timeout=early)
         cni = pod_identity_role(f"{name}-vpc-cni", cluster_name=self.cluster_name, namespace="kube-system",
                                 service_account="aws-node", managed_policy_arns=(CNI_POLICY,), tags=tags, opts=child)
-        vpc_cni = self._addon("vpc-cni", [], pod_identity_associations=[{"role_arn": cni.role.arn,
-                                                                    "service_account": "aws-node"}],
-                        configuration_values=json.dumps(VPC_CNI_CONFIGURATION))
-        kube_proxy = self._addon("kube-proxy", [])
+        vpc_cni = self._addon("vpc-cni", [], create_timeout=early,
+                              pod_identity_associations=[{"role_arn": cni.role.arn, "service_account": "aws-node"}],
+                              configuration_values=json.dumps(VPC_CNI_CONFIGURATION))
+        kube_proxy = self._addon("kube-proxy", [], create_timeout=early)
 
         return vpc_cni, kube_proxy
 

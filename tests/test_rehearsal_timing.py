@@ -147,9 +147,9 @@ def test_await_windows_are_sourced_data_the_rehearsal_reads(any_plan):
     platform/durations.yaml `timeouts`, each with its source; an add-on without customTimeouts is
     judged against the same add-on default the components add to the node group's window."""
     windows = durations()["timeouts"]
-    assert {"nodeGroupCreate", "addonCreate", "nodeTerminationMargin"} <= set(windows)
+    assert {"nodeGroupCreate", "addonCreate", "addonApiRetries", "nodeTerminationMargin"} <= set(windows)
     assert all(int(w["seconds"]) > 0 and w["source"].strip() for w in windows.values())
-    r = addon(any_plan, "eks-pod-identity-agent")
+    r = addon(any_plan, "eks-node-monitoring-agent")
     assert "customTimeouts" not in r.options or not r.options["customTimeouts"].get("create")
     assert addon_timeout(r) == timeout_seconds("addonCreate")
 
@@ -304,3 +304,22 @@ def test_awaits_the_platform_needs_and_the_last_step_are_no_levers(prod_plan, mo
     levers = schedule(build_world(prod_plan, None), 20)["levers"]
     named = {w.graph.by_urn[u].name for lv in levers if lv["kind"] == "await" for u in lv["resources"]}
     assert "langfuse-stores-clickhouse" in named and "langfuse" not in named
+
+
+@pytest.mark.parametrize("name", ["vpc-cni", "kube-proxy", "eks-pod-identity-agent"])
+def test_an_addon_created_before_the_addon_api_is_ready_outwaits_its_retries(dev_plan, name):
+    """Created as the cluster turns ACTIVE, each may be retried up to 20 min (durations.yaml
+    timeouts.addonApiRetries): the provider's default window alone would end the deploy there."""
+    r = addon(dev_plan, name)
+    assert addon_timeout(r) >= timeout_seconds("addonCreate") + timeout_seconds("addonApiRetries")
+    default = edit(dev_plan, lambda x: x.urn == r.urn,
+                   lambda x: {"options": {k: v for k, v in x.options.items() if k != "customTimeouts"}})
+    hz = [h for h in found(rehearse(default), "await-timeout") if r.urn in h["resources"]]
+    assert hz and "before the add-on API is ready" in hz[0]["message"] and "1200s" in hz[0]["message"]
+    assert not [h for h in found(rehearse(dev_plan), "await-timeout") if r.urn in h["resources"]]
+
+
+def test_an_addon_created_after_the_addon_api_is_ready_keeps_the_default_window(dev_plan):
+    r = addon(dev_plan, "eks-node-monitoring-agent")   # after the node group: minutes after ACTIVE
+    assert addon_timeout(r) == timeout_seconds("addonCreate")
+    assert not [h for h in found(rehearse(dev_plan), "await-timeout") if r.urn in h["resources"]]

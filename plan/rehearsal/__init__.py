@@ -25,7 +25,7 @@ import math
 from typing import Any
 
 from domain.durations import durations
-from plan.rehearsal.addons import addon_hazards
+from plan.rehearsal.addons import addon_hazards, early_addon_hazards
 from plan.rehearsal.destroy import buckets, controllers_outlive, dedupe, deletion_protection, kept, snapshots, vpc_leftovers
 from plan.rehearsal.facts import ADDON, GOAL_MINUTES, MANDATORY, hazard, minutes, seconds
 from plan.rehearsal.timing import schedule
@@ -45,7 +45,7 @@ def rehearse(plan: Any, config: Any = None) -> dict[str, Any]:
                       *vpc_leftovers(w, keep)])
     sched = schedule(w, goal)
     up = dedupe([*up, *await_timeouts(w, sched)])
-    up = dedupe([*up, *addon_hazards(w, sched)])
+    up = dedupe([*up, *addon_hazards(w, sched), *early_addon_hazards(w, sched)])
     steps, finish, start = sched["steps"], sched["finish"], sched["start"]
     # "after": the edge kind that made the step wait, or what decided its end without an edge:
     # "nodes" for an add-on created beside its node source (plan/rehearsal/addons.py), "pods" for

@@ -70,6 +70,30 @@ def addon_timeout(r: Any) -> int:
     return custom if custom is not None else timeout_seconds("addonCreate")
 
 
+def early_addon_hazards(w: World, sched: dict[str, Any]) -> list[dict[str, Any]]:
+    """Add-ons created before the add-on API is ready (`readyAfterActive` after the control plane is
+    ACTIVE: the cluster component's start + the control plane's own figure) are retried up to
+    `addonApiRetries` (platform/durations.yaml): a create timeout that does not cover that and the
+    add-on's own time can end the first deploy there, and the node group behind vpc-cni never starts."""
+    retries = durations()["timeouts"]["addonApiRetries"]
+    control_plane_s = int(durations()["resources"]["aws:eks/cluster:Cluster"]["seconds"])
+    start, finish = sched["begin"], sched["finish"]
+    out = []
+    for cluster in w.plan.by_type("eks:index:Cluster"):
+        ready = start.get(cluster.urn, 0) + control_plane_s + int(retries["readyAfterActive"])
+        for r in w.plan.by_type(ADDON):
+            if r.urn not in start or start[r.urn] >= ready:
+                continue
+            needed = int(retries["seconds"]) + finish.get(r.urn, 0) - start[r.urn]
+            if addon_timeout(r) < needed:
+                out.append(hazard("await-timeout", MANDATORY,
+                                  f"{r.name} (EKS add-on {r.inputs.get('addonName')}) is created before the add-on API "
+                                  f"is ready (~{retries['readyAfterActive']}s after ACTIVE) and may be retried up to "
+                                  f"{retries['seconds']}s; the provider waits {addon_timeout(r)}s "
+                                  f"(customTimeouts.create): raise it to {needed}s or more", [r.urn, cluster.urn]))
+    return out
+
+
 def addon_hazards(w: World, sched: dict[str, Any]) -> list[dict[str, Any]]:
     """Deployment add-ons whose pods fit no node source (DEGRADED until the provider gives up),
     node sources that wait for the add-on that waits for them, and node waits longer than the
