@@ -14,11 +14,13 @@ plan costs a file read; independent releases render in parallel."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
 import subprocess
 import sys
+import tarfile
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -130,9 +132,41 @@ def _split(text: str, release: ReleaseSpec) -> list[dict[str, Any]]:
     return out
 
 
+# A template sees the cluster's API versions only through `.Capabilities.APIVersions` (Helm
+# pkg/chartutil/capabilities.go: Capabilities{KubeVersion, APIVersions, HelmVersion}; `helm template
+# --api-versions` fills APIVersions and nothing else). A chart none of whose files names it, nor hands
+# `.Capabilities` on whole, renders the same whatever the API set.
+_READS_APIS = re.compile(rb"APIVersions|Capabilities\s*(\||\)|}})")
+
+
+def _archive_reads_apis(archive: tarfile.TarFile) -> bool:
+    for member in archive:
+        if not member.isfile():
+            continue
+        data = archive.extractfile(member).read()   # type: ignore[union-attr]
+        if member.name.endswith(".tgz"):    # a subchart vendored as an archive
+            with tarfile.open(fileobj=io.BytesIO(data)) as sub:
+                if _archive_reads_apis(sub):
+                    return True
+        elif _READS_APIS.search(data):
+            return True
+    return False
+
+
+@cache
+def reads_api_versions(chart: Path, digest: str) -> bool:
+    """Whether any file of the chart archive (its subcharts' included) can read the API versions."""
+    with tarfile.open(chart) as archive:
+        return _archive_reads_apis(archive)
+
+
 def _key(release: ReleaseSpec, kube_version: str, api_versions: tuple[str, ...]) -> str:
-    ident = [helm_version(), archive_digest(release.chart), release.name, release.namespace, release.values,
-             kube_version, list(api_versions), release.include_crds]
+    """The render's identity. A chart that cannot read the API versions keys without them: the
+    fixpoint's second pass and another stack's render with other CRDs read the same entry."""
+    digest = archive_digest(release.chart)
+    apis = list(api_versions) if reads_api_versions(release.chart, digest) else "not read by the chart"
+    ident = [helm_version(), digest, release.name, release.namespace, release.values,
+             kube_version, apis, release.include_crds]
     return hashlib.sha256(json.dumps(ident).encode()).hexdigest()
 
 

@@ -14,6 +14,7 @@ import yaml
 from plan.cache import Memo
 from plan.engine import Plan, Resource
 from plan.objects import K8sObject
+from plan.wire import SECRET_TEXT
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)   # libyaml when present: 10x faster
@@ -66,9 +67,20 @@ def object_path(obj: K8sObject) -> Path:
     return Path(_safe(obj.namespace or "_cluster")) / f"{obj.kind}-{_safe(obj.name)}.yaml"
 
 
+def without_secret_values(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A Secret as the manifests show it: its keys, each value "[secret]". Declared Secrets reach the
+    plan redacted already (plan/wire.py); a chart's own (the load balancer controller's webhook TLS
+    key, made by `genSignedCert` at every render) would otherwise be written out in clear."""
+    if manifest.get("kind") != "Secret":
+        return manifest
+    return {**manifest, **{field: {k: SECRET_TEXT for k in manifest[field]}
+                           for field in ("data", "stringData") if isinstance(manifest.get(field), dict)}}
+
+
 def write_manifests(plan: Plan, out_dir: Path) -> list[Path]:
     """One file per Kubernetes object, declared or rendered by a Helm release
-    (DIR/<namespace or _cluster>/<Kind>-<name>.yaml), one per Helm release (DIR/_helm/<release>.yaml)
+    (DIR/<namespace or _cluster>/<Kind>-<name>.yaml, a Secret's values "[secret]"), one per Helm
+    release (DIR/_helm/<release>.yaml)
     and DIR/index.json listing every object with its file, source and hook."""
     written: list[Path] = []
     index = []
@@ -92,7 +104,7 @@ def write_manifests(plan: Plan, out_dir: Path) -> list[Path]:
         if path.parent not in made:
             path.parent.mkdir(parents=True, exist_ok=True)
             made.add(path.parent)
-        path.write_text(to_yaml(obj.manifest))
+        path.write_text(to_yaml(without_secret_values(obj.manifest)))
         written.append(path)
         index.append({"file": str(rel), "apiVersion": obj.api_version, "kind": obj.kind, "namespace": obj.namespace,
                       "name": obj.name, "source": obj.source, "release": obj.release, "hook": obj.hook})

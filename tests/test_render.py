@@ -3,10 +3,12 @@ every object, declared or rendered, as the cluster would."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 from collections import Counter
 
 import pytest
@@ -64,7 +66,7 @@ def test_zero_admission_findings(planned):
 
 @pytest.mark.program
 def test_cache_key_follows_archive_values_and_kube_version(planned):
-    spec = render.releases(planned)[0]
+    spec = next(s for s in render.releases(planned) if render.reads_api_versions(s.chart, render.archive_digest(s.chart)))
     key = render._key(spec, "1.34.0", ())
     assert key == render._key(spec, "1.34.0", ())
     assert key != render._key(spec, "1.33.0", ())
@@ -72,6 +74,39 @@ def test_cache_key_follows_archive_values_and_kube_version(planned):
     other = render.ReleaseSpec(spec.urn, spec.name, spec.namespace, spec.chart, spec.version,
                                json.dumps({"changed": True}), spec.include_crds)
     assert key != render._key(other, "1.34.0", ())
+
+
+@pytest.mark.program
+def test_a_chart_that_cannot_read_the_api_versions_renders_alike_with_any(planned, tmp_path, monkeypatch):
+    """Keyed without the API set (plan/render.py reads_api_versions): checked by rendering such a
+    chart with Helm under two API sets, and a chart that reads them keys each set apart."""
+    specs = render.releases(planned)
+    blind = [s for s in specs if not render.reads_api_versions(s.chart, render.archive_digest(s.chart))]
+    assert {"prometheus-operator-crds", "aws-load-balancer-controller", "keda"} <= {s.name for s in blind}
+    assert any(s.name == "kube-prometheus-stack" for s in specs if s not in blind)   # it reads them
+    # keda renders the same twice (the load balancer controller makes new webhook certificates each time)
+    spec = next(s for s in blind if s.name == "keda")
+    apis = ("gateway.networking.k8s.io/v1", "monitoring.coreos.com/v1/ServiceMonitor")
+    assert render._key(spec, "1.34.0", ()) == render._key(spec, "1.34.0", apis)
+    monkeypatch.setattr(render, "CACHE_DIR", tmp_path / "a")
+    without = render.render_one(spec, "1.34.0", ())
+    monkeypatch.setattr(render, "CACHE_DIR", tmp_path / "b")
+    assert render.render_one(spec, "1.34.0", apis) == without
+
+
+def test_subcharts_vendored_as_archives_are_read_too(tmp_path):
+    def archive(path, files):
+        with tarfile.open(path, "w:gz") as t:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+    archive(tmp_path / "sub.tgz", {"sub/templates/pdb.yaml": b"{{ if .Capabilities.APIVersions.Has \"policy/v1\" }}"})
+    archive(tmp_path / "parent.tgz", {"parent/templates/cm.yaml": b"kind: ConfigMap",
+                                      "parent/charts/sub.tgz": (tmp_path / "sub.tgz").read_bytes()})
+    archive(tmp_path / "plain.tgz", {"plain/templates/cm.yaml": b"kind: ConfigMap"})
+    assert render.reads_api_versions(tmp_path / "parent.tgz", "p")
+    assert not render.reads_api_versions(tmp_path / "plain.tgz", "q")
 
 
 def test_a_chart_that_does_not_render_is_an_error(tmp_path):
