@@ -8,7 +8,7 @@ ClientOnly`), so what it prints is what the install would create, hooks included
 their `helm.sh/hook` annotation; `helm test` pods are hooks of kind `test`).
 
 Renders are cached by (Helm version, archive sha256, release, namespace, values, kube version,
-API versions, CRD handling) under `.cache/render` (override: $AGENTIC_RENDER_CACHE), so a repeat
+API versions if the chart can read them, CRD handling) under `.cache/render` (override: $AGENTIC_RENDER_CACHE), so a repeat
 plan costs a file read; independent releases render in parallel."""
 
 from __future__ import annotations
