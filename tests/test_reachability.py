@@ -317,3 +317,48 @@ def test_a_pod_meets_only_the_namespaces_its_policies_name():
     c = cluster([a], [only_b])
     assert c.peer_namespaces(a, "Egress", ["a", "b", "c"]) == {"a", "b"}
     assert c.peer_namespaces(a, "Ingress", ["a", "b", "c"]) is None   # not isolated for ingress: anyone
+
+
+# The matrix judges each policy once per kind of peer (plan/reachability/matrix.py _Selection): these
+# pairs differ only in what that key must tell apart, the first pod of `b` hiding the second otherwise.
+WEB_OR_API = policy("a", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [
+    {"to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "web"}}}], "ports": [{"port": 80}]},
+    {"to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "api"}}}], "ports": [{"port": 82}]}]})
+TO_HTTP = policy("a", {"podSelector": {}, "policyTypes": ["Egress"],
+                       "egress": [{"to": [{"namespaceSelector": {}}], "ports": [{"port": "http"}]}]})
+FROM_A_HTTP = policy("b", {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [
+    {"from": [{"namespaceSelector": {"matchLabels": {"team": "a"}}}], "ports": [{"port": "http"}]}]})
+
+
+@pytest.mark.parametrize("pol, b_pods, ports", [
+    # the peer's labels (a podSelector reads them): web on 80, api on 82
+    (WEB_OR_API, [pod("b", "web", {"app": "web"}), pod("b", "api", {"app": "api"})], ["80/TCP", "82/TCP"]),
+    # the peer's own ports (egress to a port by name), the pods alike in labels and namespace
+    (TO_HTTP, [pod("b", "x", {}, (("http", 8080),)), pod("b", "y", {}, (("http", 9090),))], ["8080/TCP", "9090/TCP"]),
+    # the selected pod's own ports (ingress on a port by name), the source the same probe of `a`
+    (FROM_A_HTTP, [pod("b", "x", {}, (("http", 8080),)), pod("b", "y", {}, (("http", 9090),))], ["8080/TCP", "9090/TCP"]),
+])
+def test_the_matrix_tells_apart_pods_a_policy_treats_differently(pol, b_pods, ports):
+    c = cluster(b_pods, [pol])
+    pods = probes(["a"])[1:] + b_pods   # the probe without labels: a wildcard would open every port
+    rows = {(e["from"], e["to"]): e["ports"] for e in namespace_matrix(c, pods)}
+    assert rows[("a", "b")] == ports
+    assert ports == (c.reachable_ports(pods[0], b_pods[0]) | c.reachable_ports(pods[0], b_pods[1])).labels()
+    for first in b_pods:   # each alone: one port, so neither hides the other
+        alone = {(e["from"], e["to"]): e["ports"] for e in namespace_matrix(c, [pods[0], first])}
+        assert len(alone[("a", "b")]) == 1
+
+
+def test_the_matrix_tells_apart_peers_by_namespace_and_host_network():
+    """The peer's namespace (its labels) and hostNetwork (its addresses) are the rest of that key."""
+    to_team_b = policy("a", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [
+        {"to": [{"namespaceSelector": {"matchLabels": {"team": "b"}}}], "ports": [{"port": 80}]},
+        {"to": [{"ipBlock": {"cidr": "10.0.0.0/16"}}], "ports": [{"port": 90}]}]})
+    b_host, b_pod, c_pod = pod("b", "h", host=True), pod("b", "x"), pod("c", "x")
+    c = Cluster([b_host, b_pod, c_pod], [to_team_b], NS, pod_ips=IPSet.of("10.0.0.0/16"), node_ips=IPSet.of("10.1.0.0/16"))
+    src = probes(["a"])[1]
+    rows = {(e["from"], e["to"]): e["ports"] for e in namespace_matrix(c, [src, c_pod, b_host, b_pod])}
+    assert rows[("a", "c")] == ["90/TCP"] and rows[("a", "b")] == ["80/TCP", "90/TCP"]
+    def alone(peer: Pod) -> list[str]:   # (a, a) comes first: the probe itself, a peer of another namespace
+        return {(e["from"], e["to"]): e["ports"] for e in namespace_matrix(c, [src, peer])}[("a", peer.namespace)]
+    assert (alone(b_host), alone(b_pod), alone(c_pod)) == (["80/TCP"], ["80/TCP", "90/TCP"], ["90/TCP"])

@@ -151,24 +151,30 @@ class Cluster:
         if not policies:
             return PortSet.everything()
         dst = other if kind == "Egress" else subject
+        # the union of the policies' ports, merged once at the end
+        return PortSet([x for pol in policies for x in self.policy_ports(pol, kind, other, dst)])
+
+    def policy_ports(self, pol: Policy, kind: str, other: Endpoint, dst: Endpoint) -> list[tuple[str, int, int]]:
+        """The port ranges of `pol`'s rules of direction `kind` whose peers may match `other` (the `may`
+        reading), named ports resolved against `dst`. A function of (pol, kind, other, dst) alone: the pod
+        the policy selects enters only as `dst` (Ingress), through its named ports."""
         key = "to" if kind == "Egress" else "from"
         ips = self.ips_of(other)
-        out: list[tuple[str, int, int]] = []   # the union of the rules' ports, merged once at the end
-        for pol in policies:
-            for rule in pol.rules(kind):
-                peers = rule.get(key)
-                hit = not peers
-                for peer in peers or []:
-                    if hit:
-                        break
-                    block = peer.get("ipBlock")
-                    if block:
-                        hit = ips is not None and self._block_overlaps(ips, block)
-                    else:
-                        hit = self._selector_peer(peer, pol.namespace, other, must=False)
+        out: list[tuple[str, int, int]] = []
+        for rule in pol.rules(kind):
+            peers = rule.get(key)
+            hit = not peers
+            for peer in peers or []:
                 if hit:
-                    out += self._rule_port_ranges(rule, dst)
-        return PortSet(out)
+                    break
+                block = peer.get("ipBlock")
+                if block:
+                    hit = ips is not None and self._block_overlaps(ips, block)
+                else:
+                    hit = self._selector_peer(peer, pol.namespace, other, must=False)
+            if hit:
+                out += self._rule_port_ranges(rule, dst)
+        return out
 
     def _block_overlaps(self, ips: IPSet, block: dict[str, Any]) -> bool:
         """Does an ipBlock overlap `ips`? Once per (address set, ipBlock): the namespace matrix asks
@@ -186,23 +192,32 @@ class Cluster:
         policies = self.selecting(subject, kind)
         if not policies:
             return None
-        key = "to" if kind == "Egress" else "from"
         out: set[str] = set()
         for pol in policies:
-            for rule in pol.rules(kind):
-                peers = rule.get(key)
-                if not peers:
-                    return None
-                for peer in peers:
-                    block = peer.get("ipBlock")
-                    if block:
-                        cidr = IPSet.of(block["cidr"], block.get("except") or ())
-                        if self.ipblock_matches_pods and (cidr.overlaps(self.pod_ips) or cidr.overlaps(self.node_ips)):
-                            return None
-                    elif peer.get("namespaceSelector") is not None:
-                        out.update(ns for ns in namespaces if self._selects_namespace(peer["namespaceSelector"], ns))
-                    else:
-                        out.add(pol.namespace)
+            some = self.policy_peer_namespaces(pol, kind, namespaces)
+            if some is None:
+                return None
+            out |= some
+        return out
+
+    def policy_peer_namespaces(self, pol: Policy, kind: str, namespaces: list[str]) -> set[str] | None:
+        """peer_namespaces for the pods `pol` selects, from its rules of direction `kind` alone."""
+        key = "to" if kind == "Egress" else "from"
+        out: set[str] = set()
+        for rule in pol.rules(kind):
+            peers = rule.get(key)
+            if not peers:
+                return None
+            for peer in peers:
+                block = peer.get("ipBlock")
+                if block:
+                    cidr = IPSet.of(block["cidr"], block.get("except") or ())
+                    if self.ipblock_matches_pods and (cidr.overlaps(self.pod_ips) or cidr.overlaps(self.node_ips)):
+                        return None
+                elif peer.get("namespaceSelector") is not None:
+                    out.update(ns for ns in namespaces if self._selects_namespace(peer["namespaceSelector"], ns))
+                else:
+                    out.add(pol.namespace)
         return out
 
     def _selects_namespace(self, selector: dict[str, Any], ns: str) -> bool:
