@@ -362,3 +362,14 @@ def test_the_matrix_tells_apart_peers_by_namespace_and_host_network():
     def alone(peer: Pod) -> list[str]:   # (a, a) comes first: the probe itself, a peer of another namespace
         return {(e["from"], e["to"]): e["ports"] for e in namespace_matrix(c, [src, peer])}[("a", peer.namespace)]
     assert (alone(b_host), alone(b_pod), alone(c_pod)) == (["80/TCP"], ["80/TCP", "90/TCP"], ["90/TCP"])
+
+
+def test_a_namespace_named_by_its_name_label_is_that_namespace_alone():
+    """A namespaceSelector on kubernetes.io/metadata.name alone is looked up by name: the label is each
+    namespace's own name (the API server sets it; a Namespace object's own value is overwritten)."""
+    by_name = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "b"}}}
+    to_b = policy("a", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [by_name]}]})
+    a = pod("a", "x")
+    c = cluster([a], [to_b], namespaces={**NS, "c": {"kubernetes.io/metadata.name": "b"}})
+    assert c.peer_namespaces(a, "Egress", ["a", "b", "c"]) == {"b"}
+    assert c.peer_namespaces(a, "Egress", ["a", "c"]) == set()   # of the namespaces asked about only

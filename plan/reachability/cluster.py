@@ -44,7 +44,6 @@ class Cluster:
         self.service_ips = service_ips or IPSet.of("172.20.0.0/16")
         self.ipblock_matches_pods = ipblock_matches_pods
         self._by_ns: dict[str, list[Policy]] = {}
-        self._selected: dict[tuple[int, str], bool] = {}   # _selects_namespace's memo
         # _block_overlaps' memo: (id of an address set, cidr, excepts) -> (that set, verdict); the entry
         # holds the set, so no other set can take its id while the cluster lives.
         self._overlapping: dict[tuple[int, str, tuple[str, ...]], tuple[IPSet, bool]] = {}
@@ -96,8 +95,9 @@ class Cluster:
         end = as_int(entry.get("endPort"))
         return [(proto, number, end if end is not None and end >= number else number)]
 
-    def rule_ports(self, rule: dict[str, Any], dst: Endpoint) -> PortSet:
-        return PortSet(self._rule_port_ranges(rule, dst))
+    def _rule_has_port(self, rule: dict[str, Any], dst: Endpoint, port: int, protocol: str) -> bool:
+        """Is `port`/`protocol` one of the rule's ports (no PortSet built: judge asks it per need and rule)?"""
+        return any(p == protocol and lo <= port <= hi for p, lo, hi in self._rule_port_ranges(rule, dst))
 
     def _rule_port_ranges(self, rule: dict[str, Any], dst: Endpoint) -> list[tuple[str, int, int]]:
         ports = rule.get("ports")
@@ -117,7 +117,7 @@ class Cluster:
         covered = IPSet()
         for pol in policies:
             for rule in pol.rules(kind):
-                if (port, protocol) not in self.rule_ports(rule, dst):
+                if not self._rule_has_port(rule, dst, port, protocol):
                     continue
                 peers = rule.get(key)
                 if not peers:
@@ -215,18 +215,20 @@ class Cluster:
                     if self.ipblock_matches_pods and (cidr.overlaps(self.pod_ips) or cidr.overlaps(self.node_ips)):
                         return None
                 elif peer.get("namespaceSelector") is not None:
-                    out.update(ns for ns in namespaces if self._selects_namespace(peer["namespaceSelector"], ns))
+                    out |= self._namespaces_selected(peer["namespaceSelector"], namespaces)
                 else:
                     out.add(pol.namespace)
         return out
 
-    def _selects_namespace(self, selector: dict[str, Any], ns: str) -> bool:
-        """A policy peer's namespaceSelector against a namespace, once per pair (the selector is part
-        of a policy of this cluster, so its id is stable while the cluster lives)."""
-        key = (id(selector), ns)
-        if key not in self._selected:
-            self._selected[key] = selector_matches(selector, self.namespace_labels(ns))
-        return self._selected[key]
+    def _namespaces_selected(self, selector: dict[str, Any], namespaces: list[str]) -> set[str]:
+        """The namespaces (of `namespaces`) a policy peer's namespaceSelector matches. One that asks for
+        kubernetes.io/metadata.name alone names a namespace: every namespace's value of that label is
+        its own name (set in __init__, as the API server does, and by namespace_labels), so no scan."""
+        labels = selector.get("matchLabels") or {}
+        if not selector.get("matchExpressions") and len(labels) == 1 and NS_NAME_LABEL in labels:
+            name = str(labels[NS_NAME_LABEL])
+            return {name} if name in namespaces else set()
+        return {ns for ns in namespaces if selector_matches(selector, self.namespace_labels(ns))}
 
     def reachable_ports(self, src: Endpoint, dst: Endpoint) -> PortSet:
         """Every port/protocol on which `src` may reach `dst` (the `may` reading)."""
