@@ -15,7 +15,7 @@ from plan.reachability.model import (
     Policy,
     as_int,
 )
-from plan.reachability.sets import MAX_PORT, PROTOCOLS, IPSet, PortSet
+from plan.reachability.sets import MAX_PORT, PROTOCOLS, IPSet, PortSet, union_of
 
 
 class Cluster:
@@ -47,6 +47,7 @@ class Cluster:
         # _block_overlaps' memo: (id of an address set, cidr, excepts) -> (that set, verdict); the entry
         # holds the set, so no other set can take its id while the cluster lives.
         self._overlapping: dict[tuple[int, str, tuple[str, ...]], tuple[IPSet, bool]] = {}
+        self._covering: dict[tuple[int, int, bool], tuple[IPSet, IPSet, bool]] = {}   # _covers' memo
         for pol in policies:
             self._by_ns.setdefault(pol.namespace, []).append(pol)
 
@@ -114,7 +115,7 @@ class Cluster:
             return True
         dst = other if kind == "Egress" else subject
         key = "to" if kind == "Egress" else "from"
-        covered = IPSet()
+        blocks: list[tuple[str, tuple[str, ...]]] = []   # the ipBlocks of the rules that apply
         for pol in policies:
             for rule in pol.rules(kind):
                 if not self._rule_has_port(rule, dst, port, protocol):
@@ -125,13 +126,22 @@ class Cluster:
                 for peer in peers:
                     block = peer.get("ipBlock")
                     if block:
-                        covered = covered | IPSet.of(block["cidr"], block.get("except") or ())
+                        blocks.append((block["cidr"], tuple(block.get("except") or ())))
                     elif self._selector_peer(peer, pol.namespace, other, must):
                         return True
         ips = self.ips_of(other)
+        covered = union_of(tuple(blocks))
         if not ips or not covered:
             return False
-        return ips.subset_of(covered) if must else ips.overlaps(covered)
+        return self._covers(ips, covered, must)
+
+    def _covers(self, ips: IPSet, covered: IPSet, must: bool) -> bool:
+        """`ips` within `covered` (must) or meeting it (may), once per pair of sets: judge asks it per
+        need against a handful of each. The entry holds both sets, so neither id is reused meanwhile."""
+        key = (id(ips), id(covered), must)
+        if key not in self._covering:
+            self._covering[key] = (ips, covered, ips.subset_of(covered) if must else ips.overlaps(covered))
+        return self._covering[key][2]
 
     def egress(self, src: Endpoint, dst: Endpoint, port: int, protocol: str = "TCP", must: bool = True) -> bool:
         return self._direction(src, dst, "Egress", port, protocol, must)

@@ -66,6 +66,15 @@ def _ipset_of(cidr: str, excepts: tuple[str, ...]) -> IPSet:
         IPSet(ipaddress.ip_network(e, strict=False) for e in excepts))
 
 
+@cache
+def union_of(blocks: tuple[tuple[str, tuple[str, ...]], ...]) -> IPSet:
+    """The union of ipBlocks given as (cidr, excepts), once per distinct tuple of them (shared, as above)."""
+    out = IPSet()
+    for cidr, excepts in blocks:
+        out = out | _ipset_of(cidr, excepts)
+    return out
+
+
 PRIVATE = IPSet.of("10.0.0.0/8") | IPSet.of("172.16.0.0/12") | IPSet.of("192.168.0.0/16")
 PUBLIC = IPSet.of("0.0.0.0/0").minus(PRIVATE)
 PUBLIC_DESC = "0.0.0.0/0 except 10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
