@@ -145,7 +145,9 @@ def echo_outputs(wire_inputs: struct_pb2.Struct, inputs: dict[str, Any], state: 
     were given) is copied from the request as it came: it is already serialized, and the stock path
     (serialize_properties of the deserialized value) gives the SDK the same values, each pass over a
     big spec costing as much as the SDK's own. Only what the mocks add or change is serialized.
-    tests/test_engine_echo.py checks both give the program the same outputs."""
+    tests/test_engine_echo.py checks both give the program the same outputs. The mocks must not change
+    an input in place (`out = dict(inputs)`, then new values): a value changed in place would be
+    echoed as it came."""
     out = struct_pb2.Struct()
     added = {}
     for key, value in state.items():

@@ -134,9 +134,14 @@ def _split(text: str, release: ReleaseSpec) -> list[dict[str, Any]]:
 
 # A template sees the cluster's API versions only through `.Capabilities.APIVersions` (Helm
 # pkg/chartutil/capabilities.go: Capabilities{KubeVersion, APIVersions, HelmVersion}; `helm template
-# --api-versions` fills APIVersions and nothing else). A chart none of whose files names it, nor hands
-# `.Capabilities` on whole, renders the same whatever the API set.
-_READS_APIS = re.compile(rb"APIVersions|Capabilities\s*(\||\)|}})")
+# --api-versions` fills APIVersions and nothing else). A chart none of whose files can reach it --
+# names it, uses `.Capabilities` other than for the Kubernetes or Helm version, or dumps the root
+# context (`toYaml $`) -- and whose values name neither (a chart may `tpl` its values), renders the
+# same whatever the API set. A false "reads" only costs a render. Not told apart: `toYaml .` where
+# `.` is the root (top level of a template) from the common `toYaml .` inside `with`/`range`, which
+# every chart here uses; no vendored chart dumps its root context.
+_READS_APIS = re.compile(rb"APIVersions|Capabilities(?!\.(?:KubeVersion|HelmVersion)\b)"
+                         rb"|to(?:Yaml|Json|PrettyJson|RawJson)\s+\$(?=[\s)}|-])")
 
 
 def _archive_reads_apis(archive: tarfile.TarFile) -> bool:
@@ -164,7 +169,8 @@ def _key(release: ReleaseSpec, kube_version: str, api_versions: tuple[str, ...])
     """The render's identity. A chart that cannot read the API versions keys without them: the
     fixpoint's second pass and another stack's render with other CRDs read the same entry."""
     digest = archive_digest(release.chart)
-    apis = list(api_versions) if reads_api_versions(release.chart, digest) else "not read by the chart"
+    blind = not reads_api_versions(release.chart, digest) and not _READS_APIS.search(release.values.encode())
+    apis = "not read by the chart" if blind else list(api_versions)
     ident = [helm_version(), digest, release.name, release.namespace, release.values,
              kube_version, apis, release.include_crds]
     return hashlib.sha256(json.dumps(ident).encode()).hexdigest()

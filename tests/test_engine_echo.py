@@ -1,8 +1,9 @@
 """The mock engine's outputs (plan/engine.py echo_outputs): the state of a resource goes back to the
 program as the stock MockMonitor sends it (pulumi runtime/mocks.py: serialize_properties of the
 state), though the properties the mocks echo unchanged are copied from the request instead of
-serialized again. Checked on every request of prod's plan: real specs, secrets (nested ones too),
-numbers and references as the program sends them."""
+serialized again. Checked on every request of prod's plan: real specs, secrets (nested ones too) and
+numbers as the monitor receives them (resource references are URNs by then: RecordingMonitor strips
+them first; the plan has no assets or unknowns, as it runs with preview=False)."""
 
 from __future__ import annotations
 

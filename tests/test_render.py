@@ -88,6 +88,10 @@ def test_a_chart_that_cannot_read_the_api_versions_renders_alike_with_any(planne
     spec = next(s for s in blind if s.name == "keda")
     apis = ("gateway.networking.k8s.io/v1", "monitoring.coreos.com/v1/ServiceMonitor")
     assert render._key(spec, "1.34.0", ()) == render._key(spec, "1.34.0", apis)
+    # ... unless its values could hand the API versions to its `tpl` (keda's extraObjects)
+    reading = render.ReleaseSpec(spec.urn, spec.name, spec.namespace, spec.chart, spec.version, json.dumps(
+        {"extraObjects": ["{{ if .Capabilities.APIVersions.Has \"x/v1\" }}kind: X{{ end }}"]}), spec.include_crds)
+    assert render._key(reading, "1.34.0", ()) != render._key(reading, "1.34.0", apis)
     monkeypatch.setattr(render, "CACHE_DIR", tmp_path / "a")
     without = render.render_one(spec, "1.34.0", ())
     monkeypatch.setattr(render, "CACHE_DIR", tmp_path / "b")
@@ -107,6 +111,12 @@ def test_subcharts_vendored_as_archives_are_read_too(tmp_path):
     archive(tmp_path / "plain.tgz", {"plain/templates/cm.yaml": b"kind: ConfigMap"})
     assert render.reads_api_versions(tmp_path / "parent.tgz", "p")
     assert not render.reads_api_versions(tmp_path / "plain.tgz", "q")
+    reads = [b"{{ $.Capabilities | toYaml }}", b"{{ include \"x\" (dict \"c\" .Capabilities) }}",
+             b"{{ toYaml $ | nindent 2 }}", b"{{ .Capabilities.APIVersions.Has \"v1\" }}"]
+    blind = [b"{{ .Capabilities.KubeVersion.Minor }}", b"{{ .Capabilities.HelmVersion.Version }}",
+             b"{{- with .Values.x }}{{ toYaml . | nindent 2 }}{{ end }}", b"{{ toYaml $.Values.x }}"]
+    assert all(render._READS_APIS.search(t) for t in reads)
+    assert not [t for t in blind if render._READS_APIS.search(t)]
 
 
 def test_a_chart_that_does_not_render_is_an_error(tmp_path):

@@ -22,10 +22,11 @@ pytestmark = pytest.mark.slow  # timing and whole plans of big stacks
 
 PROD_TENANTS, PROD_MODELS = 2, 3
 BIG = 30           # tenants and models: ten times prod's models, fifteen times its tenants
-# Issue 15's goal. Measured 2026-12-02 (2 cores, warm, no collector): x1.12 in three runs, after the
-# two quadratic steps of the program under the mock engine went: tenant routes waiting for every
-# model route (tenants x models dependencies, each walked by the SDK's cycle check) and the mock
-# monitor serializing each echoed spec again (plan/engine.py echo_outputs). Before: x1.15-1.28.
+# Issue 15's goal. Measured 2026-12-02 (2 cores, warm, no collector): x1.12-1.15 in six runs, after
+# the program under the mock engine lost its quadratic step, tenant routes waiting for every model
+# route (tenants x models dependencies, each walked by the SDK's cycle check), and the mock monitor
+# its second serialization of every echoed spec (plan/engine.py echo_outputs: linear in the data,
+# which holds tenants x models route rules). Before: x1.15-1.28.
 MAX_GROWTH = 1.2
 
 
