@@ -16,7 +16,7 @@ from components.aws import pod_identity_role
 from components.config import ClusterConfig
 from components.k8s import labels, meta
 from domain.coldstart import cache_volume_parameters
-from domain.durations import timeout_seconds
+from domain.durations import timeout_window
 
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator"]
@@ -51,13 +51,13 @@ API_PORT = 443
 def node_waiting_addon_timeout() -> str:
     """An add-on created beside the node group waits for its nodes: the node group's whole create
     window plus the add-on's own, the AWS provider's defaults (platform/durations.yaml `timeouts`)."""
-    return f"{(timeout_seconds('nodeGroupCreate') + timeout_seconds('addonCreate')) // 60}m"
+    return timeout_window("nodeGroupCreate", "addonCreate")
 
 
 def early_addon_timeout() -> str:
     """An add-on created as the cluster turns ACTIVE may be retried until the add-on API is ready, up
     to 20 minutes (platform/durations.yaml `timeouts.addonApiRetries`): its own default window after that."""
-    return f"{(timeout_seconds('addonCreate') + timeout_seconds('addonApiRetries')) // 60}m"
+    return timeout_window("addonCreate", "addonApiRetries")
 
 
 @dataclass

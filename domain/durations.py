@@ -18,3 +18,8 @@ def durations() -> dict[str, Any]:
 def timeout_seconds(key: str) -> int:
     """An await window of the `timeouts` section, in seconds."""
     return int(durations()["timeouts"][key]["seconds"])
+
+
+def timeout_window(*keys: str) -> str:
+    """The sum of `timeouts` windows as a customTimeouts value in whole minutes ("80m")."""
+    return f"{sum(timeout_seconds(k) for k in keys) // 60}m"

@@ -26,6 +26,7 @@ from pulumi.runtime.proto import resource_pb2, source_pb2
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from domain.yamlfile import load_yaml, read_yaml
+from plan.objects import EKS_CLUSTER, EKS_CONTROL_PLANE
 from plan.wire import RESOURCE_SIG, SECRET_TEXT, SIG, redact, request_inputs, strip_references
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -223,7 +224,7 @@ class PlanMocks(pulumi.runtime.Mocks):
         elif typ == "kubernetes:helm.sh/v3:Release":
             out["status"] = {"name": inputs.get("name", name), "namespace": inputs.get("namespace", "default"),
                              "status": "deployed", "version": 1}
-        elif typ == "eks:index:Cluster":
+        elif typ == EKS_CLUSTER:
             cname = inputs.get("name") or f"mock-{name}"
             endpoint = f"https://MOCK{cname.upper().replace('-', '')}.gr7.{self.region}.eks.amazonaws.com"
             kubeconfig = {"apiVersion": "v1", "kind": "Config",
@@ -238,7 +239,7 @@ class PlanMocks(pulumi.runtime.Mocks):
                      "version": inputs.get("version"), "certificateAuthority": {"data": "bW9jaw=="},
                      "vpcConfig": {"clusterSecurityGroupId": f"sg-mock-{cname}"}}
             out.update(kubeconfig=kubeconfig, kubeconfigJson=json.dumps(kubeconfig),
-                       eksCluster=self._fake_child(typ, name, "aws:eks/cluster:Cluster", cname, state),
+                       eksCluster=self._fake_child(typ, name, EKS_CONTROL_PLANE, cname, state),
                        clusterSecurityGroupId=f"sg-mock-{cname}")
         return rid, out
 

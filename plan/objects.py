@@ -9,6 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+# The EKS types the analyses read: pulumi-eks' cluster component, the control plane it creates, an
+# add-on, a managed node group.
+EKS_CLUSTER = "eks:index:Cluster"
+EKS_CONTROL_PLANE = "aws:eks/cluster:Cluster"
+EKS_ADDON = "aws:eks/addon:Addon"
+EKS_NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 HEAD = ("apiVersion", "kind", "metadata")
 
 # Built-in kinds that are not namespaced (kubectl api-resources --namespaced=false, Kubernetes 1.34);

@@ -9,10 +9,10 @@ from typing import Any
 from domain.instances import instance_facts
 from plan.admission import images, node_pools, pod_dns, pod_identity, quota, references, schema
 from plan.admission.pod_security import check_pod, enforce_level, pod_templates
-from plan.objects import K8sObject
+from plan.objects import EKS_ADDON, EKS_NODE_GROUP, K8sObject
 
-NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
-ADDON = "aws:eks/addon:Addon"
+NODE_GROUP = EKS_NODE_GROUP
+ADDON = EKS_ADDON
 # What each EKS add-on runs in kube-system: (kind, name) of its workloads' ServiceAccounts
 # (docs.aws.amazon.com/eks/latest/userguide/workloads-add-ons-available-eks.html; the add-ons'
 # manifests: aws-node, kube-proxy, coredns, eks-pod-identity-agent, ebs-csi-controller-sa/-node-sa).

@@ -8,16 +8,17 @@ import ipaddress
 from typing import Any
 
 from plan.admission.pod_security import pod_templates
+from plan.objects import EKS_ADDON, EKS_CLUSTER, EKS_CONTROL_PLANE, EKS_NODE_GROUP
 from plan.reachability import (
     ContainerPort,
     Pod,
 )
 
-ADDON = "aws:eks/addon:Addon"
+ADDON = EKS_ADDON
 VPC = "aws:ec2/vpc:Vpc"
 SUBNET = "aws:ec2/subnet:Subnet"
-EKS_CLUSTERS = ("eks:index:Cluster", "aws:eks/cluster:Cluster")
-NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+EKS_CLUSTERS = (EKS_CLUSTER, EKS_CONTROL_PLANE)
+NODE_GROUP = EKS_NODE_GROUP
 
 # What each EKS add-on runs (its manifests as EKS installs them: labels, ports, hostNetwork, service
 # account): the add-ons are EKS-managed, so no object of the plan describes their pods.

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.durations import durations, timeout_seconds
+from plan.objects import EKS_CLUSTER, EKS_CONTROL_PLANE
 from plan.rehearsal.clock import Late
 from plan.rehearsal.facts import ADDON, MANDATORY, hazard, seconds
 from plan.rehearsal.world import NodeSource, World, fitting, misfit
@@ -76,13 +77,13 @@ def early_addon_hazards(w: World, sched: dict[str, Any]) -> list[dict[str, Any]]
     `addonApiRetries` (platform/durations.yaml): a create timeout that does not cover that and the
     add-on's own time can end the first deploy there, and the node group behind vpc-cni never starts."""
     retries = durations()["timeouts"]["addonApiRetries"]
-    control_plane_s = int(durations()["resources"]["aws:eks/cluster:Cluster"]["seconds"])
+    control_plane_s = int(durations()["resources"][EKS_CONTROL_PLANE]["seconds"])
     start, finish = sched["begin"], sched["finish"]
     out = []
-    for cluster in w.plan.by_type("eks:index:Cluster"):
+    for cluster in w.plan.by_type(EKS_CLUSTER):
         ready = start.get(cluster.urn, 0) + control_plane_s + int(retries["readyAfterActive"])
-        for r in w.plan.by_type(ADDON):
-            if r.urn not in start or start[r.urn] >= ready:
+        for r in w.plan.by_type(ADDON):   # this cluster's add-ons
+            if cluster.inputs.get("name") not in (None, r.inputs.get("clusterName")) or start.get(r.urn, ready) >= ready:
                 continue
             needed = int(retries["seconds"]) + finish.get(r.urn, 0) - start[r.urn]
             if addon_timeout(r) < needed:

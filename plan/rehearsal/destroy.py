@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from components import names
-from plan.objects import K8sObject
+from plan.objects import EKS_CLUSTER, EKS_CONTROL_PLANE, K8sObject
 from plan.rehearsal.facts import ADVISORY, MANDATORY, NODEPOOL_KINDS, hazard
 from plan.rehearsal.timing import name
 from plan.rehearsal.world import World
@@ -204,7 +204,7 @@ def deletion_protection(w: World, keep: set[str]) -> list[dict[str, Any]]:
     for r in w.plan.resources:
         if r.urn in keep:
             continue
-        if r.type in ("eks:index:Cluster", "aws:eks/cluster:Cluster", "aws:rds/instance:Instance",
+        if r.type in (EKS_CLUSTER, EKS_CONTROL_PLANE, "aws:rds/instance:Instance",
                       "aws:rds/cluster:Cluster") and r.inputs.get("deletionProtection"):
             out.append(hazard("deletion-protection", ADVISORY,
                               f"{name(w.graph, r.urn)}: deletionProtection is on but the resource is not protected: "

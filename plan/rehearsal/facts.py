@@ -7,10 +7,12 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from plan.objects import EKS_ADDON, EKS_NODE_GROUP
+
 MANDATORY, ADVISORY = "mandatory", "advisory"
 GPU = "nvidia.com/gpu"
-NODEGROUP = "aws:eks/nodeGroup:NodeGroup"
-ADDON = "aws:eks/addon:Addon"
+NODEGROUP = EKS_NODE_GROUP
+ADDON = EKS_ADDON
 NODEPOOL_KINDS = {("karpenter.sh", "NodePool"), ("karpenter.k8s.aws", "EC2NodeClass"), ("karpenter.sh", "NodeClaim")}
 # Goals for the first deploy, by environment (the design's: prod within 20 minutes).
 GOAL_MINUTES = {"prod": 20}

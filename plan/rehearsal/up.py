@@ -10,7 +10,7 @@ from typing import Any
 from domain.durations import durations
 from domain.selectors import selector_matches
 from plan.admission.pod_security import pod_templates
-from plan.objects import CLUSTER_SCOPED, HELM_RELEASE, K8sObject
+from plan.objects import CLUSTER_SCOPED, EKS_CLUSTER, EKS_CONTROL_PLANE, HELM_RELEASE, K8sObject
 from plan.rehearsal.facts import (
     ADVISORY,
     BUILTIN_GROUPS,
@@ -330,7 +330,7 @@ def api_access(w: World) -> list[dict[str, Any]]:
     out = []
     vpc_cidrs = [ipaddress.ip_network(r.inputs["cidrBlock"], strict=False) for r in w.plan.by_type("aws:ec2/vpc:Vpc")
                  if r.inputs.get("cidrBlock")]
-    for c in [*w.plan.by_type("eks:index:Cluster"), *w.plan.by_type("aws:eks/cluster:Cluster")]:
+    for c in [*w.plan.by_type(EKS_CLUSTER), *w.plan.by_type(EKS_CONTROL_PLANE)]:
         i = c.inputs
         vpc_cfg = i.get("vpcConfig") or {}
         public = i.get("endpointPublicAccess", vpc_cfg.get("endpointPublicAccess", True))
