@@ -25,7 +25,8 @@ import pytest
 import yaml
 
 from components.config import NAMESPACE, ConfigError, validate
-from plan.engine import ROOT, Plan, read_stack, run_program, tune_gc
+from plan.analysis import analyse
+from plan.engine import ROOT, Plan, program_config, read_stack, run_program, tune_gc
 from tests import shared_plans
 from tests.policy_recording import Recording
 
@@ -40,10 +41,6 @@ _CACHE: dict[str, Plan] = {}
 def plan_file(stack_or_file: str, analysed: bool = True) -> Plan:
     """The whole offline plan of a stack (program, rendered releases, admission, reachability), as
     `python -m plan` makes it, in-process; `analysed=False`: the validated program's resources only."""
-    from components.config import NAMESPACE, validate
-    from plan.analysis import analyse
-    from plan.engine import program_config
-
     sf = read_stack(stack_or_file)
     config = validate({k.split(":", 1)[1]: v for k, v in program_config(sf).items()
                        if k.startswith(NAMESPACE + ":")}, sf.name)
